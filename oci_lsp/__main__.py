@@ -1,0 +1,3 @@
+from oci_lsp.cli import main
+
+raise SystemExit(main())

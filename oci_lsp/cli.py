@@ -1,0 +1,110 @@
+"""Command line: parse arguments, set up logging, dispatch. No other logic lives here."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from oci_lsp import __version__
+
+# Exit status 2: the run could not be done (CONTRACT.md).
+EXIT_USAGE = 2
+
+
+def _host_port(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    try:
+        number = int(port)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected [HOST:]PORT, got {value!r}") from None
+    if not 0 < number < 65536:
+        raise argparse.ArgumentTypeError(f"port out of range: {number}")
+    return host or "127.0.0.1", number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="oci-lsp",
+        description="OpenCodeInterpreter's generate-execute-refine loop as a language server.",
+    )
+    parser.add_argument("--version", action="version", version=f"oci-lsp {__version__}")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--stdio", action="store_true", help="serve LSP over stdio (the default)")
+    mode.add_argument(
+        "--tcp", metavar="[HOST:]PORT", type=_host_port, help="serve LSP over TCP (127.0.0.1)"
+    )
+    shared = parser.add_argument_group("model and backend (override settings files)")
+    shared.add_argument("--model", metavar="ID|DIR")
+    shared.add_argument("--backend", choices=("ctranslate2", "openai"))
+    shared.add_argument("--device", choices=("auto", "cuda", "cpu"))
+    shared.add_argument("--compute-type", metavar="TYPE")
+    shared.add_argument("--openai-base-url", metavar="URL")
+    shared.add_argument("--openai-model", metavar="NAME")
+    parser.add_argument("--log-file", metavar="FILE", help="write the log here (default: stderr)")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv)")
+    return parser
+
+
+def command_line_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The options given on the command line, in the settings' JSON shape."""
+    settings: dict[str, Any] = {}
+    for option, key in (
+        ("model", "model"),
+        ("backend", "backend"),
+        ("device", "device"),
+        ("compute_type", "computeType"),
+    ):
+        value = getattr(args, option)
+        if value is not None:
+            settings[key] = value
+    openai = {
+        key: value
+        for key, value in (("baseUrl", args.openai_base_url), ("model", args.openai_model))
+        if value is not None
+    }
+    if openai:
+        settings["openai"] = openai
+    return settings
+
+
+def setup_logging(log_file: str | None, verbosity: int) -> None:
+    """Logs go to stderr or a file: stdout carries the protocol."""
+    handler: logging.Handler
+    if log_file:
+        handler = logging.FileHandler(log_file, encoding="utf-8")
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(
+        logging.DEBUG if verbosity >= 2 else logging.INFO if verbosity else logging.WARNING
+    )
+    oci = logging.getLogger("oci_lsp")
+    oci.setLevel(logging.DEBUG if verbosity >= 1 else logging.INFO)
+    # pygls logs every message body at INFO: only with -vv.
+    logging.getLogger("pygls").setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        setup_logging(args.log_file, args.verbose)
+    except OSError as exc:
+        print(
+            f"oci-lsp: cannot write the log file {args.log_file}: {exc.strerror}", file=sys.stderr
+        )
+        return EXIT_USAGE
+    from oci_lsp.server.app import create_server
+
+    server = create_server(command_line_settings(args))
+    if args.tcp:
+        host, port = args.tcp
+        logging.getLogger(__name__).info("serving LSP on %s:%d", host, port)
+        server.start_tcp(host, port)
+    else:
+        server.start_io()
+    return 0

@@ -1,0 +1,1 @@
+"""Python source knowledge shared by all layers: functions, statements, modules, imports."""

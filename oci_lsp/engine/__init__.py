@@ -1,0 +1,1 @@
+"""The model side: catalog, store (pull, convert, verify), and the generation backends."""

@@ -1,0 +1,392 @@
+"""The language server: LSP methods in, calls to testing/ out, results back as protocol.
+
+Each LSP method has one small handler here; what they call knows nothing of LSP, so the
+headless `--fix` and the benchmarks use the same code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+from pygls.uris import to_fs_path
+
+from oci_lsp import __version__
+from oci_lsp.engine.device import choose_placement
+from oci_lsp.server.diagnostics import DiagnosticsPublisher, path_to_uri
+from oci_lsp.server.progress import Progress
+from oci_lsp.server.workspaces import Folder, Folders, SettingsSources
+from oci_lsp.testing.failures import FailureMark
+from oci_lsp.testing.runner import RunResult
+from oci_lsp.testing.session import TestSession
+from oci_lsp.testing.watch import SeenFiles, is_relevant, watch_roots
+
+log = logging.getLogger(__name__)
+
+CONFIG_SECTION = "oci"
+# initializationOptions keys that describe the client, not settings.
+CLIENT_OPTIONS = ("promptForInstruction",)
+COMMAND_STATUS = "oci.status"
+COMMAND_RUN_TESTS = "oci.runTests"
+
+
+def _path_of(uri: str) -> str | None:
+    path = to_fs_path(uri)
+    return os.path.normpath(path) if path else None
+
+
+class OciLanguageServer(LanguageServer):
+    def __init__(self, command_line: Mapping[str, Any] | None = None) -> None:
+        super().__init__("oci-lsp", __version__)
+        self.sources = SettingsSources(command_line=command_line)
+        self.folders = Folders()
+        self.prompt_for_instruction = False
+        self.seen = SeenFiles()
+        self._shown: set[str] = set()
+        self._progress: dict[str, Progress] = {}
+        self._watch_stop: asyncio.Event | None = None
+        self._watch_task: asyncio.Task[None] | None = None
+        self._file_cache: dict[str, tuple[tuple[int, int], str]] = {}
+        self.publisher = DiagnosticsPublisher(
+            publish=self._publish,
+            marks_for_path=self.marks_for_path,
+            line_of=self.line_of,
+            codec=lambda: self.workspace.position_codec,
+            uri_for=self.uri_for,
+        )
+
+    # -- reading the workspace -------------------------------------------------------------
+
+    def _open_document_text(self, path: str) -> str | None:
+        for uri, doc in self.workspace.text_documents.items():
+            if _path_of(uri) == path:
+                return str(doc.source)
+        return None
+
+    def read(self, path: str) -> str | None:
+        """The text of a file as the user sees it: the editor's buffer, else the disk."""
+        text = self._open_document_text(path)
+        if text is not None:
+            return text
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        stamp = (st.st_mtime_ns, st.st_size)
+        cached = self._file_cache.get(path)
+        if cached and cached[0] == stamp:
+            return cached[1]
+        try:
+            with open(path, "rb") as handle:
+                text = handle.read().decode("utf-8", errors="replace")
+        except OSError:
+            return None
+        self._file_cache[path] = (stamp, text)
+        return text
+
+    def line_of(self, path: str, line: int) -> str | None:
+        text = self.read(path)
+        if text is None:
+            return None
+        lines = text.splitlines()
+        return lines[line] if 0 <= line < len(lines) else None
+
+    def uri_for(self, path: str) -> str:
+        for uri in self.workspace.text_documents:
+            if _path_of(uri) == path:
+                return str(uri)
+        return path_to_uri(path)
+
+    def marks_for_path(self, path: str) -> list[FailureMark]:
+        marks: list[FailureMark] = []
+        for folder in self.folders:
+            if folder.session is not None:
+                marks.extend(folder.session.marks_for_path(path))
+        return marks
+
+    # -- talking to the client --------------------------------------------------------------
+
+    def _publish(self, uri: str, diagnostics: list[types.Diagnostic]) -> None:
+        self.text_document_publish_diagnostics(
+            types.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics)
+        )
+
+    def show_once(self, message: str, kind: types.MessageType = types.MessageType.Warning) -> None:
+        """Tell the user once; the same message on every save would be noise."""
+        if message in self._shown:
+            return
+        self._shown.add(message)
+        log.warning("%s", message)
+        self.window_show_message(types.ShowMessageParams(type=kind, message=message))
+
+    # -- folders and settings ---------------------------------------------------------------
+
+    def add_folder(self, uri: str) -> Folder | None:
+        path = _path_of(uri)
+        if path is None or not os.path.isdir(path):
+            log.warning("workspace folder %s is not a local directory; ignored", uri)
+            return None
+        folder = Folder(root=Path(path).resolve(), uri=uri)
+        self.folders.add(folder)
+        self._resolve(folder)
+        folder.session = TestSession(
+            folder.root, lambda: folder.settings.tests, _SessionEvents(self), self.read
+        )
+        folder.session.start()
+        return folder
+
+    def remove_folder(self, uri: str) -> None:
+        folder = self.folders.remove(uri)
+        if folder is None or folder.session is None:
+            return
+        folder.session.cancel()
+        paths = folder.session.paths_with_marks()
+        folder.session = None
+        for path in paths:
+            self.publisher.publish_now(path)
+
+    def _resolve(self, folder: Folder) -> None:
+        before = folder.settings
+        for problem in folder.resolve(self.sources):
+            self.show_once(str(problem))
+        if folder.session is not None and before.tests != folder.settings.tests:
+            folder.session.enable()  # a changed interpreter or command deserves a new try
+
+    async def refresh_client_settings(self) -> None:
+        """Ask the client for the `oci` section of each folder (after `initialized` only)."""
+        workspace_caps = self.client_capabilities.workspace
+        if not (workspace_caps and workspace_caps.configuration):
+            for folder in self.folders:
+                self._resolve(folder)
+            return
+        folders = list(self.folders)
+        try:
+            results = await self.workspace_configuration_async(
+                types.ConfigurationParams(
+                    items=[
+                        types.ConfigurationItem(scope_uri=f.uri, section=CONFIG_SECTION)
+                        for f in folders
+                    ]
+                )
+            )
+        except Exception as exc:
+            log.warning("workspace/configuration failed: %s", exc)
+            results = [None] * len(folders)
+        for folder, value in zip(folders, results, strict=False):
+            if value is not None and not isinstance(value, Mapping):
+                self.show_once(
+                    f"oci-lsp: the `{CONFIG_SECTION}` settings must be an object; ignored"
+                )
+                value = None
+            folder.client_settings = value
+            self._resolve(folder)
+
+    def start_watching(self) -> None:
+        if self._watch_stop is not None:
+            self._watch_stop.set()
+        self._watch_stop = asyncio.Event()
+        roots = [f.root for f in self.folders]
+        self._watch_task = asyncio.ensure_future(
+            watch_roots(roots, self.files_changed_on_disk, self._watch_stop)
+        )
+
+    def stop(self) -> None:
+        if self._watch_stop is not None:
+            self._watch_stop.set()
+        for folder in self.folders:
+            if folder.session is not None:
+                folder.session.cancel()
+
+    # -- what triggers runs -----------------------------------------------------------------
+
+    def file_saved(self, path: str) -> None:
+        folder = self.folders.for_path(path)
+        if folder is None or folder.session is None:
+            return
+        self.seen.saved(Path(path))
+        if Path(path).name == "pyproject.toml" and Path(path).parent == folder.root:
+            self._resolve(folder)
+        if not is_relevant(Path(path)):
+            return
+        folder.session.file_changed(Path(path))
+        if folder.settings.tests.on_save:
+            folder.session.request_run({Path(path)})
+
+    def files_changed_on_disk(self, paths: set[Path]) -> None:
+        by_folder: dict[str, tuple[Folder, set[Path]]] = {}
+        for path in paths:
+            folder = self.folders.for_path(str(path))
+            if folder is None or folder.session is None or not self.seen.is_new(path):
+                continue
+            folder.session.file_changed(path)
+            if path.name == "pyproject.toml" and path.parent == folder.root:
+                self._resolve(folder)
+            by_folder.setdefault(folder.uri, (folder, set()))[1].add(path)
+        for folder, changed in by_folder.values():
+            log.info("changed outside the editor: %s", ", ".join(map(str, sorted(changed))))
+            if folder.session is not None and folder.settings.tests.on_save:
+                folder.session.request_run(changed)
+
+    # -- oci.status ----------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        folders = list(self.folders)
+        settings = folders[0].settings if folders else None
+        sessions = [f.session for f in folders if f.session is not None]
+        placement = (
+            choose_placement(settings.model, settings.device, settings.compute_type)
+            if settings
+            else None
+        )
+        return {
+            "version": __version__,
+            "backend": settings.backend if settings else None,
+            "model": {
+                "id": placement.model if placement else None,
+                "state": "not-loaded",
+                "device": placement.device if placement else None,
+                "computeType": placement.compute_type if placement else None,
+            },
+            "tests": {
+                "running": any(s.progress.running for s in sessions),
+                "failed": sum(s.failing_count() for s in sessions),
+                "passed": sum(s.passed_count() for s in sessions),
+            },
+        }
+
+
+class _SessionEvents:
+    """A session's events, turned into diagnostics, progress and messages."""
+
+    def __init__(self, server: OciLanguageServer) -> None:
+        self.server = server
+
+    def run_started(self, session: TestSession) -> None:
+        key = str(session.root)
+        old = self.server._progress.pop(key, None)
+        if old is not None:
+            old.end("superseded by a newer run")
+        progress = Progress(self.server, "Running tests", on_cancel=session.cancel)
+        self.server._progress[key] = progress
+        progress.begin(f"{session.root.name}: collecting")
+
+    def run_progress(self, session: TestSession) -> None:
+        progress = self.server._progress.get(str(session.root))
+        if progress is None:
+            return
+        p = session.progress
+        percentage = int(100 * p.done / p.total) if p.total else None
+        failed = f", {p.failed} failed" if p.failed else ""
+        progress.report(f"{p.done}/{p.total} tests{failed}", percentage)
+
+    def marks_changed(self, session: TestSession, paths: set[str]) -> None:
+        self.server.publisher.changed(paths)
+
+    def run_finished(self, session: TestSession, result: RunResult | None) -> None:
+        progress = self.server._progress.pop(str(session.root), None)
+        p = session.progress
+        if progress is not None:
+            progress.end(f"{p.done} tests run, {p.failed} failed")
+        self.server.publisher.flush()
+
+    def problem(self, session: TestSession, message: str) -> None:
+        self.server.show_once(f"oci-lsp: {message}")
+
+
+def create_server(command_line: Mapping[str, Any] | None = None) -> OciLanguageServer:
+    server = OciLanguageServer(command_line)
+
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: OciLanguageServer, params: types.InitializeParams) -> None:
+        options = params.initialization_options
+        if options is not None and not isinstance(options, Mapping):
+            ls.show_once("oci-lsp: initializationOptions must be an object; ignored")
+            options = None
+        options = dict(options or {})
+        ls.prompt_for_instruction = bool(options.get("promptForInstruction", False))
+        for key in CLIENT_OPTIONS:
+            options.pop(key, None)
+        ls.sources.init_options = options
+
+    @server.feature(types.INITIALIZED)
+    async def initialized(ls: OciLanguageServer, params: types.InitializedParams) -> None:
+        for folder_uri in _initial_folder_uris(ls):
+            ls.add_folder(folder_uri)
+        await ls.refresh_client_settings()
+        ls.start_watching()
+
+    @server.feature(types.SHUTDOWN)
+    def shutdown(ls: OciLanguageServer, params: None) -> None:
+        ls.stop()
+
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: OciLanguageServer, params: types.DidOpenTextDocumentParams) -> None:
+        path = _path_of(params.text_document.uri)
+        if path is not None and ls.marks_for_path(path):
+            ls.publisher.publish_now(path)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
+    def did_save(ls: OciLanguageServer, params: types.DidSaveTextDocumentParams) -> None:
+        path = _path_of(params.text_document.uri)
+        if path is not None:
+            ls.file_saved(path)
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    async def did_change_configuration(
+        ls: OciLanguageServer, params: types.DidChangeConfigurationParams
+    ) -> None:
+        await ls.refresh_client_settings()
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
+    async def did_change_folders(
+        ls: OciLanguageServer, params: types.DidChangeWorkspaceFoldersParams
+    ) -> None:
+        for removed in params.event.removed:
+            ls.remove_folder(removed.uri)
+        for added in params.event.added:
+            ls.add_folder(added.uri)
+        await ls.refresh_client_settings()
+        ls.start_watching()
+
+    @server.command(COMMAND_STATUS)
+    def status(ls: OciLanguageServer, *args: Any) -> dict[str, Any]:
+        return ls.status()
+
+    @server.command(COMMAND_RUN_TESTS)
+    async def run_tests(ls: OciLanguageServer, *args: Any) -> dict[str, Any]:
+        argument = args[0] if args else {}
+        uri = argument.get("uri") if isinstance(argument, Mapping) else None
+        path = _path_of(uri) if isinstance(uri, str) else None
+        targets = [ls.folders.for_path(path)] if path else list(ls.folders)
+        sessions = [f.session for f in targets if f is not None and f.session is not None]
+        for session in sessions:
+            if session.disabled:
+                ls.show_once(f"oci-lsp: {session.disabled}")
+            session.request_run({Path(path)} if path else None)
+        try:
+            await asyncio.sleep(0.3)  # past the debounce, so the run has started
+            for session in sessions:
+                await session.wait_idle()
+        except asyncio.CancelledError:
+            for session in sessions:
+                session.cancel()
+            raise
+        result = ls.status()["tests"]
+        return {"failed": result["failed"], "passed": result["passed"]}
+
+    return server
+
+
+def _initial_folder_uris(ls: OciLanguageServer) -> list[str]:
+    folders = ls.workspace.folders
+    if folders:
+        return [f.uri for f in folders.values()]
+    if ls.workspace.root_uri:
+        return [ls.workspace.root_uri]
+    return []

@@ -1,0 +1,72 @@
+"""The workspace folders the server serves, each with its own settings and tests."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from oci_lsp.config import Settings, SettingsProblem, read_pyproject_settings, resolve_settings
+from oci_lsp.testing.session import TestSession
+
+
+@dataclass
+class SettingsSources:
+    """The raw settings of every source but pyproject.toml, which is read per folder."""
+
+    init_options: Mapping[str, Any] | None = None
+    command_line: Mapping[str, Any] | None = None
+
+
+@dataclass
+class Folder:
+    root: Path
+    uri: str
+    settings: Settings = field(default_factory=Settings)
+    client_settings: Mapping[str, Any] | None = None  # workspace/configuration section "oci"
+    session: TestSession | None = None
+
+    def resolve(self, sources: SettingsSources) -> list[SettingsProblem]:
+        pyproject, problem = read_pyproject_settings(self.root)
+        self.settings, problems = resolve_settings(
+            [
+                ("pyproject.toml", pyproject),
+                ("initializationOptions", sources.init_options),
+                ("workspace configuration", self.client_settings),
+                ("command line", sources.command_line),
+            ]
+        )
+        return ([problem] if problem else []) + problems
+
+    def contains(self, path: str) -> bool:
+        root = str(self.root)
+        return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+class Folders:
+    def __init__(self) -> None:
+        self._by_uri: dict[str, Folder] = {}
+
+    def add(self, folder: Folder) -> None:
+        self._by_uri[folder.uri] = folder
+
+    def remove(self, uri: str) -> Folder | None:
+        return self._by_uri.pop(uri, None)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(list(self._by_uri.values()))
+
+    def __len__(self) -> int:
+        return len(self._by_uri)
+
+    def for_path(self, path: str) -> Folder | None:
+        """The innermost folder holding path (folders may nest in multi-root workspaces)."""
+        best: Folder | None = None
+        for folder in self._by_uri.values():
+            if folder.contains(path) and (
+                best is None or len(str(folder.root)) > len(str(best.root))
+            ):
+                best = folder
+        return best

@@ -1,0 +1,168 @@
+"""Where a failure belongs in the code: the failing line in the test, and the function under test.
+
+CONTRACT.md: the function under test is the deepest traceback frame in the workspace outside
+the test files; when the test's own assert failed (no such frame), it is the function called
+in the failing statement, resolved through the test module's imports (at run time by our
+pytest plugin, statically for other runners).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from oci_lsp.code.functions import called_names, enclosing_function, find_function, statement_at
+from oci_lsp.code.modules import ModuleIndex, resolve_call
+from oci_lsp.code.walk import is_ignored_path, is_test_file
+from oci_lsp.testing.results import CollectionError, FailureKind, TestReport
+
+ReadSource = Callable[[str], "str | None"]
+
+
+@dataclass(frozen=True)
+class Span:
+    """A place in a file: 0-based line, columns in code points of that line."""
+
+    path: str
+    line: int
+    start: int
+    end: int
+
+
+@dataclass
+class FailureMark:
+    """One diagnostic to show, before it is turned into LSP (the server) or text (--fix)."""
+
+    span: Span
+    kind: FailureKind
+    message: str
+    test_id: str | None
+    function: str | None  # dotted: "calc.add", "pkg.mod.Calc.add"
+    longrepr: str
+    related: list[tuple[Span, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TargetFunction:
+    path: str
+    qualname: str
+    span: Span
+    dotted: str
+
+
+def _line_span(path: str, source: str | None, line: int) -> Span:
+    """The text of a 1-based line, from its first non-blank character to its end."""
+    lines = (source or "").splitlines()
+    index = max(line - 1, 0)
+    if index < len(lines):
+        text = lines[index]
+        start = len(text) - len(text.lstrip())
+        return Span(path, index, start, max(len(text.rstrip()), start))
+    return Span(path, index, 0, 0)
+
+
+class FailureLocator:
+    """Maps reports to marks for one workspace root; reads files through `read`."""
+
+    def __init__(self, root: Path, read: ReadSource, index: ModuleIndex | None = None) -> None:
+        self.root = root
+        self.read = read
+        self.index = index or ModuleIndex(root)
+        self._root_prefix = os.path.normcase(str(root.resolve())) + os.sep
+
+    def in_workspace(self, path: str) -> bool:
+        if not os.path.normcase(path).startswith(self._root_prefix):
+            return False
+        return not is_ignored_path(Path(path), self.root) and "site-packages" not in path
+
+    def is_test_path(self, path: str, report: TestReport | None = None) -> bool:
+        return is_test_file(Path(path)) or (
+            report is not None and report.path is not None and path == report.path
+        )
+
+    def target_of(self, report: TestReport) -> TargetFunction | None:
+        """The function under test of a failed report, or None when there is none to name."""
+        for frame in reversed(report.frames):
+            if not self.in_workspace(frame.path) or self.is_test_path(frame.path, report):
+                continue
+            if frame.function == "<module>":
+                continue
+            source = self.read(frame.path)
+            if source is None:
+                continue
+            found = enclosing_function(source, frame.line, frame.function)
+            if found is not None:
+                return self._target(frame.path, found.qualname, source)
+        if report.called is not None and self.in_workspace(report.called.path):
+            source = self.read(report.called.path)
+            if source is not None and find_function(source, report.called.qualname):
+                return self._target(report.called.path, report.called.qualname, source)
+        return self._static_target(report)
+
+    def _static_target(self, report: TestReport) -> TargetFunction | None:
+        # Other runners give no live resolution: read the failing statement and the imports.
+        if report.path is None:
+            return None
+        line = self.test_line(report)
+        source = self.read(report.path)
+        if source is None or line is None:
+            return None
+        node = statement_at(source, line)
+        test_module = self.index.module_for_path(Path(report.path)) or Path(report.path).stem
+        for dotted in called_names(node) if node is not None else []:
+            resolved = resolve_call(source, test_module, dotted, self.index)
+            if resolved is None:
+                continue
+            path, qualname = resolved
+            target_source = self.read(str(path))
+            if target_source is not None and find_function(target_source, qualname):
+                return self._target(str(path), qualname, target_source)
+        return None
+
+    def _target(self, path: str, qualname: str, source: str) -> TargetFunction | None:
+        found = find_function(source, qualname)
+        if found is None:
+            return None
+        module = self.index.module_for_path(Path(path)) or Path(path).stem
+        span = Span(path, found.def_line - 1, found.name_col, found.name_col + len(found.name))
+        return TargetFunction(path, found.qualname, span, f"{module}.{found.qualname}")
+
+    def test_line(self, report: TestReport) -> int | None:
+        """1-based line where the test failed: its deepest frame in its own file, else its def."""
+        if report.path is not None:
+            for frame in reversed(report.frames):
+                if frame.path == report.path:
+                    return frame.line
+        return report.line
+
+    def marks_for(self, report: TestReport) -> list[FailureMark]:
+        if not report.failed or report.path is None:
+            return []
+        line = self.test_line(report) or 1
+        test_span = _line_span(report.path, self.read(report.path), line)
+        target = self.target_of(report)
+        message = f"{report.test_id}: {report.message or report.outcome}"
+        function = target.dotted if target else None
+        test_mark = FailureMark(
+            test_span, report.kind, message, report.test_id, function, report.longrepr
+        )
+        marks = [test_mark]
+        if target is not None:
+            function_mark = FailureMark(
+                target.span, report.kind, message, report.test_id, function, report.longrepr
+            )
+            test_mark.related.append((target.span, f"function under test: {target.qualname}"))
+            function_mark.related.append((test_span, f"failing test: {report.test_id}"))
+            marks.append(function_mark)
+        return marks
+
+    def marks_for_collection_error(self, error: CollectionError) -> list[FailureMark]:
+        source = self.read(error.path)
+        span = _line_span(error.path, source, error.line or 1)
+        return [
+            FailureMark(
+                span, "collection-error", error.message, None, None, error.longrepr, related=[]
+            )
+        ]

@@ -1,0 +1,338 @@
+"""pytest plugin of oci-lsp: streams each test's outcome as it happens.
+
+This file runs inside the *workspace's* interpreter, which may not have oci-lsp installed and
+may be an older Python, so it imports nothing of ours and only the stdlib and pytest. The
+runner puts this directory on PYTHONPATH and passes `-p oci_lsp_pytest`; events are written
+as JSON lines to the file descriptor named by OCI_LSP_REPORT_FD.
+
+Besides what pytest's reports hold, the plugin reads what only a live run knows: the real
+traceback frames, and the function called in the failing statement of a test, resolved
+through the test module's own globals (no code is evaluated: attributes are looked up with
+inspect.getattr_static).
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+_MAX_TEXT = 20_000  # a test that prints megabytes must not produce megabyte events
+_MAX_FRAMES = 60
+
+
+def _cut(text: str, limit: int = _MAX_TEXT) -> str:
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return text[:half] + "\n...(truncated due to length)...\n" + text[-half:]
+
+
+class _Stream:
+    def __init__(self, fd: int) -> None:
+        self._file = os.fdopen(fd, "w", encoding="utf-8", errors="replace", buffering=1)
+        self._pid = os.getpid()
+
+    def emit(self, event: dict[str, Any]) -> None:
+        # A test that forks must not let its child write into our stream.
+        if os.getpid() != self._pid:
+            return
+        try:
+            self._file.write(json.dumps(event, ensure_ascii=True) + "\n")
+            self._file.flush()
+        except (OSError, ValueError):
+            pass
+
+
+_stream: _Stream | None = None
+_skip_files: set[str] = set()
+_first_files: list[str] = []
+_sources: dict[str, list[ast.stmt]] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _stream
+    fd = os.environ.get("OCI_LSP_REPORT_FD")
+    if fd and _stream is None:
+        _stream = _Stream(int(fd))
+        _emit({"e": "session", "rootdir": str(config.rootpath)})
+    skip = os.environ.get("OCI_LSP_SKIP_FILES")
+    if skip and os.path.exists(skip):
+        with open(skip, encoding="utf-8") as handle:
+            _skip_files.update(os.path.normcase(line.strip()) for line in handle if line.strip())
+
+
+def _emit(event: dict[str, Any]) -> None:
+    if _stream is not None:
+        _stream.emit(event)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    # Files already run in the "affected" phase of this save are not run twice.
+    if _skip_files and os.path.normcase(str(collection_path)) in _skip_files:
+        return True
+    return None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: Any, args: Any) -> Any:
+    outcome = yield
+    exc = outcome.excinfo
+    if exc is not None:
+        value = exc[1]
+        path = getattr(value, "path", None)
+        cause = getattr(value, "cause", value)
+        _emit_collect_error(str(path or ""), str(path or ""), cause, cause.__traceback__)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Any:
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed:
+        return
+    call = report.__dict__.get("call")
+    excinfo = getattr(call, "excinfo", None)
+    value: BaseException | None = excinfo.value if excinfo is not None else None
+    cause = getattr(value, "cause", None)  # ConftestImportFailure wraps the real error
+    if cause is not None:
+        value = cause
+    elif type(value).__name__ == "CollectError" and value is not None and value.__cause__:
+        value = value.__cause__  # pytest re-raises import and syntax errors as CollectError
+    path = str(getattr(collector, "path", "") or "")
+    event_path = str(getattr(excinfo.value, "path", "") or path) if excinfo else path
+    if value is None:
+        text = str(report.longreprtext).strip()
+        _emit(
+            {
+                "e": "collect-error",
+                "collector": collector.nodeid,
+                "path": path,
+                "line": None,
+                "type": "Error",
+                "message": text.splitlines()[-1] if text else "",
+                "longrepr": _cut(text),
+                "frames": [],
+            }
+        )
+        return
+    _emit_collect_error(collector.nodeid, event_path, value, value.__traceback__, report)
+
+
+def _emit_collect_error(
+    collector: str, path: str, value: BaseException, tb: Any, report: Any = None
+) -> None:
+    line = None
+    if isinstance(value, SyntaxError) and value.filename:
+        path, line = value.filename, value.lineno
+    longrepr = str(report.longreprtext) if report is not None else _format(value)
+    _emit(
+        {
+            "e": "collect-error",
+            "collector": collector or path,
+            "path": path,
+            "line": line,
+            "type": type(value).__name__,
+            "message": _first_line(value),
+            "longrepr": _cut(longrepr),
+            "frames": _frames(tb),
+        }
+    )
+
+
+def _format(value: BaseException) -> str:
+    import traceback
+
+    return "".join(traceback.format_exception(type(value), value, value.__traceback__))
+
+
+def _first_line(value: BaseException) -> str:
+    if isinstance(value, SyntaxError):
+        return f"{value.msg} ({os.path.basename(value.filename or '')}, line {value.lineno})"
+    text = str(value).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def _machinery_dirs() -> tuple[str, ...]:
+    import _pytest
+    import pluggy
+
+    return tuple(
+        os.path.dirname(os.path.abspath(m.__file__ or "")) + os.sep for m in (_pytest, pluggy)
+    )
+
+
+_MACHINERY = _machinery_dirs()
+
+
+def _frames(tb: Any) -> list[list[Any]]:
+    """The traceback as [path, line, function], without pytest's and the importer's own frames."""
+    frames: list[list[Any]] = []
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        path = code.co_filename
+        if not path.startswith("<") and not path.startswith(_MACHINERY):
+            frames.append([os.path.abspath(path), tb.tb_lineno, code.co_name])
+        tb = tb.tb_next
+    return frames[-_MAX_FRAMES:]
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    _emit({"e": "collected", "count": len(session.items)})
+
+
+def pytest_runtest_logstart(nodeid: str, location: tuple[str, int | None, str]) -> None:
+    _emit({"e": "start", "nodeid": nodeid, "path": location[0], "line": location[1]})
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    outcome = yield
+    report = outcome.get_result()
+    excinfo = call.excinfo
+    if excinfo is None or not report.failed:
+        return
+    value = excinfo.value
+    tb = excinfo.tb
+    test_path = os.path.abspath(str(getattr(item, "path", "") or item.fspath))
+    statement, called = None, None
+    frame, lineno = _last_frame_in(tb, test_path)
+    if frame is not None:
+        node = _statement(test_path, lineno)
+        if node is not None:
+            statement = ast.get_source_segment(_read(test_path), node)
+            called = _resolve_called(node, frame, str(item.config.rootpath))
+    report.__dict__["oci"] = {
+        "frames": _frames(tb),
+        "type": type(value).__name__,
+        "message": _cut(str(value), 4000),
+        "statement": statement,
+        "called": called,
+    }
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" or report.failed or (report.when == "setup" and report.skipped):
+        extra = report.__dict__.get("oci") or {}
+        outcome: str = report.outcome
+        if report.failed and report.when != "call":
+            outcome = "error"  # a fixture failed: pytest says "error", not "failed"
+        path, line = report.location[0], report.location[1]
+        longrepr = str(report.longreprtext) if report.failed else ""
+        _emit(
+            {
+                "e": "result",
+                "nodeid": report.nodeid,
+                "when": report.when,
+                "outcome": outcome,
+                "path": path,
+                "line": line,
+                "duration": report.duration,
+                "longrepr": _cut(longrepr),
+                **extra,
+            }
+        )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _emit({"e": "finished", "exitstatus": int(exitstatus)})
+
+
+# -- resolving the function called in the failing statement --------------------------------
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return handle.read()
+    except OSError:
+        return ""
+
+
+def _last_frame_in(tb: Any, path: str) -> tuple[Any, int]:
+    found, lineno = None, 0
+    while tb is not None:
+        if os.path.abspath(tb.tb_frame.f_code.co_filename) == path:
+            found, lineno = tb.tb_frame, tb.tb_lineno
+        tb = tb.tb_next
+    return found, lineno
+
+
+def _statement(path: str, lineno: int) -> ast.stmt | None:
+    if path not in _sources:
+        try:
+            tree = ast.parse(_read(path))
+        except (SyntaxError, ValueError):
+            return None
+        _sources[path] = [n for n in ast.walk(tree) if isinstance(n, ast.stmt)]
+    best = None
+    for node in _sources[path]:
+        end = getattr(node, "end_lineno", node.lineno) or node.lineno
+        compound = isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+        inside = node.lineno <= lineno <= end
+        if inside and not compound and (best is None or node.lineno >= best.lineno):
+            best = node
+    return best
+
+
+_MISSING = object()
+
+
+def _lookup(node: ast.expr, frame: Any) -> Any:
+    """The object an expression names, without running any user code."""
+    if isinstance(node, ast.Name):
+        for scope in (frame.f_locals, frame.f_globals):
+            if node.id in scope:
+                return scope[node.id]
+        return _MISSING
+    if isinstance(node, ast.Attribute):
+        owner = _lookup(node.value, frame)
+        if owner is _MISSING:
+            return _MISSING
+        try:
+            return inspect.getattr_static(owner, node.attr)
+        except AttributeError:
+            return _MISSING
+    if isinstance(node, ast.Call):
+        # `Calc().add(...)`: the class stands for its instance when looking up methods.
+        callee = _lookup(node.func, frame)
+        return callee if isinstance(callee, type) else _MISSING
+    return _MISSING
+
+
+def _resolve_called(stmt: ast.stmt, frame: Any, rootdir: str) -> dict[str, Any] | None:
+    root = os.path.abspath(rootdir) + os.sep
+    calls = sorted(
+        (n for n in ast.walk(stmt) if isinstance(n, ast.Call)),
+        key=lambda n: (n.lineno, n.col_offset),
+    )
+    for call in calls:
+        target = _lookup(call.func, frame)
+        if isinstance(target, (staticmethod, classmethod)):
+            target = target.__func__
+        if isinstance(target, type):
+            target = target.__dict__.get("__init__", _MISSING)
+        if target is _MISSING or not inspect.isfunction(target):
+            continue
+        target = inspect.unwrap(target)
+        code = getattr(target, "__code__", None)
+        if code is None:
+            continue
+        path = os.path.abspath(code.co_filename)
+        name = os.path.basename(path)
+        if not path.startswith(root) or "site-packages" in path:
+            continue
+        if name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py":
+            continue
+        return {
+            "path": path,
+            "line": code.co_firstlineno,
+            "qualname": target.__qualname__,
+            "module": target.__module__,
+        }
+    return None

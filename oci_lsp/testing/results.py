@@ -1,0 +1,76 @@
+"""What a test run tells us, independent of the runner that produced it.
+
+Both sources of results, our pytest plugin's event stream and JUnit XML from any other
+runner, are turned into these records; everything downstream (mapping failures to code,
+diagnostics, the refinement loop) reads only these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Outcome = Literal["passed", "failed", "error", "skipped", "timeout"]
+
+# The diagnostic codes of CONTRACT.md, one per way a test can go wrong.
+FailureKind = Literal["test-failed", "test-error", "test-timeout", "collection-error"]
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One traceback entry, outermost first in a list."""
+
+    path: str  # absolute path of the file
+    line: int  # 1-based
+    function: str  # the code object's name ("<module>" at module level)
+
+
+@dataclass(frozen=True)
+class FunctionRef:
+    """A function found at run time (the plugin resolves calls through the live module)."""
+
+    path: str  # absolute path of the file that defines it
+    line: int  # 1-based line of its `def` (or first decorator)
+    qualname: str  # e.g. "Calc.add"
+    module: str  # e.g. "calc"
+
+
+@dataclass
+class TestReport:
+    __test__ = False  # not a pytest test class, though its name says Test
+    """The outcome of one test."""
+
+    test_id: str  # pytest node id relative to the run's rootdir: "tests/test_calc.py::test_add"
+    outcome: Outcome
+    path: str | None = None  # absolute path of the test's file
+    line: int | None = None  # 1-based line of the test's definition
+    message: str = ""  # one short line: "assert add(1, 2) == 3 (got 4)"
+    longrepr: str = ""  # the full failure text, for the quick-fixes
+    frames: list[Frame] = field(default_factory=list)
+    # The function called in the failing statement of the test, resolved at run time.
+    called: FunctionRef | None = None
+    duration: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome in ("failed", "error", "timeout")
+
+    @property
+    def kind(self) -> FailureKind:
+        if self.outcome == "timeout":
+            return "test-timeout"
+        if self.outcome == "error":
+            return "test-error"
+        return "test-failed"
+
+
+@dataclass
+class CollectionError:
+    """A file that could not be collected: a syntax error, a failed import, a broken conftest."""
+
+    path: str  # absolute path of the file at fault
+    line: int | None  # 1-based line that caused it, when known
+    message: str  # one short line
+    longrepr: str = ""
+    # The node id (or file) pytest was collecting when it failed; the key that clears it.
+    collector: str = ""

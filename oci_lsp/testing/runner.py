@@ -1,0 +1,412 @@
+"""Run a workspace's tests in a subprocess and stream what happens.
+
+pytest runs in the workspace's own interpreter with our plugin (pytest_plugin/), which writes
+one JSON event per test to a pipe, so the first failures are known long before the suite ends.
+Any other runner is run as given and read back from its JUnit XML at the end.
+
+The run is its own process group: a timeout, a cancel (a newer save) or the end of the run
+kills the whole group, so a test that forked a child that never ends leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from oci_lsp.testing.junit import parse_junit_xml
+from oci_lsp.testing.results import CollectionError, Frame, FunctionRef, TestReport
+from oci_lsp.testing.summary import summarize
+
+log = logging.getLogger(__name__)
+
+PLUGIN_DIR = Path(__file__).parent / "pytest_plugin"
+PLUGIN_NAME = "oci_lsp_pytest"
+_OUTPUT_TAIL = 64 * 1024
+_EVENT_LIMIT = 16 * 1024 * 1024
+JUNIT_PLACEHOLDER = "{junitxml}"
+
+
+class RunListener(Protocol):
+    """Receives results while a run goes on (called on the event loop)."""
+
+    def collected(self, count: int) -> None: ...
+    def started(self, test_id: str) -> None: ...
+    def report(self, report: TestReport) -> None: ...
+    def collection_error(self, error: CollectionError) -> None: ...
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    root: Path  # the working directory; pytest finds its rootdir and config from here
+    python: str  # the interpreter that runs pytest
+    selection: Sequence[str] = ()  # files or node ids; empty: what pytest collects by default
+    skip_files: Sequence[str] = ()  # absolute paths pytest must not collect
+    timeout: float = 300.0
+    command: Sequence[str] | None = None  # another runner that writes JUnit XML
+
+
+RunStatus = Literal["completed", "timeout", "crashed", "failed-to-start"]
+
+
+@dataclass
+class RunResult:
+    status: RunStatus
+    exit_code: int | None = None
+    message: str | None = None  # for the user, when the run itself went wrong
+    output_tail: str = ""
+    seen: set[str] = field(default_factory=set)  # test ids that reported an outcome
+    pytest_missing: bool = False
+
+
+def pytest_argv(spec: RunSpec) -> list[str]:
+    """The command line of a pytest run; also what the benchmark compares against."""
+    return [
+        spec.python,
+        "-m",
+        "pytest",
+        "-p",
+        PLUGIN_NAME,
+        "-p",
+        "no:cacheprovider",  # never write .pytest_cache into the user's tree on every save
+        "--continue-on-collection-errors",  # one broken file must not hide every other result
+        "-q",
+        "--no-header",
+        "-o",
+        "console_output_style=classic",
+        *spec.selection,
+    ]
+
+
+def _child_env(extra: dict[str, str]) -> dict[str, str]:
+    env = dict(os.environ)
+    old = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = str(PLUGIN_DIR) + (os.pathsep + old if old else "")
+    env.setdefault("PYTHONIOENCODING", "utf-8")
+    env["PY_COLORS"] = "0"
+    env.update(extra)
+    return env
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+class _Tail:
+    """The last bytes of a process's output: enough to explain a failure, never megabytes."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def add(self, chunk: bytes) -> None:
+        self.data += chunk
+        if len(self.data) > 2 * _OUTPUT_TAIL:
+            del self.data[: len(self.data) - _OUTPUT_TAIL]
+
+    def text(self) -> str:
+        return bytes(self.data[-_OUTPUT_TAIL:]).decode("utf-8", errors="replace")
+
+
+async def _drain(stream: asyncio.StreamReader | None, tail: _Tail) -> None:
+    if stream is None:
+        return
+    while chunk := await stream.read(65536):
+        tail.add(chunk)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a cancelled reader's outcome as seen, so asyncio does not log it as lost."""
+    if not future.cancelled():
+        future.exception()
+
+
+async def run_tests(spec: RunSpec, listener: RunListener) -> RunResult:
+    if spec.command:
+        return await _run_junit(spec, listener)
+    return await _run_pytest(spec, listener)
+
+
+class _EventReader:
+    """Turns the plugin's JSON events into result records for the listener."""
+
+    def __init__(self, listener: RunListener, root: Path) -> None:
+        self.listener = listener
+        self.rootdir = root
+        self.running: dict[str, tuple[str | None, int | None]] = {}
+        self.seen: set[str] = set()
+        self.failed_setup: set[str] = set()
+
+    def _abs(self, path: str | None) -> str | None:
+        if not path:
+            return None
+        return os.path.normpath(os.path.join(self.rootdir, path))
+
+    def handle(self, event: dict[str, Any]) -> None:
+        kind = event.get("e")
+        if kind == "session":
+            self.rootdir = Path(event["rootdir"])
+        elif kind == "collected":
+            self.listener.collected(int(event["count"]))
+        elif kind == "start":
+            nodeid = event["nodeid"]
+            line = event.get("line")
+            self.running[nodeid] = (
+                self._abs(event.get("path")),
+                None if line is None else line + 1,
+            )
+            self.listener.started(nodeid)
+        elif kind == "result":
+            self._result(event)
+        elif kind == "collect-error":
+            self._collect_error(event)
+
+    def _result(self, event: dict[str, Any]) -> None:
+        nodeid = event["nodeid"]
+        when = event.get("when")
+        if when == "teardown" and (nodeid in self.failed_setup or event["outcome"] != "error"):
+            return
+        if event["outcome"] == "error" and when == "setup":
+            self.failed_setup.add(nodeid)
+        self.running.pop(nodeid, None)
+        self.seen.add(nodeid)
+        line = event.get("line")
+        frames = [Frame(str(p), int(n), str(f)) for p, n, f in event.get("frames") or []]
+        called = event.get("called")
+        report = TestReport(
+            test_id=nodeid,
+            outcome=event["outcome"],
+            path=self._abs(event.get("path")),
+            line=None if line is None else int(line) + 1,
+            longrepr=event.get("longrepr") or "",
+            frames=frames,
+            called=FunctionRef(**called) if called else None,
+            duration=float(event.get("duration") or 0.0),
+        )
+        if report.failed:
+            report.message = summarize(
+                event.get("statement"), event.get("type") or "Error", event.get("message") or ""
+            )
+        self.listener.report(report)
+
+    def _collect_error(self, event: dict[str, Any]) -> None:
+        path = self._abs(event.get("path")) or str(self.rootdir)
+        frames = [Frame(str(p), int(n), str(f)) for p, n, f in event.get("frames") or []]
+        line = event.get("line")
+        if line is None:
+            # The deepest frame of the workspace outside site-packages: the line at fault.
+            for frame in reversed(frames):
+                if frame.path.startswith(str(self.rootdir)) and "site-packages" not in frame.path:
+                    path, line = frame.path, frame.line
+                    break
+        message = event.get("message") or ""
+        error = CollectionError(
+            path=path,
+            line=line,
+            message=f"{event.get('type')}: {message}" if message else str(event.get("type")),
+            longrepr=event.get("longrepr") or "",
+            collector=event.get("collector") or path,
+        )
+        self.listener.collection_error(error)
+
+    def unfinished(self, outcome: Literal["timeout", "error"], why: str) -> None:
+        """Tests that started and never reported: they hung (timeout) or killed pytest."""
+        for nodeid, (path, line) in list(self.running.items()):
+            self.seen.add(nodeid)
+            self.listener.report(
+                TestReport(
+                    test_id=nodeid,
+                    outcome=outcome,
+                    path=path,
+                    line=line,
+                    message=why,
+                    longrepr=why,
+                )
+            )
+        self.running.clear()
+
+
+async def _run_pytest(spec: RunSpec, listener: RunListener) -> RunResult:
+    read_fd, write_fd = os.pipe()
+    skip_file = None
+    extra = {"OCI_LSP_REPORT_FD": str(write_fd)}
+    if spec.skip_files:
+        fd, skip_file = tempfile.mkstemp(prefix="oci-skip-", suffix=".txt")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write("\n".join(spec.skip_files))
+        extra["OCI_LSP_SKIP_FILES"] = skip_file
+    argv = pytest_argv(spec)
+    log.info("running %s in %s", " ".join(argv), spec.root)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=spec.root,
+            env=_child_env(extra),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            pass_fds=(write_fd,),
+            start_new_session=True,
+        )
+    except OSError as exc:
+        os.close(read_fd)
+        return RunResult(
+            "failed-to-start",
+            message=f"could not start the tests with {spec.python}: {exc.strerror or exc};"
+            " check the `tests.python` setting",
+        )
+    finally:
+        os.close(write_fd)
+    events = _EventReader(listener, spec.root)
+    tail = _Tail()
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=_EVENT_LIMIT)
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", buffering=0)
+    )
+
+    async def read_events() -> None:
+        while line := await reader.readline():
+            try:
+                events.handle(json.loads(line))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("unreadable event from the pytest plugin: %s", exc)
+
+    readers = asyncio.gather(read_events(), _drain(proc.stdout, tail))
+    status: RunStatus = "completed"
+    try:
+        try:
+            await asyncio.wait_for(proc.wait(), timeout=spec.timeout)
+        except asyncio.TimeoutError:
+            status = "timeout"
+        _kill_group(proc.pid)  # children a test forked, and pytest itself on timeout
+        await proc.wait()
+        with contextlib.suppress(asyncio.TimeoutError):
+            # The pipe closes when the last process holding it is gone; a child that left
+            # the group may keep it open, so don't wait on it forever.
+            await asyncio.wait_for(asyncio.shield(readers), timeout=2.0)
+    except asyncio.CancelledError:
+        _kill_group(proc.pid)
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        raise
+    finally:
+        readers.cancel()
+        readers.add_done_callback(_retrieve)
+        transport.close()
+        if skip_file:
+            with contextlib.suppress(OSError):
+                os.unlink(skip_file)
+    output = tail.text()
+    result = RunResult(status, exit_code=proc.returncode, output_tail=output, seen=events.seen)
+    if status == "timeout":
+        events.unfinished("timeout", f"timed out: the run was stopped after {spec.timeout:g} s")
+        result.message = f"the tests were stopped after {spec.timeout:g} s (tests.timeout)"
+    elif events.running:
+        events.unfinished(
+            "error", f"the test process exited with status {proc.returncode} during this test"
+        )
+        result.status = "crashed"
+        result.message = f"the test process exited with status {proc.returncode} during a test"
+    elif proc.returncode not in (0, 1, 5):
+        if "No module named pytest" in output:
+            result.pytest_missing = True
+            result.message = (
+                f"pytest is not installed for {spec.python}: run `{spec.python} -m pip install"
+                " pytest`, or point the `tests.python` setting at the workspace's interpreter"
+            )
+        elif proc.returncode in (2, 3, 4):
+            last = [ln for ln in output.strip().splitlines() if ln.strip()]
+            result.message = (
+                f"pytest stopped with exit status {proc.returncode}: {last[-1] if last else ''}"
+            ).strip()
+    return result
+
+
+async def _run_junit(spec: RunSpec, listener: RunListener) -> RunResult:
+    assert spec.command
+    with tempfile.TemporaryDirectory(prefix="oci-junit-") as tmp:
+        xml_path = Path(tmp) / "report.xml"
+        argv = [arg.replace(JUNIT_PLACEHOLDER, str(xml_path)) for arg in spec.command]
+        if not any(JUNIT_PLACEHOLDER in arg for arg in spec.command):
+            argv.append(f"--junitxml={xml_path}")
+        log.info("running %s in %s", " ".join(argv), spec.root)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                cwd=spec.root,
+                env=_child_env({"OCI_LSP_JUNIT_XML": str(xml_path)}),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            return RunResult(
+                "failed-to-start",
+                message=f"could not start the test command `{argv[0]}`: {exc.strerror or exc};"
+                " check the `tests.command` setting",
+            )
+        tail = _Tail()
+        drain = asyncio.ensure_future(_drain(proc.stdout, tail))
+        status: RunStatus = "completed"
+        try:
+            try:
+                await asyncio.wait_for(proc.wait(), timeout=spec.timeout)
+            except asyncio.TimeoutError:
+                status = "timeout"
+            _kill_group(proc.pid)
+            await proc.wait()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(drain), timeout=2.0)
+        except asyncio.CancelledError:
+            _kill_group(proc.pid)
+            raise
+        finally:
+            drain.cancel()
+            drain.add_done_callback(_retrieve)
+        result = RunResult(status, exit_code=proc.returncode, output_tail=tail.text())
+        if status == "timeout":
+            result.message = f"the tests were stopped after {spec.timeout:g} s (tests.timeout)"
+            return result
+        try:
+            data = xml_path.read_bytes()
+        except OSError:
+            result.message = (
+                f"the test command exited with status {proc.returncode} and wrote no JUnit XML;"
+                f" put {JUNIT_PLACEHOLDER} where its report path goes in `tests.command`"
+            )
+            return result
+        try:
+            reports, errors = parse_junit_xml(data, spec.root)
+        except ValueError as exc:
+            result.message = str(exc)
+            return result
+        listener.collected(len(reports))
+        for error in errors:
+            listener.collection_error(error)
+        for report in reports:
+            result.seen.add(report.test_id)
+            listener.report(report)
+        return result
+
+
+def default_python(root: Path, configured: str | None) -> str:
+    """`tests.python`, else the workspace's .venv or venv, else the server's interpreter."""
+    if configured:
+        path = Path(configured).expanduser()
+        return str(path if path.is_absolute() else (root / path))
+    for name in (".venv", "venv"):
+        for candidate in (root / name / "bin" / "python", root / name / "Scripts" / "python.exe"):
+            if candidate.exists():
+                return str(candidate)
+    return sys.executable

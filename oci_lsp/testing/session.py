@@ -1,0 +1,293 @@
+"""The tests of one workspace root: when to run them, which first, and what is failing now.
+
+A save (or a change seen on disk) asks for a run; saves within the debounce window become one
+run, and a newer request cancels a run in progress (the runner kills its process group). The
+tests that import the changed modules run first, the rest after (`tests.scope`). What is
+failing is kept as marks per test, ready for the server to publish or for --fix to read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from oci_lsp.code.modules import ModuleIndex
+from oci_lsp.config import TestSettings
+from oci_lsp.testing.failures import FailureLocator, FailureMark, ReadSource
+from oci_lsp.testing.impact import ImportGraph
+from oci_lsp.testing.results import CollectionError, TestReport
+from oci_lsp.testing.runner import RunResult, RunSpec, default_python, run_tests
+
+log = logging.getLogger(__name__)
+
+DEBOUNCE_SECONDS = 0.25
+
+
+class SessionListener(Protocol):
+    """What the owner of a session hears (the server publishes, --fix prints)."""
+
+    def run_started(self, session: TestSession) -> None: ...
+    def run_progress(self, session: TestSession) -> None: ...
+    def marks_changed(self, session: TestSession, paths: set[str]) -> None: ...
+    def run_finished(self, session: TestSession, result: RunResult | None) -> None: ...
+    def problem(self, session: TestSession, message: str) -> None: ...
+
+
+@dataclass
+class RunProgress:
+    running: bool = False
+    phase: str = ""  # "affected" or "all"
+    done: int = 0
+    total: int = 0
+    failed: int = 0
+    started_at: float = 0.0
+
+
+class TestSession:
+    def __init__(
+        self,
+        root: Path,
+        settings: Callable[[], TestSettings],
+        listener: SessionListener,
+        read: ReadSource,
+    ) -> None:
+        self.root = root
+        self._settings = settings
+        self.listener = listener
+        self.index = ModuleIndex(root)
+        self.graph = ImportGraph(root, self.index)
+        self.locator = FailureLocator(root, read, self.index)
+        self.progress = RunProgress()
+        self.disabled: str | None = None  # why runs are off (pytest missing) until settings change
+        self._marks: dict[str, list[FailureMark]] = {}  # by test id or "collect:" + collector
+        self._keys_by_path: dict[str, set[str]] = {}
+        self._owner: dict[str, str] = {}  # key -> the test file whose run reports it again
+        self._passed: set[str] = set()
+        self._pending: set[Path] | None = set()
+        self._pending_all = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._graph_ready: asyncio.Task[None] | None = None
+        self._seen_this_run: set[str] = set()
+
+    # -- state the server reads -----------------------------------------------------------
+
+    def marks_for_path(self, path: str) -> list[FailureMark]:
+        return [
+            m
+            for key in self._keys_by_path.get(path, ())
+            for m in self._marks[key]
+            if m.span.path == path
+        ]
+
+    def failing_count(self) -> int:
+        return sum(1 for key in self._marks if not key.startswith("collect:"))
+
+    def passed_count(self) -> int:
+        return len(self._passed)
+
+    def paths_with_marks(self) -> set[str]:
+        return {p for p, keys in self._keys_by_path.items() if keys}
+
+    # -- asking for runs ------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Build the import graph in the background so the first save can use it."""
+        if self._graph_ready is None:
+            self._graph_ready = asyncio.ensure_future(asyncio.to_thread(self.graph.build))
+
+    def file_changed(self, path: Path) -> None:
+        """Keep the import graph current; cheap, one file."""
+        if path.suffix != ".py":
+            return
+        if self._graph_ready is not None and not self._graph_ready.done():
+            return  # the build in progress reads it anyway
+        if path.exists():
+            self.graph.update(path)
+        else:
+            self.graph.remove(path)
+
+    def request_run(self, changed: Iterable[Path] | None) -> None:
+        """Ask for a run: of the tests affected by `changed`, or of all when None."""
+        if self.disabled:
+            log.info("tests not run in %s: %s", self.root, self.disabled)
+            return
+        if changed is None:
+            self._pending_all = True
+        elif self._pending is not None:
+            self._pending.update(changed)
+        loop = asyncio.get_running_loop()
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = loop.call_later(DEBOUNCE_SECONDS, self._launch)
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    def enable(self) -> None:
+        self.disabled = None
+
+    async def wait_idle(self) -> None:
+        while self._task is not None and not self._task.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(self._task)
+
+    def _launch(self) -> None:
+        self._timer = None
+        changed = None if self._pending_all else set(self._pending or ())
+        self._pending, self._pending_all = set(), False
+        previous = self._task
+        self._task = asyncio.ensure_future(self._run(changed, previous))
+        self._task.add_done_callback(self._log_failure)
+
+    @staticmethod
+    def _log_failure(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("test run failed", exc_info=task.exception())
+
+    # -- running ---------------------------------------------------------------------------
+
+    async def _plan(self, changed: set[Path] | None) -> list[tuple[str, list[str], list[str]]]:
+        """The phases of a run: (name, selection, files to skip)."""
+        settings = self._settings()
+        if changed is None or settings.scope == "all" or settings.command:
+            return [("all", [], [])]
+        if self._graph_ready is not None:
+            await self._graph_ready
+        affected = self.graph.affected_tests(changed)
+        if affected is None:
+            return [("all", [], [])]
+        files = sorted(str(p) for p in affected)
+        if settings.scope == "affected":
+            return [("affected", files, [])] if files else []
+        if not files:
+            return [("all", [], [])]
+        return [("affected", files, []), ("all", [], files)]
+
+    async def _run(self, changed: set[Path] | None, previous: asyncio.Task[None] | None) -> None:
+        if previous is not None and not previous.done():
+            previous.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await previous
+        phases = await self._plan(changed)
+        if not phases:
+            return
+        settings = self._settings()
+        python = default_python(self.root, settings.python)
+        self.progress = RunProgress(running=True, phase=phases[0][0], started_at=time.monotonic())
+        self._seen_this_run = set()
+        self.listener.run_started(self)
+        result: RunResult | None = None
+        try:
+            for name, selection, skip in phases:
+                self.progress.phase = name
+                spec = RunSpec(
+                    self.root,
+                    python,
+                    selection=selection,
+                    skip_files=skip,
+                    timeout=settings.timeout,
+                    command=settings.command,
+                )
+                result = await run_tests(spec, _Collector(self, base_total=self.progress.done))
+                if result.message:
+                    self.listener.problem(self, result.message)
+                if result.pytest_missing:
+                    self.disabled = result.message
+                if result.status != "completed" or result.exit_code not in (0, 1, 5):
+                    break
+            else:
+                self._forget_unseen(None if phases[-1][0] == "all" else phases[-1][1])
+        finally:
+            self.progress.running = False
+            self.listener.run_finished(self, result)
+
+    def _forget_unseen(self, files: list[str] | None) -> None:
+        """After a complete run, a test or collection error it did not see again is gone.
+
+        files: the test files the run covered, or None when it covered the whole suite.
+        """
+        covered = None if files is None else set(files)
+        stale = [
+            key
+            for key, owner in self._owner.items()
+            if key not in self._seen_this_run and (covered is None or owner in covered)
+        ]
+        touched: set[str] = set()
+        for key in stale:
+            touched |= self._set_marks(key, [], None)
+        if covered is None:
+            self._passed &= self._seen_this_run
+        if touched:
+            self.listener.marks_changed(self, touched)
+
+    def _set_marks(self, key: str, marks: list[FailureMark], owner: str | None) -> set[str]:
+        old = self._marks.pop(key, [])
+        self._owner.pop(key, None)
+        touched = {m.span.path for m in old} | {m.span.path for m in marks}
+        for mark in old:
+            self._keys_by_path.get(mark.span.path, set()).discard(key)
+        if marks:
+            self._marks[key] = marks
+            if owner is not None:
+                self._owner[key] = owner
+            for mark in marks:
+                self._keys_by_path.setdefault(mark.span.path, set()).add(key)
+        return touched if (old or marks) else set()
+
+    def _record_report(self, report: TestReport) -> None:
+        self._seen_this_run.add(report.test_id)
+        if report.failed:
+            self._passed.discard(report.test_id)
+            marks = self.locator.marks_for(report)
+            self.progress.failed += 1
+        else:
+            self._passed.add(report.test_id)
+            marks = []
+        touched = self._set_marks(report.test_id, marks, report.path)
+        if touched:
+            self.listener.marks_changed(self, touched)
+
+    def _record_collection_error(self, error: CollectionError) -> None:
+        key = "collect:" + error.collector
+        self._seen_this_run.add(key)
+        owner = str((self.root / error.collector.split("::")[0]).resolve())
+        touched = self._set_marks(key, self.locator.marks_for_collection_error(error), owner)
+        if touched:
+            self.listener.marks_changed(self, touched)
+
+    def report_for(self, test_id: str) -> list[FailureMark]:
+        return list(self._marks.get(test_id, []))
+
+
+class _Collector:
+    """Runner events of one phase into the session's state."""
+
+    def __init__(self, session: TestSession, base_total: int) -> None:
+        self.session = session
+        self.base = base_total
+
+    def collected(self, count: int) -> None:
+        self.session.progress.total = self.base + count
+        self.session.listener.run_progress(self.session)
+
+    def started(self, test_id: str) -> None:
+        pass
+
+    def report(self, report: TestReport) -> None:
+        self.session.progress.done += 1
+        self.session._record_report(report)
+        self.session.listener.run_progress(self.session)
+
+    def collection_error(self, error: CollectionError) -> None:
+        self.session._record_collection_error(error)

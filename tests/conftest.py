@@ -1,0 +1,184 @@
+"""Shared fixtures: workspaces written to disk, and an editor that talks to the real server.
+
+The server runs as a subprocess (`python -m oci_lsp`) and is driven by pytest-lsp's client
+with the capability sets of VS Code and of Neovim, so every end-to-end test runs as both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_lsp
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+
+CLIENTS = ["visual-studio-code", "neovim"]
+WAIT = 60.0  # generous: CI machines are shared; tests wait for events, they never time them
+
+
+def write_files(root: Path, files: Mapping[str, str]) -> Path:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return root
+
+
+class Editor:
+    """What a user's editor does: open a folder, open and save files, show diagnostics."""
+
+    def __init__(self, client: LanguageClient, capabilities: types.ClientCapabilities) -> None:
+        self.client = client
+        self.capabilities = capabilities
+        self.roots: list[Path] = []
+        self.versions: dict[str, int] = {}
+        self.applied_edits: list[types.ApplyWorkspaceEditParams] = []
+
+    async def start(
+        self,
+        *roots: Path,
+        init_options: Mapping[str, Any] | None = None,
+        settings: Mapping[str, Any] | None = None,
+    ) -> types.InitializeResult:
+        self.roots = [r.resolve() for r in roots]
+        if settings is not None:
+            self.client.set_configuration(dict(settings), section="oci")
+        result = await self.client.initialize_session(
+            types.InitializeParams(
+                capabilities=self.capabilities,
+                root_uri=self.roots[0].as_uri() if self.roots else None,
+                workspace_folders=[
+                    types.WorkspaceFolder(uri=r.as_uri(), name=r.name) for r in self.roots
+                ],
+                initialization_options=dict(init_options) if init_options is not None else None,
+            )
+        )
+        return result
+
+    def open(self, path: Path) -> None:
+        uri = path.resolve().as_uri()
+        self.versions[uri] = 1
+        self.client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                types.TextDocumentItem(
+                    uri=uri,
+                    language_id="python",
+                    version=1,
+                    text=path.read_text(encoding="utf-8"),
+                )
+            )
+        )
+
+    def close(self, path: Path) -> None:
+        self.client.text_document_did_close(
+            types.DidCloseTextDocumentParams(types.TextDocumentIdentifier(path.resolve().as_uri()))
+        )
+
+    def save(self, path: Path, text: str | None = None) -> None:
+        """Write (when text is given) and send didSave, as an editor's save does."""
+        uri = path.resolve().as_uri()
+        if text is not None:
+            text = textwrap.dedent(text).lstrip("\n")
+            path.write_text(text, encoding="utf-8")
+            if uri in self.versions:
+                self.versions[uri] += 1
+                self.client.text_document_did_change(
+                    types.DidChangeTextDocumentParams(
+                        types.VersionedTextDocumentIdentifier(uri=uri, version=self.versions[uri]),
+                        [types.TextDocumentContentChangeWholeDocument(text=text)],
+                    )
+                )
+        self.client.text_document_did_save(
+            types.DidSaveTextDocumentParams(types.TextDocumentIdentifier(uri))
+        )
+
+    def diagnostics(self, path: Path) -> Sequence[types.Diagnostic]:
+        return self.client.diagnostics.get(path.resolve().as_uri(), [])
+
+    async def wait_until(
+        self, condition: Callable[[], bool], what: str, timeout: float = WAIT
+    ) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if self.client.error is not None:
+                raise AssertionError(f"server failed: {self.client.error}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}")
+            await asyncio.sleep(0.05)
+
+    async def wait_for_diagnostics(
+        self,
+        path: Path,
+        condition: Callable[[Sequence[types.Diagnostic]], bool] = bool,
+        timeout: float = WAIT,
+    ) -> Sequence[types.Diagnostic]:
+        await self.wait_until(
+            lambda: condition(self.diagnostics(path)), f"diagnostics on {path.name}", timeout
+        )
+        return self.diagnostics(path)
+
+    async def command(self, name: str, *arguments: Any) -> Any:
+        return await self.client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command=name, arguments=list(arguments))
+        )
+
+    async def run_tests(self, uri: str | None = None) -> Any:
+        return await self.command("oci.runTests", {"uri": uri} if uri else {})
+
+    async def wait_idle(self) -> dict[str, Any]:
+        """Poll oci.status until no test run is going on; returns the last status."""
+        deadline = time.monotonic() + WAIT
+        while True:
+            status: dict[str, Any] = await self.command("oci.status")
+            if not status["tests"]["running"]:
+                return status
+            if time.monotonic() > deadline:
+                raise AssertionError("timed out waiting for the test run to end")
+            await asyncio.sleep(0.1)
+
+    def messages(self) -> list[str]:
+        return [m.message for m in self.client.messages]
+
+
+@pytest_lsp.fixture(
+    config=ClientServerConfig(server_command=[sys.executable, "-m", "oci_lsp", "-v"]),
+    params=CLIENTS,
+)
+async def lsp(request: pytest.FixtureRequest, lsp_client: LanguageClient) -> Any:
+    # pytest-lsp yields the client itself; the capability set rides along on it.
+    lsp_client.oci_capabilities = client_capabilities(request.param)  # type: ignore[attr-defined]
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest.fixture
+def editor(lsp: LanguageClient) -> Editor:
+    client_editor = Editor(lsp, lsp.oci_capabilities)  # type: ignore[attr-defined]
+
+    @lsp.feature(types.WORKSPACE_APPLY_EDIT)
+    def apply_edit(params: types.ApplyWorkspaceEditParams) -> types.ApplyWorkspaceEditResult:
+        client_editor.applied_edits.append(params)
+        return types.ApplyWorkspaceEditResult(applied=True)
+
+    return client_editor
+
+
+def progress_messages(client: LanguageClient) -> list[tuple[str, str | None]]:
+    """Every progress value received, as (kind, title or message)."""
+    out: list[tuple[str, str | None]] = []
+    for values in client.progress_reports.values():
+        for value in values:
+            if isinstance(value, types.WorkDoneProgressBegin):
+                out.append(("begin", value.title))
+            elif isinstance(value, types.WorkDoneProgressReport):
+                out.append(("report", value.message))
+            else:
+                out.append(("end", value.message))
+    return out
