@@ -119,9 +119,13 @@ class Editor:
         condition: Callable[[Sequence[types.Diagnostic]], bool] = bool,
         timeout: float = WAIT,
     ) -> Sequence[types.Diagnostic]:
-        await self.wait_until(
-            lambda: condition(self.diagnostics(path)), f"diagnostics on {path.name}", timeout
-        )
+        try:
+            await self.wait_until(
+                lambda: condition(self.diagnostics(path)), f"diagnostics on {path.name}", timeout
+            )
+        except AssertionError as exc:
+            seen = [(d.range.start.line, d.code, d.message) for d in self.diagnostics(path)]
+            raise AssertionError(f"{exc}; the last ones were {seen}") from None
         return self.diagnostics(path)
 
     async def command(self, name: str, *arguments: Any) -> Any:

@@ -53,6 +53,8 @@ class OciLanguageServer(LanguageServer):
         self._watch_stop: asyncio.Event | None = None
         self._watch_task: asyncio.Task[None] | None = None
         self._file_cache: dict[str, tuple[tuple[int, int], str]] = {}
+        # Set once the folders and their settings are known: a save before that waits.
+        self.ready = asyncio.Event()
         self.publisher = DiagnosticsPublisher(
             publish=self._publish,
             marks_for_path=self.marks_for_path,
@@ -319,6 +321,7 @@ def create_server(command_line: Mapping[str, Any] | None = None) -> OciLanguageS
         for folder_uri in _initial_folder_uris(ls):
             ls.add_folder(folder_uri)
         await ls.refresh_client_settings()
+        ls.ready.set()
         ls.start_watching()
 
     @server.feature(types.SHUTDOWN)
@@ -332,7 +335,8 @@ def create_server(command_line: Mapping[str, Any] | None = None) -> OciLanguageS
             ls.publisher.publish_now(path)
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
-    def did_save(ls: OciLanguageServer, params: types.DidSaveTextDocumentParams) -> None:
+    async def did_save(ls: OciLanguageServer, params: types.DidSaveTextDocumentParams) -> None:
+        await ls.ready.wait()
         path = _path_of(params.text_document.uri)
         if path is not None:
             ls.file_saved(path)
@@ -360,6 +364,7 @@ def create_server(command_line: Mapping[str, Any] | None = None) -> OciLanguageS
 
     @server.command(COMMAND_RUN_TESTS)
     async def run_tests(ls: OciLanguageServer, *args: Any) -> dict[str, Any]:
+        await ls.ready.wait()
         argument = args[0] if args else {}
         uri = argument.get("uri") if isinstance(argument, Mapping) else None
         path = _path_of(uri) if isinstance(uri, str) else None

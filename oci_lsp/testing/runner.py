@@ -16,8 +16,10 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,11 +99,6 @@ def _child_env(extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-
-
 class _Tail:
     """The last bytes of a process's output: enough to explain a failure, never megabytes."""
 
@@ -117,17 +114,87 @@ class _Tail:
         return bytes(self.data[-_OUTPUT_TAIL:]).decode("utf-8", errors="replace")
 
 
-async def _drain(stream: asyncio.StreamReader | None, tail: _Tail) -> None:
-    if stream is None:
-        return
-    while chunk := await stream.read(65536):
-        tail.add(chunk)
+async def _read_pipe(fd: int, limit: int = 65536) -> asyncio.StreamReader:
+    """An asyncio reader over a pipe's read end (which it takes ownership of)."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=limit)
+    await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0)
+    )
+    return reader
 
 
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    """Mark a cancelled reader's outcome as seen, so asyncio does not log it as lost."""
-    if not future.cancelled():
-        future.exception()
+class _Child:
+    """A process in a group of its own, its output kept as a tail, its exit awaited.
+
+    asyncio's own subprocess `wait()` (before Python 3.12) returns only once every pipe is
+    closed, and a test's forked child holds them open; so the exit is awaited in a thread of
+    its own, and the pipes are read separately.
+    """
+
+    def __init__(self, argv: list[str], cwd: Path, env: dict[str, str], pass_fds: tuple[int, ...]):
+        self.popen = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            pass_fds=pass_fds,
+            start_new_session=True,
+        )
+        loop = asyncio.get_running_loop()
+        self.exited: asyncio.Future[int] = loop.create_future()
+        self.tail = _Tail()
+
+        def settle(code: int) -> None:
+            if not self.exited.done():
+                self.exited.set_result(code)
+
+        def wait() -> None:
+            loop.call_soon_threadsafe(settle, self.popen.wait())
+
+        threading.Thread(target=wait, name=f"wait-{self.popen.pid}", daemon=True).start()
+        assert self.popen.stdout is not None
+        self._readers: list[asyncio.Task[None]] = []
+        self.add_reader(self._drain(self.popen.stdout.fileno()))
+
+    def add_reader(self, coro: Any) -> None:
+        self._readers.append(asyncio.ensure_future(coro))
+
+    async def _drain(self, fd: int) -> None:
+        reader = await _read_pipe(os.dup(fd))
+        assert self.popen.stdout is not None
+        self.popen.stdout.close()
+        while chunk := await reader.read(65536):
+            self.tail.add(chunk)
+
+    async def run(self, timeout: float) -> bool:
+        """Wait for the exit; True when it timed out. The group is killed either way."""
+        timed_out = False
+        try:
+            await asyncio.wait_for(asyncio.shield(self.exited), timeout=timeout)
+        except asyncio.TimeoutError:
+            timed_out = True
+        except asyncio.CancelledError:
+            self.kill()
+            raise
+        self.kill()  # the children a test forked, and the run itself on timeout
+        await self.exited
+        # Readers end when the last holder of the pipes is gone; one that left the group
+        # may keep them open, so don't wait forever.
+        _, pending = await asyncio.wait(self._readers, timeout=2.0)
+        for task in pending:
+            task.cancel()
+        return timed_out
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+
+    @property
+    def returncode(self) -> int | None:
+        return self.exited.result() if self.exited.done() else None
 
 
 async def run_tests(spec: RunSpec, listener: RunListener) -> RunResult:
@@ -145,6 +212,8 @@ class _EventReader:
         self.running: dict[str, tuple[str | None, int | None]] = {}
         self.seen: set[str] = set()
         self.failed_setup: set[str] = set()
+        self.started = False  # the plugin said hello: pytest itself is there
+        self.collection_errors = 0
 
     def _abs(self, path: str | None) -> str | None:
         if not path:
@@ -154,6 +223,7 @@ class _EventReader:
     def handle(self, event: dict[str, Any]) -> None:
         kind = event.get("e")
         if kind == "session":
+            self.started = True
             self.rootdir = Path(event["rootdir"])
         elif kind == "collected":
             self.listener.collected(int(event["count"]))
@@ -199,6 +269,7 @@ class _EventReader:
         self.listener.report(report)
 
     def _collect_error(self, event: dict[str, Any]) -> None:
+        self.collection_errors += 1
         path = self._abs(event.get("path")) or str(self.rootdir)
         frames = [Frame(str(p), int(n), str(f)) for p, n, f in event.get("frames") or []]
         line = event.get("line")
@@ -246,89 +317,57 @@ async def _run_pytest(spec: RunSpec, listener: RunListener) -> RunResult:
         extra["OCI_LSP_SKIP_FILES"] = skip_file
     argv = pytest_argv(spec)
     log.info("running %s in %s", " ".join(argv), spec.root)
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            cwd=spec.root,
-            env=_child_env(extra),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            pass_fds=(write_fd,),
-            start_new_session=True,
-        )
-    except OSError as exc:
-        os.close(read_fd)
-        return RunResult(
-            "failed-to-start",
-            message=f"could not start the tests with {spec.python}: {exc.strerror or exc};"
-            " check the `tests.python` setting",
-        )
-    finally:
-        os.close(write_fd)
     events = _EventReader(listener, spec.root)
-    tail = _Tail()
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=_EVENT_LIMIT)
-    transport, _ = await loop.connect_read_pipe(
-        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", buffering=0)
-    )
-
-    async def read_events() -> None:
-        while line := await reader.readline():
-            try:
-                events.handle(json.loads(line))
-            except (ValueError, KeyError, TypeError) as exc:
-                log.warning("unreadable event from the pytest plugin: %s", exc)
-
-    readers = asyncio.gather(read_events(), _drain(proc.stdout, tail))
-    status: RunStatus = "completed"
     try:
         try:
-            await asyncio.wait_for(proc.wait(), timeout=spec.timeout)
-        except asyncio.TimeoutError:
-            status = "timeout"
-        _kill_group(proc.pid)  # children a test forked, and pytest itself on timeout
-        await proc.wait()
-        with contextlib.suppress(asyncio.TimeoutError):
-            # The pipe closes when the last process holding it is gone; a child that left
-            # the group may keep it open, so don't wait on it forever.
-            await asyncio.wait_for(asyncio.shield(readers), timeout=2.0)
-    except asyncio.CancelledError:
-        _kill_group(proc.pid)
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        raise
+            child = _Child(argv, spec.root, _child_env(extra), pass_fds=(write_fd,))
+        except OSError as exc:
+            os.close(read_fd)
+            return RunResult(
+                "failed-to-start",
+                message=f"could not start the tests with {spec.python}: {exc.strerror or exc};"
+                " check the `tests.python` setting",
+            )
+        finally:
+            os.close(write_fd)
+
+        async def read_events() -> None:
+            reader = await _read_pipe(read_fd, limit=_EVENT_LIMIT)
+            while line := await reader.readline():
+                try:
+                    events.handle(json.loads(line))
+                except (ValueError, KeyError, TypeError) as exc:
+                    log.warning("unreadable event from the pytest plugin: %s", exc)
+
+        child.add_reader(read_events())
+        timed_out = await child.run(spec.timeout)
     finally:
-        readers.cancel()
-        readers.add_done_callback(_retrieve)
-        transport.close()
         if skip_file:
             with contextlib.suppress(OSError):
                 os.unlink(skip_file)
-    output = tail.text()
-    result = RunResult(status, exit_code=proc.returncode, output_tail=output, seen=events.seen)
-    if status == "timeout":
+    code = child.returncode
+    output = child.tail.text()
+    result = RunResult("completed", exit_code=code, output_tail=output, seen=events.seen)
+    if timed_out:
         events.unfinished("timeout", f"timed out: the run was stopped after {spec.timeout:g} s")
+        result.status = "timeout"
         result.message = f"the tests were stopped after {spec.timeout:g} s (tests.timeout)"
     elif events.running:
-        events.unfinished(
-            "error", f"the test process exited with status {proc.returncode} during this test"
-        )
+        events.unfinished("error", f"the test process exited with status {code} during this test")
         result.status = "crashed"
-        result.message = f"the test process exited with status {proc.returncode} during a test"
-    elif proc.returncode not in (0, 1, 5):
-        if "No module named pytest" in output:
-            result.pytest_missing = True
-            result.message = (
-                f"pytest is not installed for {spec.python}: run `{spec.python} -m pip install"
-                " pytest`, or point the `tests.python` setting at the workspace's interpreter"
-            )
-        elif proc.returncode in (2, 3, 4):
-            last = [ln for ln in output.strip().splitlines() if ln.strip()]
-            result.message = (
-                f"pytest stopped with exit status {proc.returncode}: {last[-1] if last else ''}"
-            ).strip()
+        result.message = f"the test process exited with status {code} during a test"
+    elif not events.started and "No module named pytest" in output:
+        result.pytest_missing = True
+        result.message = (
+            f"pytest is not installed for {spec.python}: run `{spec.python} -m pip install"
+            " pytest`, or point the `tests.python` setting at the workspace's interpreter"
+        )
+    elif code not in (0, 1, 5) and not events.collection_errors:
+        # A broken conftest already has its diagnostic; anything else is said here.
+        last = [ln for ln in output.strip().splitlines() if ln.strip()]
+        result.message = (
+            f"pytest stopped with exit status {code}: {last[-1] if last else ''}"
+        ).strip()
     return result
 
 
@@ -341,48 +380,25 @@ async def _run_junit(spec: RunSpec, listener: RunListener) -> RunResult:
             argv.append(f"--junitxml={xml_path}")
         log.info("running %s in %s", " ".join(argv), spec.root)
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                cwd=spec.root,
-                env=_child_env({"OCI_LSP_JUNIT_XML": str(xml_path)}),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-            )
+            child = _Child(argv, spec.root, _child_env({"OCI_LSP_JUNIT_XML": str(xml_path)}), ())
         except OSError as exc:
             return RunResult(
                 "failed-to-start",
                 message=f"could not start the test command `{argv[0]}`: {exc.strerror or exc};"
                 " check the `tests.command` setting",
             )
-        tail = _Tail()
-        drain = asyncio.ensure_future(_drain(proc.stdout, tail))
-        status: RunStatus = "completed"
-        try:
-            try:
-                await asyncio.wait_for(proc.wait(), timeout=spec.timeout)
-            except asyncio.TimeoutError:
-                status = "timeout"
-            _kill_group(proc.pid)
-            await proc.wait()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(drain), timeout=2.0)
-        except asyncio.CancelledError:
-            _kill_group(proc.pid)
-            raise
-        finally:
-            drain.cancel()
-            drain.add_done_callback(_retrieve)
-        result = RunResult(status, exit_code=proc.returncode, output_tail=tail.text())
-        if status == "timeout":
+        timed_out = await child.run(spec.timeout)
+        code = child.returncode
+        result = RunResult("completed", exit_code=code, output_tail=child.tail.text())
+        if timed_out:
+            result.status = "timeout"
             result.message = f"the tests were stopped after {spec.timeout:g} s (tests.timeout)"
             return result
         try:
             data = xml_path.read_bytes()
         except OSError:
             result.message = (
-                f"the test command exited with status {proc.returncode} and wrote no JUnit XML;"
+                f"the test command exited with status {code} and wrote no JUnit XML;"
                 f" put {JUNIT_PLACEHOLDER} where its report path goes in `tests.command`"
             )
             return result

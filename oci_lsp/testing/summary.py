@@ -27,6 +27,8 @@ def _assert_test_source(statement: str) -> tuple[str, ast.expr] | None:
         return None
     test = tree.body[0].test
     source = ast.get_source_segment(statement.strip(), test)
+    if source and "\n" in source:
+        source = ast.unparse(test)  # a statement over several lines reads better on one
     return (source, test) if source else None
 
 

@@ -55,12 +55,17 @@ _first_files: list[str] = []
 _sources: dict[str, list[ast.stmt]] = {}
 
 
-def pytest_configure(config: pytest.Config) -> None:
+def _open_stream() -> _Stream | None:
+    # Opened on first use: a broken conftest fails before pytest_configure ever runs.
     global _stream
     fd = os.environ.get("OCI_LSP_REPORT_FD")
     if fd and _stream is None:
         _stream = _Stream(int(fd))
-        _emit({"e": "session", "rootdir": str(config.rootpath)})
+    return _stream
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _emit({"e": "session", "rootdir": str(config.rootpath)})
     skip = os.environ.get("OCI_LSP_SKIP_FILES")
     if skip and os.path.exists(skip):
         with open(skip, encoding="utf-8") as handle:
@@ -68,8 +73,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _emit(event: dict[str, Any]) -> None:
-    if _stream is not None:
-        _stream.emit(event)
+    stream = _open_stream()
+    if stream is not None:
+        stream.emit(event)
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:

@@ -1,0 +1,311 @@
+"""When runs happen, which tests go first, and how runs end: through the real server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from tests.conftest import Editor, progress_messages, write_files
+
+
+def run_begins(editor: Editor) -> int:
+    return sum(1 for kind, _ in progress_messages(editor.client) if kind == "begin")
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purposes; check its state.
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+async def wait_for_file(editor: Editor, path: Path) -> str:
+    await editor.wait_until(lambda: path.exists() and path.read_text().strip() != "", path.name)
+    return path.read_text().strip()
+
+
+AFFECTED = {
+    "fast.py": "def double(x):\n    return 2 * x + 1\n",
+    "slow.py": "def ident(x):\n    return x\n",
+    # Alphabetically first, so plain pytest order would run it first; it waits for a go file.
+    "tests/test_a_slow.py": """
+        import os, time
+        from slow import ident
+
+        def test_waits_for_go():
+            go = os.path.join(os.path.dirname(__file__), "..", "go")
+            for _ in range(600):
+                if os.path.exists(go):
+                    break
+                time.sleep(0.05)
+            assert ident(1) == 1
+        """,
+    "tests/test_z_fast.py": """
+        from fast import double
+
+        def test_double():
+            assert double(2) == 4
+        """,
+}
+
+
+async def test_affected_tests_run_first(editor: Editor, tmp_path: Path) -> None:
+    root = write_files(tmp_path / "ws", AFFECTED)
+    await editor.start(root)
+    editor.save(root / "fast.py")
+    # The failure of the test that imports fast.py shows while the slow suite still waits.
+    diags = await editor.wait_for_diagnostics(root / "tests/test_z_fast.py")
+    assert diags[0].data["function"] == "fast.double"
+    assert not (root / "go").exists()
+    (root / "go").write_text("go")
+    status = await editor.wait_idle()
+    assert status["tests"] == {"running": False, "failed": 1, "passed": 1}
+
+
+async def test_scope_affected_runs_only_the_affected_tests(editor: Editor, tmp_path: Path) -> None:
+    files = dict(AFFECTED)
+    files["tests/test_a_slow.py"] = "from slow import ident\n\ndef test_ident():\n    assert 0\n"
+    root = write_files(tmp_path / "ws", files)
+    await editor.start(root, init_options={"tests": {"scope": "affected"}})
+    editor.save(root / "fast.py")
+    await editor.wait_for_diagnostics(root / "tests/test_z_fast.py")
+    status = await editor.wait_idle()
+    # test_a_slow fails too, but does not import fast.py: it did not run.
+    assert status["tests"]["failed"] == 1
+    assert not editor.diagnostics(root / "tests/test_a_slow.py")
+
+
+async def test_quick_saves_give_one_run(editor: Editor, tmp_path: Path) -> None:
+    root = write_files(
+        tmp_path / "ws", {"a.py": "X = 1\n", "tests/test_a.py": "def test_x():\n    assert 0\n"}
+    )
+    await editor.start(root)
+    for _ in range(5):
+        editor.save(root / "a.py")
+        await asyncio.sleep(0.02)
+    await editor.wait_for_diagnostics(root / "tests/test_a.py")
+    await editor.wait_idle()
+    await asyncio.sleep(1.0)  # the file-system echo of the saves must not start another run
+    assert run_begins(editor) == 1
+
+
+async def test_changes_outside_the_editor_run_the_tests(editor: Editor, tmp_path: Path) -> None:
+    root = write_files(
+        tmp_path / "ws",
+        {
+            "calc.py": "def add(a, b):\n    return a + b\n",
+            "tests/test_c.py": "from calc import add\n\ndef test_add():\n    assert add(1, 2) == 3\n",
+        },
+    )
+    await editor.start(root)
+    await asyncio.sleep(0.5)  # let the watcher start
+    # As `git checkout` or a formatter would: the file changes, no didSave.
+    (root / "calc.py").write_text("def add(a, b):\n    return a - b\n")
+    diags = await editor.wait_for_diagnostics(root / "calc.py")
+    assert diags[0].data["function"] == "calc.add"
+    # Files in ignored folders do not trigger runs.
+    await editor.wait_idle()
+    before = run_begins(editor)
+    (root / ".venv" / "lib").mkdir(parents=True)
+    (root / ".venv" / "lib" / "x.py").write_text("X = 1\n")
+    (root / "__pycache__").mkdir(exist_ok=True)
+    (root / "__pycache__" / "y.py").write_text("Y = 1\n")
+    await asyncio.sleep(1.5)
+    assert run_begins(editor) == before
+
+
+async def test_a_new_save_kills_the_stale_run(editor: Editor, tmp_path: Path) -> None:
+    root = write_files(
+        tmp_path / "ws",
+        {
+            "m.py": "V = 1\n",
+            "tests/test_hang.py": """
+                import os, time, pathlib
+
+                def test_hangs():
+                    out = pathlib.Path(__file__).parent.parent / "pids"
+                    with open(out, "a") as handle:
+                        handle.write(f"{os.getpid()}\\n")
+                    time.sleep(600)
+                """,
+        },
+    )
+    await editor.start(root)
+    editor.save(root / "m.py")
+    pids = root / "pids"
+    first = int((await wait_for_file(editor, pids)).splitlines()[0])
+    assert pid_alive(first)
+    editor.save(root / "m.py")
+    await editor.wait_until(lambda: not pid_alive(first), "the stale run to be killed")
+    await editor.wait_until(lambda: len(pids.read_text().split()) == 2, "the new run")
+
+
+async def test_timeout_gives_a_test_timeout_diagnostic(editor: Editor, tmp_path: Path) -> None:
+    root = write_files(
+        tmp_path / "ws",
+        {
+            "m.py": "V = 1\n",
+            "tests/test_t.py": """
+                import time
+
+                def test_fine():
+                    assert True
+
+                def test_hangs():
+                    time.sleep(600)
+                """,
+        },
+    )
+    await editor.start(root, init_options={"tests": {"timeout": 3}})
+    editor.save(root / "m.py")
+    diags = await editor.wait_for_diagnostics(root / "tests/test_t.py")
+    assert [d.code for d in diags] == ["test-timeout"]
+    assert diags[0].data["test"] == "tests/test_t.py::test_hangs"
+    assert "3 s" in diags[0].message
+    assert diags[0].range.start.line == 5  # the test's def line
+    assert any("tests.timeout" in m for m in editor.messages())
+
+
+async def test_os_exit_and_forked_children(editor: Editor, tmp_path: Path) -> None:
+    root = write_files(
+        tmp_path / "ws",
+        {
+            "m.py": "V = 1\n",
+            "tests/test_a_fork.py": """
+                import os, time, pathlib
+
+                def test_forks_a_child_that_never_ends():
+                    pid = os.fork()
+                    if pid == 0:
+                        time.sleep(600)
+                        os._exit(0)
+                    (pathlib.Path(__file__).parent.parent / "child").write_text(str(pid))
+                """,
+            "tests/test_b_exit.py": """
+                import os
+
+                def test_exits():
+                    os._exit(3)
+                """,
+        },
+    )
+    await editor.start(root)
+    editor.save(root / "m.py")
+    diags = await editor.wait_for_diagnostics(root / "tests/test_b_exit.py")
+    assert diags[0].code == "test-error"
+    assert "exited with status 3" in diags[0].message
+    await editor.wait_idle()
+    child = int((root / "child").read_text())
+    await editor.wait_until(lambda: not pid_alive(child), "the forked child to be killed")
+    # The server is still there and answers.
+    assert (await editor.command("oci.status"))["tests"]["failed"] == 1
+
+
+async def test_megabytes_of_output_and_invalid_utf8(editor: Editor, tmp_path: Path) -> None:
+    root = write_files(
+        tmp_path / "ws",
+        {
+            "m.py": "V = 1\n",
+            "tests/test_noise.py": """
+                import os, sys
+
+                def test_loud():
+                    print("x" * 5_000_000)
+                    os.write(1, b"\\xff\\xfe invalid \\xc3\\x28 utf-8\\n" * 1000)
+                    sys.stderr.write("y" * 1_000_000)
+                    assert 1 == 2
+
+                def test_bytes_in_message():
+                    assert b"\\xff\\xfe" == "é"
+                """,
+        },
+    )
+    await editor.start(root)
+    editor.save(root / "m.py")
+    diags = await editor.wait_for_diagnostics(root / "tests/test_noise.py", lambda d: len(d) == 2)
+    for diag in diags:
+        assert len(diag.message) < 300
+        assert len(diag.data["failure"]) < 50_000
+    loud = next(d for d in diags if "test_loud" in d.message)
+    assert loud.message.endswith("assert 1 == 2")
+
+
+async def test_pytest_missing_says_so_once(editor: Editor, tmp_path: Path) -> None:
+    root = write_files(
+        tmp_path / "ws",
+        {"m.py": "V = 1\n", "tests/test_m.py": "def test_fail():\n    assert 0\n"},
+    )
+    # A virtualenv without pytest, as the workspace's own interpreter.
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "venv", "--without-pip", str(root / ".venv")
+    )
+    assert await proc.wait() == 0
+    await editor.start(root)
+    editor.save(root / "m.py")
+    await editor.wait_until(
+        lambda: any("pytest is not installed" in m for m in editor.messages()), "message"
+    )
+    await editor.wait_idle()
+    editor.save(root / "m.py")
+    await asyncio.sleep(1.0)
+    await editor.wait_idle()
+    assert sum("pytest is not installed" in m for m in editor.messages()) == 1
+    assert run_begins(editor) == 1  # nothing ran again until the settings change
+    # Point tests.python at an interpreter with pytest: the tests run again.
+    editor.client.set_configuration({"tests": {"python": sys.executable}}, section="oci")
+    from lsprotocol import types
+
+    editor.client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings=None)
+    )
+    await asyncio.sleep(0.3)
+    editor.save(root / "m.py")
+    await editor.wait_for_diagnostics(root / "tests/test_m.py")
+
+
+async def test_no_tests_is_quiet(editor: Editor, tmp_path: Path) -> None:
+    root = write_files(tmp_path / "ws", {"m.py": "V = 1\n"})
+    await editor.start(root)
+    editor.save(root / "m.py")
+    await asyncio.sleep(0.5)
+    status = await editor.wait_idle()
+    assert status["tests"] == {"running": False, "failed": 0, "passed": 0}
+    assert editor.messages() == []
+
+
+async def test_cancelling_the_progress_stops_the_run(editor: Editor, tmp_path: Path) -> None:
+    root = write_files(
+        tmp_path / "ws",
+        {
+            "m.py": "V = 1\n",
+            "tests/test_hang.py": """
+                import os, time, pathlib
+
+                def test_hangs():
+                    (pathlib.Path(__file__).parent.parent / "pid").write_text(str(os.getpid()))
+                    time.sleep(600)
+                """,
+        },
+    )
+    await editor.start(root)
+    editor.save(root / "m.py")
+    pid = int(await wait_for_file(editor, root / "pid"))
+    await editor.wait_until(lambda: bool(editor.client.progress_reports), "progress")
+    token = next(iter(editor.client.progress_reports))
+    from lsprotocol import types
+
+    editor.client.window_work_done_progress_cancel(types.WorkDoneProgressCancelParams(token))
+    await editor.wait_until(lambda: not pid_alive(pid), "the cancelled run to be killed")
+    status = await editor.wait_idle()
+    assert status["tests"]["running"] is False
+    await editor.wait_until(
+        lambda: progress_messages(editor.client)[-1][0] == "end", "the progress to end"
+    )
