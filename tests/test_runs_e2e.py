@@ -309,3 +309,34 @@ async def test_cancelling_the_progress_stops_the_run(editor: Editor, tmp_path: P
     await editor.wait_until(
         lambda: progress_messages(editor.client)[-1][0] == "end", "the progress to end"
     )
+
+
+async def test_results_stream_while_the_run_goes_on(editor: Editor, tmp_path: Path) -> None:
+    root = write_files(
+        tmp_path / "ws",
+        {
+            "m.py": "V = 1\n",
+            "tests/test_stream.py": """
+                import os, time
+
+                def test_a_fails_first():
+                    assert 1 == 2
+
+                def test_b_waits_for_go():
+                    go = os.path.join(os.path.dirname(__file__), "..", "go")
+                    for _ in range(600):
+                        if os.path.exists(go):
+                            break
+                        time.sleep(0.05)
+                """,
+        },
+    )
+    await editor.start(root, init_options={"tests": {"scope": "all"}})
+    editor.save(root / "m.py")
+    # One pytest process: the first failure is published while the second test still runs.
+    diags = await editor.wait_for_diagnostics(root / "tests/test_stream.py")
+    assert diags[0].data["test"] == "tests/test_stream.py::test_a_fails_first"
+    assert (await editor.command("oci.status"))["tests"]["running"] is True
+    (root / "go").write_text("go")
+    status = await editor.wait_idle()
+    assert status["tests"] == {"running": False, "failed": 1, "passed": 1}

@@ -9,6 +9,7 @@ text as it is now, which may be mid-edit: nothing raises on a syntax error, and
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import warnings
 from collections.abc import Iterator
@@ -45,11 +46,14 @@ class FunctionLocation:
     body_line: int  # the line of the body's first statement
 
 
+@functools.lru_cache(maxsize=32)
 def parse(source: str) -> ast.Module | None:
     """The module's AST, or None when it does not parse (the user is mid-edit).
 
     A leading BOM is dropped (the compiler rejects it in a str); line numbers stay the same.
-    Warnings about the user's code (invalid escapes) are not ours to print.
+    Warnings about the user's code (invalid escapes) are not ours to print. Cached: a suite
+    with a thousand failures asks about the same few files a thousand times. Callers must
+    not change the tree.
     """
     if source.startswith(_BOM):
         source = source[1:]

@@ -20,6 +20,9 @@ from oci_lsp.testing.results import CollectionError, FailureKind, TestReport
 
 ReadSource = Callable[[str], "str | None"]
 
+# Folders whose modules are test code (helpers, fixtures), never the code under test.
+TEST_DIR_NAMES = frozenset({"tests", "test"})
+
 
 @dataclass(frozen=True)
 class Span:
@@ -78,9 +81,13 @@ class FailureLocator:
         return not is_ignored_path(Path(path), self.root) and "site-packages" not in path
 
     def is_test_path(self, path: str, report: TestReport | None = None) -> bool:
-        return is_test_file(Path(path)) or (
-            report is not None and report.path is not None and path == report.path
-        )
+        """Test modules, conftest files, and anything under a tests/ or test/ folder (helpers)."""
+        if report is not None and report.path is not None and path == report.path:
+            return True
+        if is_test_file(Path(path)):
+            return True
+        relative = os.path.relpath(path, self.root)
+        return any(part in TEST_DIR_NAMES for part in Path(relative).parts[:-1])
 
     def target_of(self, report: TestReport) -> TargetFunction | None:
         """The function under test of a failed report, or None when there is none to name."""

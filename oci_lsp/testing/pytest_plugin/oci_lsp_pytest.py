@@ -335,6 +335,9 @@ def _resolve_called(stmt: ast.stmt, frame: Any, rootdir: str) -> dict[str, Any] 
             continue
         if name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py":
             continue
+        parts = os.path.relpath(path, root).split(os.sep)[:-1]
+        if any(part in ("tests", "test") for part in parts):
+            continue  # a helper of the tests, not the code under test
         return {
             "path": path,
             "line": code.co_firstlineno,

@@ -1,0 +1,144 @@
+"""Mapping a failure to the test line and the function under test, without running anything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from oci_lsp.testing.failures import FailureLocator
+from oci_lsp.testing.results import CollectionError, Frame, FunctionRef, TestReport
+from tests.conftest import write_files
+
+FILES = {
+    "pkg/__init__.py": "",
+    "pkg/calc.py": """
+        class Calc:
+            def add(self, a, b):
+                return self._check(a) + b
+
+            def _check(self, a):
+                if a < 0:
+                    raise ValueError(a)
+                return a
+
+
+        def mul(a, b):
+            return a * b + 1
+        """,
+    "tests/helpers.py": """
+        def check_mul(f):
+            assert f(2, 3) == 6
+        """,
+    "tests/test_calc.py": """
+        from pkg.calc import Calc, mul
+        from helpers import check_mul
+
+
+        def test_add_negative():
+            assert Calc().add(-1, 2) == 1
+
+
+        def test_mul():
+            assert mul(2, 3) == 6
+
+
+        def test_mul_through_helper():
+            check_mul(mul)
+        """,
+}
+
+
+def locator(root: Path) -> FailureLocator:
+    def read(path: str) -> str | None:
+        try:
+            return Path(path).read_text()
+        except OSError:
+            return None
+
+    return FailureLocator(root, read)
+
+
+def report(
+    root: Path, name: str, frames: list[tuple[str, int, str]], **extra: object
+) -> TestReport:
+    test_path = str(root / "tests/test_calc.py")
+    return TestReport(
+        test_id=f"tests/test_calc.py::{name}",
+        outcome="failed",
+        path=test_path,
+        line=5,
+        message="boom",
+        frames=[Frame(str(root / p), line, f) for p, line, f in frames],
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def test_deepest_workspace_frame_outside_tests_is_the_target(tmp_path: Path) -> None:
+    root = write_files(tmp_path, FILES)
+    r = report(
+        root,
+        "test_add_negative",
+        [
+            ("tests/test_calc.py", 6, "test_add_negative"),
+            ("pkg/calc.py", 3, "add"),
+            ("pkg/calc.py", 7, "_check"),
+        ],
+    )
+    test_mark, function_mark = locator(root).marks_for(r)
+    assert (test_mark.span.line, test_mark.span.start) == (5, 4)
+    assert function_mark.function == "pkg.calc.Calc._check"
+    assert (function_mark.span.line, function_mark.span.start, function_mark.span.end) == (4, 8, 14)
+    assert function_mark.related[0][0] == test_mark.span
+    assert test_mark.related[0][0] == function_mark.span
+
+
+def test_a_failing_assert_in_the_test_uses_the_resolved_call(tmp_path: Path) -> None:
+    root = write_files(tmp_path, FILES)
+    called = FunctionRef(str(root / "pkg/calc.py"), 11, "mul", "pkg.calc")
+    r = report(root, "test_mul", [("tests/test_calc.py", 10, "test_mul")], called=called)
+    marks = locator(root).marks_for(r)
+    assert [m.function for m in marks] == ["pkg.calc.mul", "pkg.calc.mul"]
+    assert marks[1].span.line == 10
+
+
+def test_without_a_live_resolution_the_imports_are_read(tmp_path: Path) -> None:
+    # What JUnit runners give: frames only. The statement `assert mul(2, 3) == 6` is read.
+    root = write_files(tmp_path, FILES)
+    r = report(root, "test_mul", [("tests/test_calc.py", 10, "test_mul")])
+    marks = locator(root).marks_for(r)
+    assert marks[1].function == "pkg.calc.mul"
+
+
+def test_helpers_in_the_tests_folder_are_not_the_function_under_test(tmp_path: Path) -> None:
+    root = write_files(tmp_path, FILES)
+    r = report(
+        root,
+        "test_mul_through_helper",
+        [
+            ("tests/test_calc.py", 14, "test_mul_through_helper"),
+            ("tests/helpers.py", 2, "check_mul"),
+        ],
+    )
+    marks = locator(root).marks_for(r)
+    # The helper asserts: no frame in the source. The failing statement `check_mul(mul)`
+    # calls the helper, not the source, so only the test line is marked.
+    assert [(m.span.path, m.span.line) for m in marks] == [(str(root / "tests/test_calc.py"), 13)]
+    assert marks[0].function is None
+
+
+def test_a_passing_test_has_no_marks_and_an_unknown_file_is_safe(tmp_path: Path) -> None:
+    root = write_files(tmp_path, FILES)
+    passed = TestReport(
+        "tests/test_calc.py::test_mul", "passed", path=str(root / "tests/test_calc.py")
+    )
+    assert locator(root).marks_for(passed) == []
+    gone = report(root, "test_x", [("gone.py", 3, "f")])
+    marks = locator(root).marks_for(gone)
+    assert len(marks) == 1  # only the test line: the frame's file does not exist
+
+
+def test_collection_error_mark(tmp_path: Path) -> None:
+    root = write_files(tmp_path, {"broken.py": "X = 1\n  Y = 2\n"})
+    error = CollectionError(str(root / "broken.py"), 2, "IndentationError: unexpected indent")
+    (mark,) = locator(root).marks_for_collection_error(error)
+    assert (mark.span.line, mark.span.start, mark.span.end) == (1, 2, 7)
+    assert mark.kind == "collection-error" and mark.test_id is None
