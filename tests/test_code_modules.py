@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Mapping
 from pathlib import Path
 
 from oci_lsp.code.modules import (
@@ -13,14 +12,7 @@ from oci_lsp.code.modules import (
     imported_modules,
     resolve_call,
 )
-
-
-def write(root: Path, files: Mapping[str, str]) -> Path:
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
-    return root
+from tests.conftest import write_files as write
 
 
 def src(text: str) -> str:

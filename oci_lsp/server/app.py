@@ -49,7 +49,7 @@ class OciLanguageServer(LanguageServer):
         self.prompt_for_instruction = False
         self.seen = SeenFiles()
         self._shown: set[str] = set()
-        self._progress: dict[str, Progress] = {}
+        self.session_events = _SessionEvents(self)
         self._watch_stop: asyncio.Event | None = None
         self._watch_task: asyncio.Task[None] | None = None
         self._file_cache: dict[str, tuple[tuple[int, int], str]] = {}
@@ -138,7 +138,7 @@ class OciLanguageServer(LanguageServer):
         self.folders.add(folder)
         self._resolve(folder)
         folder.session = TestSession(
-            folder.root, lambda: folder.settings.tests, _SessionEvents(self), self.read
+            folder.root, lambda: folder.settings.tests, self.session_events, self.read
         )
         folder.session.start()
         return folder
@@ -268,18 +268,19 @@ class _SessionEvents:
 
     def __init__(self, server: OciLanguageServer) -> None:
         self.server = server
+        self.progress: dict[str, Progress] = {}  # by folder root
 
     def run_started(self, session: TestSession) -> None:
         key = str(session.root)
-        old = self.server._progress.pop(key, None)
+        old = self.progress.pop(key, None)
         if old is not None:
             old.end("superseded by a newer run")
         progress = Progress(self.server, "Running tests", on_cancel=session.cancel)
-        self.server._progress[key] = progress
+        self.progress[key] = progress
         progress.begin(f"{session.root.name}: collecting")
 
     def run_progress(self, session: TestSession) -> None:
-        progress = self.server._progress.get(str(session.root))
+        progress = self.progress.get(str(session.root))
         if progress is None:
             return
         p = session.progress
@@ -291,7 +292,7 @@ class _SessionEvents:
         self.server.publisher.changed(paths)
 
     def run_finished(self, session: TestSession, result: RunResult | None) -> None:
-        progress = self.server._progress.pop(str(session.root), None)
+        progress = self.progress.pop(str(session.root), None)
         p = session.progress
         if progress is not None:
             progress.end(f"{p.done} tests run, {p.failed} failed")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,7 +55,7 @@ class Folders:
     def remove(self, uri: str) -> Folder | None:
         return self._by_uri.pop(uri, None)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Folder]:
         return iter(list(self._by_uri.values()))
 
     def __len__(self) -> int:

@@ -69,7 +69,8 @@ class TestSession:
         self._keys_by_path: dict[str, set[str]] = {}
         self._owner: dict[str, str] = {}  # key -> the test file whose run reports it again
         self._passed: set[str] = set()
-        self._pending: set[Path] | None = set()
+        self._pending: set[Path] = set()
+        self._graph_backlog: set[Path] = set()
         self._pending_all = False
         self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
@@ -107,7 +108,8 @@ class TestSession:
         if path.suffix != ".py":
             return
         if self._graph_ready is not None and not self._graph_ready.done():
-            return  # the build in progress reads it anyway
+            self._graph_backlog.add(path)  # the build may have read it already: redo after
+            return
         if path.exists():
             self.graph.update(path)
         else:
@@ -120,7 +122,7 @@ class TestSession:
             return
         if changed is None:
             self._pending_all = True
-        elif self._pending is not None:
+        else:
             self._pending.update(changed)
         loop = asyncio.get_running_loop()
         if self._timer is not None:
@@ -144,7 +146,7 @@ class TestSession:
 
     def _launch(self) -> None:
         self._timer = None
-        changed = None if self._pending_all else set(self._pending or ())
+        changed = None if self._pending_all else set(self._pending)
         self._pending, self._pending_all = set(), False
         previous = self._task
         self._task = asyncio.ensure_future(self._run(changed, previous))
@@ -164,6 +166,9 @@ class TestSession:
             return [("all", [], [])]
         if self._graph_ready is not None:
             await self._graph_ready
+        backlog, self._graph_backlog = self._graph_backlog, set()
+        for path in backlog:
+            self.file_changed(path)
         affected = self.graph.affected_tests(changed)
         if affected is None:
             return [("all", [], [])]
@@ -265,9 +270,6 @@ class TestSession:
         touched = self._set_marks(key, self.locator.marks_for_collection_error(error), owner)
         if touched:
             self.listener.marks_changed(self, touched)
-
-    def report_for(self, test_id: str) -> list[FailureMark]:
-        return list(self._marks.get(test_id, []))
 
 
 class _Collector:
