@@ -171,7 +171,9 @@ async def test_timeout_gives_a_test_timeout_diagnostic(editor: Editor, tmp_path:
     assert diags[0].data["test"] == "tests/test_t.py::test_hangs"
     assert "3 s" in diags[0].message
     assert diags[0].range.start.line == 5  # the test's def line
-    assert any("tests.timeout" in m for m in editor.messages())
+    await editor.wait_until(
+        lambda: any("tests.timeout" in m for m in editor.messages()), "the timeout message"
+    )
 
 
 async def test_os_exit_and_forked_children(editor: Editor, tmp_path: Path) -> None:
