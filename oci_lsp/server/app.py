@@ -147,7 +147,7 @@ class OciLanguageServer(LanguageServer):
         folder = self.folders.remove(uri)
         if folder is None or folder.session is None:
             return
-        folder.session.cancel()
+        folder.session.close()
         paths = folder.session.paths_with_marks()
         folder.session = None
         for path in paths:
@@ -159,6 +159,8 @@ class OciLanguageServer(LanguageServer):
             self.show_once(str(problem))
         if folder.session is not None and before.tests != folder.settings.tests:
             folder.session.enable()  # a changed interpreter or command deserves a new try
+            if self.ready.is_set():
+                folder.session.warm()
 
     async def refresh_client_settings(self) -> None:
         """Ask the client for the `oci` section of each folder (after `initialized` only)."""
@@ -189,6 +191,11 @@ class OciLanguageServer(LanguageServer):
             folder.client_settings = value
             self._resolve(folder)
 
+    def warm_all(self) -> None:
+        for folder in self.folders:
+            if folder.session is not None:
+                folder.session.warm()
+
     def start_watching(self) -> None:
         if self._watch_stop is not None:
             self._watch_stop.set()
@@ -203,7 +210,7 @@ class OciLanguageServer(LanguageServer):
             self._watch_stop.set()
         for folder in self.folders:
             if folder.session is not None:
-                folder.session.cancel()
+                folder.session.close()
 
     # -- what triggers runs -----------------------------------------------------------------
 
@@ -323,6 +330,7 @@ def create_server(command_line: Mapping[str, Any] | None = None) -> OciLanguageS
             ls.add_folder(folder_uri)
         await ls.refresh_client_settings()
         ls.ready.set()
+        ls.warm_all()
         ls.start_watching()
 
     @server.feature(types.SHUTDOWN)
@@ -357,6 +365,7 @@ def create_server(command_line: Mapping[str, Any] | None = None) -> OciLanguageS
         for added in params.event.added:
             ls.add_folder(added.uri)
         await ls.refresh_client_settings()
+        ls.warm_all()
         ls.start_watching()
 
     @server.command(COMMAND_STATUS)

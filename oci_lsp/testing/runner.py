@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -36,6 +37,7 @@ PLUGIN_NAME = "oci_lsp_pytest"
 _OUTPUT_TAIL = 64 * 1024
 _EVENT_LIMIT = 16 * 1024 * 1024
 JUNIT_PLACEHOLDER = "{junitxml}"
+_PYTEST_MISSING = re.compile(r"No module named '?pytest'?$", re.MULTILINE)
 
 
 class RunListener(Protocol):
@@ -70,12 +72,9 @@ class RunResult:
     pytest_missing: bool = False
 
 
-def pytest_argv(spec: RunSpec) -> list[str]:
-    """The command line of a pytest run; also what the benchmark compares against."""
+def pytest_args(spec: RunSpec) -> list[str]:
+    """pytest's arguments for a run (after `python -m pytest`)."""
     return [
-        spec.python,
-        "-m",
-        "pytest",
         "-p",
         PLUGIN_NAME,
         "-p",
@@ -87,6 +86,27 @@ def pytest_argv(spec: RunSpec) -> list[str]:
         "console_output_style=classic",
         *spec.selection,
     ]
+
+
+def pytest_argv(spec: RunSpec) -> list[str]:
+    """The equivalent cold command line of a run; what the benchmark compares against."""
+    return [spec.python, "-m", "pytest", *pytest_args(spec)]
+
+
+# A standby interpreter runs this: the slow imports happen before anyone saves, then it waits
+# for one request (pytest's arguments and environment) and becomes that run, as
+# `python -m pytest` would. Nothing of the workspace is imported before the request.
+_STANDBY = """\
+import json, os, sys
+import pytest
+line = sys.stdin.readline()
+if not line.strip():
+    raise SystemExit(0)
+request = json.loads(line)
+os.environ.update(request["env"])
+sys.argv = ["pytest", *request["args"]]
+raise SystemExit(pytest.console_main())
+"""
 
 
 def _child_env(extra: dict[str, str]) -> dict[str, str]:
@@ -132,12 +152,19 @@ class _Child:
     its own, and the pipes are read separately.
     """
 
-    def __init__(self, argv: list[str], cwd: Path, env: dict[str, str], pass_fds: tuple[int, ...]):
+    def __init__(
+        self,
+        argv: list[str],
+        cwd: Path,
+        env: dict[str, str],
+        pass_fds: tuple[int, ...],
+        stdin: int = subprocess.DEVNULL,
+    ):
         self.popen = subprocess.Popen(
             argv,
             cwd=cwd,
             env=env,
-            stdin=subprocess.DEVNULL,
+            stdin=stdin,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             pass_fds=pass_fds,
@@ -197,10 +224,13 @@ class _Child:
         return self.exited.result() if self.exited.done() else None
 
 
-async def run_tests(spec: RunSpec, listener: RunListener) -> RunResult:
+async def run_tests(
+    spec: RunSpec, listener: RunListener, launcher: PytestLauncher | None = None
+) -> RunResult:
+    """Run the tests of spec, telling listener as results come; a launcher keeps pytest warm."""
     if spec.command:
         return await _run_junit(spec, listener)
-    return await _run_pytest(spec, listener)
+    return await _run_pytest(spec, listener, launcher)
 
 
 class _EventReader:
@@ -306,40 +336,122 @@ class _EventReader:
         self.running.clear()
 
 
-async def _run_pytest(spec: RunSpec, listener: RunListener) -> RunResult:
-    read_fd, write_fd = os.pipe()
+class _Standby:
+    """A pytest interpreter started ahead of its run, with the pipe for its events."""
+
+    def __init__(self, root: Path, python: str) -> None:
+        self.root = root
+        self.python = python
+        self.read_fd, write_fd = os.pipe()
+        env = _child_env({"OCI_LSP_REPORT_FD": str(write_fd)})
+        try:
+            self.child = _Child(
+                [python, "-c", _STANDBY], root, env, (write_fd,), stdin=subprocess.PIPE
+            )
+        except OSError:
+            os.close(self.read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+
+    def start(self, args: list[str], env: dict[str, str]) -> None:
+        stdin = self.child.popen.stdin
+        assert stdin is not None
+        request = json.dumps({"args": args, "env": env}) + "\n"
+        # It may have died already (no pytest there): its exit and output tell why.
+        with contextlib.suppress(OSError):
+            stdin.write(request.encode())
+            stdin.flush()
+        with contextlib.suppress(OSError):
+            stdin.close()
+
+    def discard(self) -> None:
+        self.child.kill()
+        with contextlib.suppress(OSError):
+            os.close(self.read_fd)
+        if self.child.popen.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.child.popen.stdin.close()
+
+
+class PytestLauncher:
+    """Runs pytest for one folder, each run in an interpreter started before it was needed.
+
+    Starting Python and importing pytest is a good part of a small run; a standby process
+    pays it while the user types. It imports nothing of the workspace, so it never runs stale
+    code; it is replaced when the interpreter setting changes.
+    """
+
+    def __init__(self) -> None:
+        self._standby: _Standby | None = None
+
+    def prepare(self, root: Path, python: str) -> None:
+        """Have a standby ready for the next run (a no-op when one is)."""
+        standby = self._standby
+        if standby is not None:
+            if (
+                standby.root == root
+                and standby.python == python
+                and standby.child.returncode is None
+            ):
+                return
+            standby.discard()
+            self._standby = None
+        try:
+            self._standby = _Standby(root, python)
+        except OSError as exc:
+            log.info("no standby interpreter %s: %s", python, exc)
+
+    def take(self, root: Path, python: str) -> _Standby:
+        """A standby for this run (started now if none is ready); the next one starts too."""
+        self.prepare(root, python)
+        standby = self._standby
+        self._standby = None
+        if standby is None:
+            standby = _Standby(root, python)  # raises OSError: the caller reports it
+        self.prepare(root, python)
+        return standby
+
+    def close(self) -> None:
+        if self._standby is not None:
+            self._standby.discard()
+            self._standby = None
+
+
+async def _run_pytest(
+    spec: RunSpec, listener: RunListener, launcher: PytestLauncher | None
+) -> RunResult:
+    try:
+        standby = (launcher or PytestLauncher()).take(spec.root, spec.python)
+    except OSError as exc:
+        return RunResult(
+            "failed-to-start",
+            message=f"could not start the tests with {spec.python}: {exc.strerror or exc};"
+            " check the `tests.python` setting",
+        )
     skip_file = None
-    extra = {"OCI_LSP_REPORT_FD": str(write_fd)}
+    env: dict[str, str] = {}
     if spec.skip_files:
         fd, skip_file = tempfile.mkstemp(prefix="oci-skip-", suffix=".txt")
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write("\n".join(spec.skip_files))
-        extra["OCI_LSP_SKIP_FILES"] = skip_file
-    argv = pytest_argv(spec)
-    log.info("running %s in %s", " ".join(argv), spec.root)
+        env["OCI_LSP_SKIP_FILES"] = skip_file
+    log.info("running %s in %s", " ".join(pytest_argv(spec)), spec.root)
     events = _EventReader(listener, spec.root)
+    child = standby.child
+    read_fd = standby.read_fd
+
+    async def read_events() -> None:
+        reader = await _read_pipe(read_fd, limit=_EVENT_LIMIT)
+        while line := await reader.readline():
+            try:
+                events.handle(json.loads(line))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("unreadable event from the pytest plugin: %s", exc)
+
     try:
-        try:
-            child = _Child(argv, spec.root, _child_env(extra), pass_fds=(write_fd,))
-        except OSError as exc:
-            os.close(read_fd)
-            return RunResult(
-                "failed-to-start",
-                message=f"could not start the tests with {spec.python}: {exc.strerror or exc};"
-                " check the `tests.python` setting",
-            )
-        finally:
-            os.close(write_fd)
-
-        async def read_events() -> None:
-            reader = await _read_pipe(read_fd, limit=_EVENT_LIMIT)
-            while line := await reader.readline():
-                try:
-                    events.handle(json.loads(line))
-                except (ValueError, KeyError, TypeError) as exc:
-                    log.warning("unreadable event from the pytest plugin: %s", exc)
-
         child.add_reader(read_events())
+        standby.start(pytest_args(spec), env)
         timed_out = await child.run(spec.timeout)
     finally:
         if skip_file:
@@ -356,7 +468,7 @@ async def _run_pytest(spec: RunSpec, listener: RunListener) -> RunResult:
         events.unfinished("error", f"the test process exited with status {code} during this test")
         result.status = "crashed"
         result.message = f"the test process exited with status {code} during a test"
-    elif not events.started and "No module named pytest" in output:
+    elif not events.started and _PYTEST_MISSING.search(output):
         result.pytest_missing = True
         result.message = (
             f"pytest is not installed for {spec.python}: run `{spec.python} -m pip install"

@@ -22,11 +22,19 @@ from oci_lsp.config import TestSettings
 from oci_lsp.testing.failures import FailureLocator, FailureMark, ReadSource
 from oci_lsp.testing.impact import ImportGraph
 from oci_lsp.testing.results import CollectionError, TestReport
-from oci_lsp.testing.runner import RunResult, RunSpec, default_python, run_tests
+from oci_lsp.testing.runner import (
+    PytestLauncher,
+    RunResult,
+    RunSpec,
+    default_python,
+    run_tests,
+)
 
 log = logging.getLogger(__name__)
 
-DEBOUNCE_SECONDS = 0.25
+# Saves closer than this make one run ("save all" sends a burst); kept short because the
+# user waits for it on every save (bench/RESULTS.md).
+DEBOUNCE_SECONDS = 0.05
 
 
 class SessionListener(Protocol):
@@ -64,6 +72,7 @@ class TestSession:
         self.graph = ImportGraph(root, self.index)
         self.locator = FailureLocator(root, read, self.index)
         self.progress = RunProgress()
+        self.launcher = PytestLauncher()
         self.disabled: str | None = None  # why runs are off (pytest missing) until settings change
         self._marks: dict[str, list[FailureMark]] = {}  # by test id or "collect:" + collector
         self._keys_by_path: dict[str, set[str]] = {}
@@ -102,6 +111,17 @@ class TestSession:
         """Build the import graph in the background so the first save can use it."""
         if self._graph_ready is None:
             self._graph_ready = asyncio.ensure_future(asyncio.to_thread(self.graph.build))
+
+    def warm(self) -> None:
+        """Start a pytest interpreter for the next run now, while nobody waits for it."""
+        settings = self._settings()
+        if not settings.command and not self.disabled:
+            self.launcher.prepare(self.root, default_python(self.root, settings.python))
+
+    def close(self) -> None:
+        """Stop everything: the run in progress and the standby interpreter."""
+        self.cancel()
+        self.launcher.close()
 
     def file_changed(self, path: Path) -> None:
         """Keep the import graph current; cheap, one file."""
@@ -204,11 +224,14 @@ class TestSession:
                     timeout=settings.timeout,
                     command=settings.command,
                 )
-                result = await run_tests(spec, _Collector(self, base_total=self.progress.done))
+                result = await run_tests(
+                    spec, _Collector(self, base_total=self.progress.done), self.launcher
+                )
                 if result.message:
                     self.listener.problem(self, result.message)
                 if result.pytest_missing:
                     self.disabled = result.message
+                    self.launcher.close()
                 if result.status != "completed" or result.exit_code not in (0, 1, 5):
                     break
             else:

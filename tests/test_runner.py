@@ -1,0 +1,106 @@
+"""The runner on its own: real pytest runs, the standby interpreter, the process group."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+from oci_lsp.testing.results import CollectionError, TestReport
+from oci_lsp.testing.runner import PytestLauncher, RunSpec, run_tests
+from tests.conftest import write_files
+
+
+class Listener:
+    def __init__(self) -> None:
+        self.total = 0
+        self.ids: list[str] = []
+        self.reports: dict[str, TestReport] = {}
+        self.errors: list[CollectionError] = []
+
+    def collected(self, count: int) -> None:
+        self.total = count
+
+    def started(self, test_id: str) -> None:
+        self.ids.append(test_id)
+
+    def report(self, report: TestReport) -> None:
+        self.reports[report.test_id] = report
+
+    def collection_error(self, error: CollectionError) -> None:
+        self.errors.append(error)
+
+
+WORKSPACE = {
+    "calc.py": "def add(a, b):\n    return a - b\n",
+    "tests/test_calc.py": """
+        from calc import add
+
+        def test_add():
+            assert add(1, 2) == 3
+
+        def test_fine():
+            assert add(2, 2) == 0
+        """,
+}
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+async def test_a_run_reports_each_test(tmp_path: Path) -> None:
+    root = write_files(tmp_path, WORKSPACE)
+    listener = Listener()
+    result = await run_tests(RunSpec(root, sys.executable), listener)
+    assert result.status == "completed" and result.exit_code == 1
+    assert listener.total == 2
+    assert listener.ids == ["tests/test_calc.py::test_add", "tests/test_calc.py::test_fine"]
+    failed = listener.reports["tests/test_calc.py::test_add"]
+    assert failed.outcome == "failed"
+    assert failed.message == "assert add(1, 2) == 3 (got -1)"
+    assert failed.path == str(root / "tests/test_calc.py") and failed.line == 3
+    assert failed.called is not None and failed.called.qualname == "add"
+    assert listener.reports["tests/test_calc.py::test_fine"].outcome == "passed"
+
+
+async def test_the_standby_runs_current_code_and_ends_on_close(tmp_path: Path) -> None:
+    root = write_files(tmp_path, WORKSPACE)
+    launcher = PytestLauncher()
+    launcher.prepare(root, sys.executable)
+    standby = launcher._standby
+    assert standby is not None and alive(standby.child.popen.pid)
+    # The code changes after the standby started: the run must see the change.
+    (root / "calc.py").write_text("def add(a, b):\n    return a + b\n")
+    listener = Listener()
+    result = await run_tests(RunSpec(root, sys.executable), listener, launcher)
+    assert result.exit_code == 1
+    assert listener.reports["tests/test_calc.py::test_add"].outcome == "passed"
+    assert listener.reports["tests/test_calc.py::test_fine"].outcome == "failed"
+    # The next standby is already there; closing the launcher ends it.
+    following = launcher._standby
+    assert following is not None and following is not standby
+    launcher.close()
+    following.child.popen.wait(timeout=30)
+    assert not alive(following.child.popen.pid)
+
+
+async def test_a_missing_interpreter_is_reported(tmp_path: Path) -> None:
+    root = write_files(tmp_path, WORKSPACE)
+    result = await run_tests(RunSpec(root, str(tmp_path / "no-python")), Listener())
+    assert result.status == "failed-to-start"
+    assert result.message and "tests.python" in result.message
+
+
+async def test_skip_files_are_not_collected(tmp_path: Path) -> None:
+    root = write_files(tmp_path, {**WORKSPACE, "tests/test_other.py": "def test_x():\n    pass\n"})
+    listener = Listener()
+    spec = RunSpec(root, sys.executable, skip_files=[str(root / "tests/test_calc.py")])
+    before = set(Path(tempfile.gettempdir()).glob("oci-skip-*"))
+    await run_tests(spec, listener)
+    assert list(listener.reports) == ["tests/test_other.py::test_x"]
+    assert set(Path(tempfile.gettempdir()).glob("oci-skip-*")) == before  # nothing left behind
