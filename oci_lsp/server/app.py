@@ -18,7 +18,7 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
 from oci_lsp import __version__
-from oci_lsp.engine.device import choose_placement
+from oci_lsp.engine.device import choose_placement, cuda_device_count
 from oci_lsp.server.diagnostics import DiagnosticsPublisher, path_to_uri
 from oci_lsp.server.progress import Progress
 from oci_lsp.server.workspaces import Folder, Folders, SettingsSources
@@ -37,8 +37,9 @@ COMMAND_RUN_TESTS = "oci.runTests"
 
 
 def _path_of(uri: str) -> str | None:
+    """The real path of a file URI: pytest reports real paths (its cwd has symlinks resolved)."""
     path = to_fs_path(uri)
-    return os.path.normpath(path) if path else None
+    return os.path.realpath(path) if path else None
 
 
 class OciLanguageServer(LanguageServer):
@@ -50,6 +51,7 @@ class OciLanguageServer(LanguageServer):
         self.seen = SeenFiles()
         self._shown: set[str] = set()
         self.session_events = _SessionEvents(self)
+        self.background: list[asyncio.Future[Any]] = []  # kept referenced until done
         self._watch_stop: asyncio.Event | None = None
         self._watch_task: asyncio.Task[None] | None = None
         self._file_cache: dict[str, tuple[tuple[int, int], str]] = {}
@@ -331,6 +333,8 @@ def create_server(command_line: Mapping[str, Any] | None = None) -> OciLanguageS
         await ls.refresh_client_settings()
         ls.ready.set()
         ls.warm_all()
+        # Importing CTranslate2 to count GPUs takes tens of ms: not on the loop, not on demand.
+        ls.background.append(asyncio.ensure_future(asyncio.to_thread(cuda_device_count)))
         ls.start_watching()
 
     @server.feature(types.SHUTDOWN)
