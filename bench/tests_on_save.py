@@ -16,8 +16,9 @@ same run, on the same machine, round after round, this measures:
 Each server is a fresh `python -m oci_lsp` driven by pytest-lsp's client; a warm-up save runs
 the suite once (so the import graph, built in the background at start, is ready and .pyc files
 exist), then the timed save follows. Times include the debounce (session.DEBOUNCE_SECONDS);
-the "- debounce" columns subtract it to show the runner's own cost. CPU seconds are measured too (the server's
-pytest through the server's reaped-children counters), as wall time on a shared machine drifts.
+the "- debounce" columns subtract it to show the runner's own cost. CPU seconds are measured
+too (the server's pytest through the server's reaped-children counters), as wall time on a
+shared machine drifts.
 
 The environment is the same for the baseline and the server, with two changes from this shell:
 PYTHONDONTWRITEBYTECODE is dropped (a user's pytest caches rewritten test modules), and
