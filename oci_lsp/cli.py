@@ -90,6 +90,9 @@ def setup_logging(log_file: str | None, verbosity: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["model"]:
+        return _model_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         setup_logging(args.log_file, args.verbose)
@@ -108,3 +111,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         server.start_io()
     return 0
+
+
+def _model_main(argv: list[str]) -> int:
+    from oci_lsp import model_cli
+
+    parser = argparse.ArgumentParser(prog="oci-lsp model", description="manage models")
+    parser.add_argument("-v", "--verbose", action="count", default=0)
+    model_cli.add_model_commands(parser)
+    args = parser.parse_args(argv)
+    setup_logging(None, args.verbose)
+    return model_cli.run(args)

@@ -1,0 +1,140 @@
+"""`oci-lsp model ...`: list, convert, verify and remove models (pull joins with the downloader).
+
+Each command prints what it did, and on failure one line that says what to do, exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+from oci_lsp.engine.catalog import CATALOG, find
+from oci_lsp.engine.device import choose_placement
+from oci_lsp.engine.store import directory_size, locate, models_dir, read_manifest
+
+EXIT_FAILED = 2
+QUANTIZATIONS = (
+    "int8_float16",
+    "int8",
+    "int8_float32",
+    "int8_bfloat16",
+    "float16",
+    "bfloat16",
+    "float32",
+)
+
+
+def add_model_commands(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="model_command", required=True, metavar="COMMAND")
+    sub.add_parser("list", help="catalog ids, what is installed, sizes, where")
+    convert = sub.add_parser("convert", help="convert a local Hugging Face checkpoint directory")
+    convert.add_argument("source", metavar="SRC", type=Path)
+    convert.add_argument("-o", "--output", metavar="DIR", type=Path, required=True)
+    convert.add_argument("--quantization", choices=QUANTIZATIONS, default=None)
+    verify = sub.add_parser("verify", help="re-run the logits parity check on an installed model")
+    verify.add_argument("model", metavar="ID|DIR")
+    verify.add_argument("--source", metavar="SRC", type=Path, help="the checkpoint it came from")
+    remove = sub.add_parser("rm", help="remove an installed model")
+    remove.add_argument("model", metavar="ID")
+
+
+def default_quantization() -> str:
+    """int8_float16 for a GPU, int8 for the CPU (the issue's defaults)."""
+    return "int8_float16" if choose_placement("auto", "auto", "auto").device == "cuda" else "int8"
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.1f} {unit}" if unit != "B" else f"{n} B"
+        value /= 1024
+    return f"{n} B"
+
+
+def cmd_list() -> int:
+    print(f"models directory: {models_dir()}")
+    print(f"{'id':<9} {'params':>7} {'int8':>8} {'fp16':>8}  {'installed':<28} repo")
+    for entry in CATALOG:
+        where = locate(entry.id)
+        if where.installed:
+            manifest = read_manifest(where.directory)
+            parity = manifest.get("parity", {})
+            check = "ok" if parity.get("passed") else "UNVERIFIED"
+            size = _size(directory_size(where.directory))
+            state = f"{manifest.get('quantization', '?')} {size} {check}"
+        else:
+            state = "-"
+        print(
+            f"{entry.id:<9} {entry.parameters:>6.1f}B {entry.memory_gib('int8'):>6.1f}GB"
+            f" {entry.memory_gib('float16'):>6.1f}GB  {state:<28} {entry.repo}"
+        )
+    # Models converted by hand into the models directory, outside the catalog's ids.
+    for marker in sorted(models_dir().glob("*/model.bin")):
+        directory = marker.parent
+        if find(directory.name) is None:
+            size = _size(directory_size(directory))
+            print(f"{directory.name:<9} (not in the catalog) {size} {directory}")
+    return 0
+
+
+def _fail(message: str) -> int:
+    print(f"oci-lsp: {message}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def cmd_convert(source: Path, output: Path, quantization: str | None) -> int:
+    from oci_lsp.engine.convert import ConvertError, convert_checkpoint
+
+    if not source.is_dir():
+        return _fail(f"{source} is not a directory: give a Hugging Face checkpoint directory")
+    try:
+        manifest = convert_checkpoint(
+            source, output, quantization or default_quantization(), progress=print
+        )
+    except ConvertError as exc:
+        return _fail(str(exc))
+    print(f"installed {output} ({manifest['family']}, {manifest['quantization']})")
+    return 0
+
+
+def cmd_verify(model: str, source: Path | None) -> int:
+    from oci_lsp.engine.convert import ConvertError, verify_installed
+
+    where = locate(model)
+    if not where.installed:
+        return _fail(f"no installed model {model!r}: see `oci-lsp model list`")
+    if source is None:
+        recorded = read_manifest(where.directory).get("source", {}).get("local")
+        source = Path(recorded) if recorded else None
+    if source is None or not source.is_dir():
+        return _fail("the checkpoint is needed for the check: pass --source SRC")
+    try:
+        result = verify_installed(where.directory, source)
+    except ConvertError as exc:
+        return _fail(str(exc))
+    print(result.describe())
+    return 0 if result.passed else 1
+
+
+def cmd_rm(model: str) -> int:
+    entry = find(model)
+    directory = models_dir() / (entry.id if entry else model)
+    if not (directory / "model.bin").exists():
+        return _fail(f"{model!r} is not installed in {models_dir()}")
+    shutil.rmtree(directory)
+    print(f"removed {directory}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    command = args.model_command
+    if command == "list":
+        return cmd_list()
+    if command == "convert":
+        return cmd_convert(args.source, args.output, args.quantization)
+    if command == "verify":
+        return cmd_verify(args.model, args.source)
+    return cmd_rm(args.model)
