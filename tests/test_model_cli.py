@@ -1,0 +1,70 @@
+"""`oci-lsp model ...` as a user runs it: a subprocess with its own cache directory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.hf_checkpoints import build_llama_checkpoint
+
+
+def oci(*args: str, cache: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
+    return subprocess.run(
+        [sys.executable, "-m", "oci_lsp", "model", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_llama_checkpoint(tmp_path_factory.mktemp("ckpt") / "OpenCodeInterpreter-DS-1.3B")
+
+
+def test_list_shows_the_catalog(tmp_path: Path) -> None:
+    out = oci("list", cache=tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == f"models directory: {tmp_path / 'oci-lsp' / 'models'}"
+    ids = [line.split()[0] for line in lines[2:]]
+    assert ids == [
+        "ds-1.3b", "ds-6.7b", "ds-33b", "cl-7b", "cl-13b", "cl-34b", "cl-70b", "sc2-3b", "sc2-7b", "sc2-15b",
+    ]  # fmt: skip
+    assert "m-a-p/OpenCodeInterpreter-DS-6.7B" in out.stdout
+
+
+def test_convert_list_verify_rm(tmp_path: Path, checkpoint: Path) -> None:
+    target = tmp_path / "oci-lsp" / "models" / "ds-1.3b"
+    out = oci(
+        "convert", str(checkpoint), "-o", str(target), "--quantization", "int8", cache=tmp_path
+    )
+    assert out.returncode == 0, out.stderr
+    assert "logits parity passed" in out.stdout
+    listed = oci("list", cache=tmp_path).stdout
+    row = next(line for line in listed.splitlines() if line.startswith("ds-1.3b"))
+    assert "int8" in row and " ok" in row
+    verified = oci("verify", "ds-1.3b", cache=tmp_path)
+    assert verified.returncode == 0 and "passed" in verified.stdout
+    removed = oci("rm", "ds-1.3b", cache=tmp_path)
+    assert removed.returncode == 0 and not target.exists()
+    again = oci("rm", "ds-1.3b", cache=tmp_path)
+    assert again.returncode == 2 and "not installed" in again.stderr
+
+
+def test_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
+    missing = oci("convert", str(tmp_path / "nope"), "-o", str(tmp_path / "out"), cache=tmp_path)
+    assert missing.returncode == 2
+    assert missing.stderr.strip().count("\n") == 0 and "not a directory" in missing.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    not_checkpoint = oci("convert", str(empty), "-o", str(tmp_path / "out"), cache=tmp_path)
+    assert not_checkpoint.returncode == 2 and "config.json" in not_checkpoint.stderr
+    unknown = oci("verify", "ds-33b", cache=tmp_path)
+    assert unknown.returncode == 2 and "oci-lsp model list" in unknown.stderr
