@@ -211,3 +211,25 @@ async def test_load_errors_say_what_to_do(tmp_path: Path, tiny: Path) -> None:
     with pytest.raises(BackendError, match="maxNewTokens"):
         await small.generate(TASK, GenerationOptions(max_new_tokens=200))
     await small.close()
+
+
+async def test_one_shared_backend_per_settings(tiny: Path, tmp_path: Path) -> None:
+    from oci_lsp.config import resolve_settings
+    from oci_lsp.engine.models import ModelManager
+
+    manager = ModelManager()
+    settings, _ = resolve_settings([("test", {"model": str(tiny), "device": "cpu"})])
+    assert manager.status(settings).state == "not-loaded"
+    first = await manager.backend(settings)
+    assert await manager.backend(settings) is first  # shared, not rebuilt
+    await first.generate(TASK, GenerationOptions(max_new_tokens=2))
+    assert manager.status(settings).state == "ready"
+    other, _ = resolve_settings(
+        [("test", {"model": str(tiny), "device": "cpu", "computeType": "float32"})]
+    )
+    second = await manager.backend(other)
+    assert second is not first and manager.status(other).compute_type == "float32"
+    missing, _ = resolve_settings([("test", {"model": str(tmp_path / "none")})])
+    with pytest.raises(BackendError, match="converted model directory"):
+        await manager.backend(missing)
+    await manager.close()

@@ -18,7 +18,8 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
 from oci_lsp import __version__
-from oci_lsp.engine.device import choose_placement, cuda_device_count
+from oci_lsp.engine.device import cuda_device_count
+from oci_lsp.engine.models import ModelManager
 from oci_lsp.server.diagnostics import DiagnosticsPublisher, path_to_uri
 from oci_lsp.server.progress import Progress
 from oci_lsp.server.workspaces import Folder, Folders, SettingsSources
@@ -51,6 +52,7 @@ class OciLanguageServer(LanguageServer):
         self.seen = SeenFiles()
         self._shown: set[str] = set()
         self.session_events = _SessionEvents(self)
+        self.models = ModelManager()  # one model per process, shared by every folder
         self.background: list[asyncio.Future[Any]] = []  # kept referenced until done
         self._watch_stop: asyncio.Event | None = None
         self._watch_task: asyncio.Task[None] | None = None
@@ -250,19 +252,16 @@ class OciLanguageServer(LanguageServer):
         folders = list(self.folders)
         settings = folders[0].settings if folders else None
         sessions = [f.session for f in folders if f.session is not None]
-        placement = (
-            choose_placement(settings.model, settings.device, settings.compute_type)
-            if settings
-            else None
-        )
+        model = self.models.status(settings) if settings else None
         return {
             "version": __version__,
             "backend": settings.backend if settings else None,
             "model": {
-                "id": placement.model if placement else None,
-                "state": "not-loaded",
-                "device": placement.device if placement else None,
-                "computeType": placement.compute_type if placement else None,
+                "id": model.id if model else None,
+                "state": model.state if model else "not-loaded",
+                "device": model.device if model else None,
+                "computeType": model.compute_type if model else None,
+                "error": model.error if model else None,
             },
             "tests": {
                 "running": any(s.progress.running for s in sessions),
@@ -338,8 +337,9 @@ def create_server(command_line: Mapping[str, Any] | None = None) -> OciLanguageS
         ls.start_watching()
 
     @server.feature(types.SHUTDOWN)
-    def shutdown(ls: OciLanguageServer, params: None) -> None:
+    async def shutdown(ls: OciLanguageServer, params: None) -> None:
         ls.stop()
+        await ls.models.close()
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: OciLanguageServer, params: types.DidOpenTextDocumentParams) -> None:
