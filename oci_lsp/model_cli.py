@@ -12,7 +12,8 @@ from pathlib import Path
 
 from oci_lsp.engine.catalog import CATALOG, find
 from oci_lsp.engine.device import choose_placement
-from oci_lsp.engine.store import directory_size, locate, models_dir, read_manifest
+from oci_lsp.engine.paths import models_dir
+from oci_lsp.engine.store import directory_size, locate, read_manifest
 
 EXIT_FAILED = 2
 QUANTIZATIONS = (
@@ -29,6 +30,10 @@ QUANTIZATIONS = (
 def add_model_commands(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="model_command", required=True, metavar="COMMAND")
     sub.add_parser("list", help="catalog ids, what is installed, sizes, where")
+    pull = sub.add_parser("pull", help="download a checkpoint and convert it to CTranslate2")
+    pull.add_argument("model", metavar="ID|REPO")
+    pull.add_argument("--revision", metavar="R", default=None)
+    pull.add_argument("--quantization", choices=QUANTIZATIONS, default=None)
     convert = sub.add_parser("convert", help="convert a local Hugging Face checkpoint directory")
     convert.add_argument("source", metavar="SRC", type=Path)
     convert.add_argument("-o", "--output", metavar="DIR", type=Path, required=True)
@@ -119,6 +124,48 @@ def cmd_verify(model: str, source: Path | None) -> int:
     return 0 if result.passed else 1
 
 
+def cmd_pull(model: str, revision: str | None, quantization: str | None) -> int:
+    """Download (resumable, verified) then convert and check; one line on failure."""
+    from oci_lsp.engine.convert import ConvertError, convert_checkpoint
+    from oci_lsp.engine.download import (
+        DownloadError,
+        ProgressBar,
+        download_snapshot,
+        resolve_snapshot,
+    )
+
+    entry = find(model)
+    if entry is None and "/" not in model:
+        return _fail(
+            f"unknown model {model!r}: use a catalog id (`oci-lsp model list`) or OWNER/REPO"
+        )
+    repo = entry.repo if entry else model
+    target = models_dir() / (entry.id if entry else repo.split("/")[-1].lower())
+    bar = ProgressBar(sys.stderr)
+    try:
+        snapshot = resolve_snapshot(repo, revision)
+        print(f"pulling {repo} at {snapshot.revision[:12]} ({len(snapshot.files)} files)")
+        source = download_snapshot(snapshot, progress=bar)
+    except DownloadError as exc:
+        return _fail(str(exc))
+    finally:
+        bar.close()
+    try:
+        manifest = convert_checkpoint(
+            source,
+            target,
+            quantization or default_quantization(),
+            source_repo=repo,
+            revision=snapshot.revision,
+            family=entry.family if entry else None,
+            progress=print,
+        )
+    except ConvertError as exc:
+        return _fail(str(exc))
+    print(f"installed {target.name} in {target} ({manifest['quantization']})")
+    return 0
+
+
 def cmd_rm(model: str) -> int:
     entry = find(model)
     directory = models_dir() / (entry.id if entry else model)
@@ -133,6 +180,8 @@ def run(args: argparse.Namespace) -> int:
     command = args.model_command
     if command == "list":
         return cmd_list()
+    if command == "pull":
+        return cmd_pull(args.model, args.revision, args.quantization)
     if command == "convert":
         return cmd_convert(args.source, args.output, args.quantization)
     if command == "verify":

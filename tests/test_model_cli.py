@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -67,4 +69,66 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
     not_checkpoint = oci("convert", str(empty), "-o", str(tmp_path / "out"), cache=tmp_path)
     assert not_checkpoint.returncode == 2 and "config.json" in not_checkpoint.stderr
     unknown = oci("verify", "ds-33b", cache=tmp_path)
+    assert unknown.returncode == 2 and "oci-lsp model list" in unknown.stderr
+
+
+def hub_env(cache: Path, endpoint: str) -> dict[str, str]:
+    return {
+        "HF_ENDPOINT": endpoint,
+        "HF_TOKEN_PATH": str(cache / "no-token"),  # a developer's own token never reaches it
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+    }
+
+
+def pull(cache: Path, endpoint: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache), **hub_env(cache, endpoint)}
+    env.pop("HF_TOKEN", None)
+    return subprocess.run(
+        [sys.executable, "-m", "oci_lsp", "model", "pull", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+
+
+async def test_pull_downloads_converts_and_serves(tmp_path: Path, checkpoint: Path) -> None:
+    from oci_lsp.engine.backend import ChatMessage, GenerationOptions
+    from oci_lsp.engine.ct2_backend import Ct2Backend
+    from tests.hub_server import FakeHub, FakeRepo
+
+    files = {p.name: p.read_bytes() for p in checkpoint.iterdir() if p.is_file()}
+    repo = FakeRepo("m-a-p/OpenCodeInterpreter-DS-1.3B", files)
+    with FakeHub([repo]) as hub:
+        first = pull(tmp_path, hub.endpoint, "ds-1.3b", "--quantization", "int8")
+        assert first.returncode == 0, first.stderr
+        assert "logits parity passed" in first.stdout
+        served = len(hub.requests())
+        target = tmp_path / "oci-lsp" / "models" / "ds-1.3b"
+        manifest = json.loads((target / "oci-model.json").read_text())
+        assert manifest["source"]["repo"] == repo.repo_id
+        assert manifest["source"]["revision"] == repo.commit
+        assert manifest["family"] == "ds"
+        # A second pull finds every file verified: only metadata is asked again.
+        second = pull(tmp_path, hub.endpoint, "ds-1.3b", "--quantization", "int8")
+        assert second.returncode == 0, second.stderr
+        again = hub.requests()[served:]
+        assert all(r.method == "HEAD" or r.path.startswith("/api/") for r in again)
+    model = Ct2Backend(target, "ds", device="cpu", compute_type="int8", context=2048)
+    (answer,) = await model.generate(
+        [ChatMessage("user", "hi")], GenerationOptions(max_new_tokens=4)
+    )
+    assert answer.tokens > 0
+    await model.close()
+
+
+def test_pull_with_no_hub_says_so(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    out = pull(tmp_path, f"http://127.0.0.1:{port}", "ds-1.3b")
+    assert out.returncode == 2
+    assert "cannot reach the Hugging Face hub" in out.stderr
+    assert out.stderr.strip().count("\n") == 0
+    unknown = pull(tmp_path, f"http://127.0.0.1:{port}", "gpt-5")
     assert unknown.returncode == 2 and "oci-lsp model list" in unknown.stderr

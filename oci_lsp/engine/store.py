@@ -15,17 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from oci_lsp.engine.catalog import CatalogModel, Family, family_of_repo, find
+from oci_lsp.engine.paths import models_dir
 
 MANIFEST = "oci-model.json"
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "oci-lsp"
-
-
-def models_dir() -> Path:
-    return cache_dir() / "models"
 
 
 @dataclass(frozen=True)
