@@ -233,3 +233,18 @@ async def test_one_shared_backend_per_settings(tiny: Path, tmp_path: Path) -> No
     with pytest.raises(BackendError, match="converted model directory"):
         await manager.backend(missing)
     await manager.close()
+
+
+async def test_the_checkpoints_generation_eos_is_a_stop_token(tmp_path: Path) -> None:
+    import json
+
+    directory = build_tiny_model(tmp_path / "m", eot_bias=0.0)
+    tokenizer = json.loads((directory / "tokenizer.json").read_text())
+    # An ordinary token as the checkpoint's EOS (generation_config.json), as SC2 sizes differ.
+    vocab = tokenizer["model"]["vocab"]
+    token, token_id = next((t, i) for t, i in vocab.items() if t == "def")
+    (directory / "generation_config.json").write_text(json.dumps({"eos_token_id": [token_id]}))
+    model = backend(directory)
+    await model.load()
+    assert token in model._format.stop_tokens  # type: ignore[union-attr]
+    await model.close()

@@ -9,7 +9,9 @@ as the paper decoded; the others are sampled in one batch with `num_hypotheses`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
+import json
 import logging
 import queue
 import threading
@@ -63,6 +65,17 @@ def explain_load_error(exc: BaseException, directory: Path, device: str, compute
     if "decoder" in text.lower() or "generator" in text.lower():
         return f"{directory} is not a decoder-only (generator) model: {text}"
     return f"cannot load the model in {directory}: {text.splitlines()[0] if text else exc!r}"
+
+
+def generation_eos_ids(directory: Path) -> list[int]:
+    """The checkpoint's end-of-answer ids (NOTES.md: StarCoder2's differs per size)."""
+    try:
+        config = json.loads((directory / "generation_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    value = config.get("eos_token_id") if isinstance(config, dict) else None
+    values = value if isinstance(value, list) else [value]
+    return [v for v in values if isinstance(v, int)]
 
 
 def trim_to_context(
@@ -205,7 +218,10 @@ class Ct2Backend:
                 message = explain_load_error(exc, self.directory, device, compute)
                 self._state.state, self._state.error = "error", message
                 raise BackendError(message) from exc
-            self._format = load_chat_format(self.directory, self.family)
+            fmt = load_chat_format(self.directory, self.family)
+            extra = [self._tokenizer.id_to_token(i) for i in generation_eos_ids(self.directory)]
+            stops = tuple(dict.fromkeys((*fmt.stop_tokens, *(t for t in extra if t))))
+            self._format = dataclasses.replace(fmt, stop_tokens=stops)
             self._state.state, self._state.error = "ready", None
             log.info("model ready in %.2f s", time.monotonic() - started)
 
