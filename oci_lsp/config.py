@@ -137,6 +137,8 @@ class RefineSettings:
 @dataclass(frozen=True)
 class GenerationSettings:
     max_new_tokens: int = field(default=1024, metadata=_check(_positive_int))
+    # Load the model when the server starts rather than on the first generation.
+    preload: bool = field(default=False, metadata=_check(_boolean))
 
 
 @dataclass(frozen=True)

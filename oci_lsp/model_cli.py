@@ -26,18 +26,22 @@ QUANTIZATIONS = (
     "float32",
 )
 
+QUANT_HELP = "default: int8_float16 with a CUDA device, int8 otherwise"
+
 
 def add_model_commands(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="model_command", required=True, metavar="COMMAND")
     sub.add_parser("list", help="catalog ids, what is installed, sizes, where")
     pull = sub.add_parser("pull", help="download a checkpoint and convert it to CTranslate2")
-    pull.add_argument("model", metavar="ID|REPO")
-    pull.add_argument("--revision", metavar="R", default=None)
-    pull.add_argument("--quantization", choices=QUANTIZATIONS, default=None)
+    pull.add_argument("model", metavar="ID|REPO", help="a catalog id (ds-6.7b) or a hub repo")
+    pull.add_argument("--revision", metavar="R", default=None, help="branch, tag or commit")
+    pull.add_argument("--quantization", choices=QUANTIZATIONS, default=None, help=QUANT_HELP)
     convert = sub.add_parser("convert", help="convert a local Hugging Face checkpoint directory")
-    convert.add_argument("source", metavar="SRC", type=Path)
-    convert.add_argument("-o", "--output", metavar="DIR", type=Path, required=True)
-    convert.add_argument("--quantization", choices=QUANTIZATIONS, default=None)
+    convert.add_argument("source", metavar="SRC", type=Path, help="the checkpoint directory")
+    convert.add_argument(
+        "-o", "--output", metavar="DIR", type=Path, required=True, help="where the model goes"
+    )
+    convert.add_argument("--quantization", choices=QUANTIZATIONS, default=None, help=QUANT_HELP)
     verify = sub.add_parser("verify", help="re-run the logits parity check on an installed model")
     verify.add_argument("model", metavar="ID|DIR")
     verify.add_argument("--source", metavar="SRC", type=Path, help="the checkpoint it came from")

@@ -7,7 +7,9 @@ with the capability sets of VS Code and of Neovim, so every end-to-end test runs
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -18,6 +20,10 @@ import pytest
 import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+
+# Models installed on this machine must not change what the tests see (nor be touched by them):
+# the servers and CLIs the tests start inherit a cache directory of their own.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="oci-lsp-test-cache-")
 
 CLIENTS = ["visual-studio-code", "neovim"]
 WAIT = 60.0  # generous: CI machines are shared; tests wait for events, they never time them

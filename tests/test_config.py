@@ -25,7 +25,7 @@ def test_defaults_are_the_contracts() -> None:
             "python": None,
         },
         "refine": {"maxRounds": 3, "candidates": 2, "temperature": 0.2, "verify": True},
-        "generation": {"maxNewTokens": 1024},
+        "generation": {"maxNewTokens": 1024, "preload": False},
     }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 from pathlib import Path
 
 import pytest
@@ -222,6 +223,8 @@ async def test_one_shared_backend_per_settings(tiny: Path, tmp_path: Path) -> No
     assert manager.status(settings).state == "not-loaded"
     first = await manager.backend(settings)
     assert await manager.backend(settings) is first  # shared, not rebuilt
+    # On every CPU this process may use, not CTranslate2's fixed default of 4.
+    assert isinstance(first, Ct2Backend) and first.threads == len(os.sched_getaffinity(0))
     await first.generate(TASK, GenerationOptions(max_new_tokens=2))
     assert manager.status(settings).state == "ready"
     other, _ = resolve_settings(

@@ -432,3 +432,27 @@ def test_the_sse_parser_reassembles_bytes_split_anywhere() -> None:
         events += parser.feed(stream[i : i + 1])
     events += parser.close()
     assert events == ['{"t": "世界"}', '{"a":\n1}', "[DONE]"]
+
+
+async def test_load_reaches_the_server_and_picks_its_model() -> None:
+    with ScriptedOpenAIServer(["one"], models=["first-model", "second"]) as server:
+        backend = OpenAIBackend(server.base_url, None, backoff=0.01)
+        await asyncio.wait_for(backend.load(), WAIT)
+        assert backend.status().state == "ready"
+        await generate(backend, options=GenerationOptions())
+    assert [(c.method, c.path) for c in server.calls] == [
+        ("GET", "/v1/models"),
+        ("POST", "/v1/chat/completions"),
+    ]
+    assert server.requests[0]["model"] == "first-model"
+
+
+async def test_load_of_an_unreachable_server_is_an_error_in_the_status() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    backend = OpenAIBackend(f"http://127.0.0.1:{port}/v1", "m", retries=1, backoff=0.01)
+    with pytest.raises(BackendError, match="is it running"):
+        await asyncio.wait_for(backend.load(), WAIT)
+    status = backend.status()
+    assert status.state == "error" and status.error and f"127.0.0.1:{port}" in status.error

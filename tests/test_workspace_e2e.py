@@ -263,3 +263,54 @@ async def test_unknown_and_malformed_requests(editor: Editor, tmp_path: Path) ->
             await sent
     status = await editor.command("oci.status")
     assert status["tests"]["running"] is False
+
+
+async def test_preload_loads_the_model_at_startup_with_progress(
+    editor: Editor, tmp_path: Path
+) -> None:
+    from tests.tiny_models import build_tiny_model
+
+    model = build_tiny_model(tmp_path / "model")
+    root = write_files(tmp_path / "ws", {"m.py": "V = 1\n"})
+    await editor.start(
+        root,
+        init_options={"model": str(model), "device": "cpu", "generation": {"preload": True}},
+    )
+
+    async def state() -> str:
+        status = await editor.command("oci.status")
+        return str(status["model"]["state"])
+
+    for _ in range(200):  # no generation was asked for: only preload can load it
+        if await state() == "ready":
+            break
+        await asyncio.sleep(0.05)
+    assert await state() == "ready"
+    assert not editor.messages()
+
+
+async def test_preload_of_a_missing_model_says_how_to_get_it(
+    editor: Editor, tmp_path: Path
+) -> None:
+    root = write_files(tmp_path / "ws", {"m.py": "V = 1\n"})
+    await editor.start(
+        root, init_options={"model": "ds-1.3b", "device": "cpu", "generation": {"preload": True}}
+    )
+    await editor.wait_until(lambda: bool(editor.messages()), "a message")
+    [message] = editor.messages()
+    assert "could not be loaded" in message and "oci-lsp model pull ds-1.3b" in message
+    assert (await editor.command("oci.status"))["version"]  # still serving
+
+
+async def test_without_preload_the_model_waits_for_first_use(
+    editor: Editor, tmp_path: Path
+) -> None:
+    from tests.tiny_models import build_tiny_model
+
+    model = build_tiny_model(tmp_path / "model")
+    root = write_files(tmp_path / "ws", {"m.py": "V = 1\n"})
+    await editor.start(root, init_options={"model": str(model), "device": "cpu"})
+    await editor.wait_idle()
+    await asyncio.sleep(0.5)
+    assert (await editor.command("oci.status"))["model"]["state"] == "not-loaded"
+    assert not any(t == "Loading model" for _, t in progress_messages(editor.client))

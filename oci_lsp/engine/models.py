@@ -8,6 +8,7 @@ that shapes it (backend, model, device, compute type, server URL) changes.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import astuple
 
 from oci_lsp.config import Settings
@@ -26,6 +27,15 @@ def _key(settings: Settings) -> tuple[object, ...]:
         settings.compute_type,
         astuple(settings.openai),
     )
+
+
+def cpu_threads() -> int:
+    """The CPUs this process may run on: CTranslate2's own default (4) oversubscribes small
+    machines and leaves big ones idle."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def create_backend(settings: Settings) -> Backend:
@@ -55,6 +65,7 @@ def create_backend(settings: Settings) -> Backend:
         device=settings.device,
         compute_type=settings.compute_type,
         context=context_length(where.directory, where.entry),
+        threads=cpu_threads(),
     )
 
 
@@ -72,6 +83,11 @@ class ModelManager:
         self._backend = create_backend(settings)
         self._key = key
         return self._backend
+
+    async def preload(self, settings: Settings) -> None:
+        """Load the model for these settings now (the `generation.preload` setting)."""
+        backend = await self.backend(settings)
+        await backend.load()
 
     def status(self, settings: Settings) -> BackendStatus:
         """What oci.status shows; never loads anything."""

@@ -463,6 +463,27 @@ class OpenAIBackend:
     def status(self) -> BackendStatus:
         return self._state
 
+    async def load(self) -> None:
+        """Check now that the server answers and serves a model (nothing to load here)."""
+        self._check_open()
+        try:
+            models = await self._with_retries(self._list_models)
+            if self._model is None and models:
+                self._model = models[0]
+                log.info("using model %s, the first %s/models lists", models[0], self.base_url)
+            elif self._model is None:
+                await self._model_id()  # says that the server lists none
+            elif models and self._model not in models:
+                log.warning(
+                    "%s/models does not list %s; asking for it anyway", self.base_url, self._model
+                )
+        except BackendError as exc:
+            self._state = BackendStatus(
+                id=self._model or self.base_url, state="error", device="remote", error=str(exc)
+            )
+            raise
+        self._state = BackendStatus(id=self._model or self.base_url, state="ready", device="remote")
+
     async def close(self) -> None:
         """Abort every connection in flight; generate() fails from now on."""
         self._closed = True

@@ -18,6 +18,7 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
 from oci_lsp import __version__
+from oci_lsp.engine.backend import BackendError
 from oci_lsp.engine.device import cuda_device_count
 from oci_lsp.engine.models import ModelManager
 from oci_lsp.server.diagnostics import DiagnosticsPublisher, path_to_uri
@@ -200,6 +201,36 @@ class OciLanguageServer(LanguageServer):
             if folder.session is not None:
                 folder.session.warm()
 
+    def preload_model(self) -> None:
+        """`generation.preload`: load the model in the background, with progress, at startup."""
+        folders = list(self.folders)
+        settings = folders[0].settings if folders else None
+        if settings is None or not settings.generation.preload:
+            return
+        task: asyncio.Task[None] | None = None
+
+        def cancel() -> None:
+            if task is not None:
+                task.cancel()
+
+        progress = Progress(self, "Loading model", cancel)
+
+        async def load() -> None:
+            progress.begin(settings.model if settings.backend == "ctranslate2" else "")
+            try:
+                await self.models.preload(settings)
+            except BackendError as exc:
+                progress.end("failed")
+                self.show_once(f"oci-lsp: the model could not be loaded: {exc}")
+                return
+            except asyncio.CancelledError:
+                progress.end("cancelled")
+                raise
+            progress.end("ready")
+
+        task = asyncio.ensure_future(load())
+        self.background.append(task)
+
     def start_watching(self) -> None:
         if self._watch_stop is not None:
             self._watch_stop.set()
@@ -334,6 +365,7 @@ def create_server(command_line: Mapping[str, Any] | None = None) -> OciLanguageS
         ls.warm_all()
         # Importing CTranslate2 to count GPUs takes tens of ms: not on the loop, not on demand.
         ls.background.append(asyncio.ensure_future(asyncio.to_thread(cuda_device_count)))
+        ls.preload_model()
         ls.start_watching()
 
     @server.feature(types.SHUTDOWN)
