@@ -188,6 +188,17 @@ def _frames(tb: Any) -> list[list[Any]]:
     return frames[-_MAX_FRAMES:]
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    # Verifying a candidate runs the tests that failed before the others (with -x, a wrong
+    # candidate is rejected after one test). OCI_LSP_FIRST holds their node ids, one a line.
+    first = set(filter(None, os.environ.get("OCI_LSP_FIRST", "").splitlines()))
+    if first:
+        items.sort(key=lambda item: item.nodeid not in first)  # stable: others keep their order
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     _emit({"e": "collected", "count": len(session.items)})
 

@@ -1,0 +1,1 @@
+"""The execution-feedback loop: prompts, code extraction, isolated verification, refinement."""

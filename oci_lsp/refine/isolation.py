@@ -1,0 +1,450 @@
+"""Verify candidate code against the workspace's tests without writing the user's files.
+
+A warm worker (testing/pytest_plugin/oci_lsp_sandbox.py) runs in the workspace's interpreter
+with pytest imported, and forks one confined child per candidate. The candidate's source
+reaches that child through an import hook, so nothing is copied: setting up a candidate costs
+the same on a workspace of 20 files as on one of 20,000 (a scratch directory and two pipes).
+
+Each child writes only under its scratch directory, has no network, and runs under CPU time,
+memory, file size and process limits and a wall-clock timeout; the server kills it on
+timeout or cancel, and the worker kills what it left behind. The scratch directory is removed
+when the candidate ends, whatever happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from oci_lsp.testing.results import CollectionError, TestReport
+from oci_lsp.testing.runner import PLUGIN_NAME, _child_env, _EventReader, _read_pipe, _Tail
+
+log = logging.getLogger(__name__)
+
+_WORKER = "import oci_lsp_sandbox; oci_lsp_sandbox.main()"
+_READY_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one candidate may use. Timeouts kill; the rest make the OS refuse."""
+
+    timeout: float = 60.0  # wall-clock seconds for the candidate's whole test run
+    cpu_seconds: int = 60
+    memory_bytes: int = 4 << 30  # address space
+    file_bytes: int = 256 << 20  # the largest file it may write (in its scratch directory)
+    processes: int = 256
+
+
+@dataclass(frozen=True)
+class CandidateRun:
+    target: Path  # the file whose text the candidate replaces
+    source: str  # the candidate's whole module text
+    selection: Sequence[str]  # what pytest runs: node ids or files, relative to the root
+    first: Sequence[str] = ()  # node ids run before the others (the tests that failed)
+    stop_at_first_failure: bool = True
+
+
+Verdict = Literal["passed", "failed", "no-tests", "timeout", "crashed", "error"]
+
+
+@dataclass
+class CandidateOutcome:
+    verdict: Verdict
+    reports: list[TestReport] = field(default_factory=list)
+    collection_errors: list[CollectionError] = field(default_factory=list)
+    exit_code: int | None = None
+    output_tail: str = ""
+    message: str | None = None  # what went wrong with the run itself
+    seconds: float = 0.0
+    # From the request to the candidate's pytest starting: scratch dir, fork, confinement,
+    # import hook. What isolation costs, apart from the tests themselves.
+    setup_seconds: float | None = None
+    isolation: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> int:
+        return sum(r.outcome == "passed" for r in self.reports)
+
+    @property
+    def first_failure(self) -> TestReport | None:
+        return next((r for r in self.reports if r.failed), None)
+
+
+class SandboxError(Exception):
+    """The sandbox could not run at all; str() says what to do."""
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.reports: list[TestReport] = []
+        self.errors: list[CollectionError] = []
+
+    def collected(self, count: int) -> None:
+        pass
+
+    def started(self, test_id: str) -> None:
+        pass
+
+    def report(self, report: TestReport) -> None:
+        self.reports.append(report)
+
+    def collection_error(self, error: CollectionError) -> None:
+        self.errors.append(error)
+
+
+@dataclass
+class _Pending:
+    pid: asyncio.Future[int]
+    exit: asyncio.Future[tuple[int, dict[str, Any]]]
+
+
+class Sandbox:
+    """The warm worker of one folder and interpreter; candidates run in parallel, each in a
+    child of its own, up to `parallel` at a time (the CPUs this process may use)."""
+
+    def __init__(self, root: Path, python: str, parallel: int | None = None) -> None:
+        self.root = root
+        self.python = python
+        self.parallel = parallel or max(1, len(os.sched_getaffinity(0)))
+        self._slots = asyncio.Semaphore(self.parallel)
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._sock: socket.socket | None = None
+        self._ready: asyncio.Future[int] | None = None
+        self._pending: dict[int, _Pending] = {}
+        self._next_id = 0
+        self._stderr = _Tail()
+        self._warned = False
+
+    # -- the worker ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the worker now (otherwise the first candidate does)."""
+        if self._ready is not None and self._proc is not None and self._proc.poll() is None:
+            await asyncio.shield(self._ready)
+            return
+        await self._stop_worker()
+        loop = asyncio.get_running_loop()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            env = _child_env({"OCI_LSP_SANDBOX_FD": str(theirs.fileno())})
+            self._proc = subprocess.Popen(
+                [self.python, "-c", _WORKER],
+                cwd=self.root,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                pass_fds=(theirs.fileno(),),
+                start_new_session=True,  # the editor's Ctrl-C is not for it
+            )
+        except OSError as exc:
+            ours.close()
+            raise SandboxError(
+                f"could not start {self.python} to verify candidates: {exc.strerror or exc};"
+                " check the `tests.python` setting"
+            ) from exc
+        finally:
+            theirs.close()
+        ours.setblocking(False)
+        self._sock = ours
+        self._ready = loop.create_future()
+        loop.add_reader(ours.fileno(), self._on_message)
+        assert self._proc.stderr is not None
+        stderr = self._proc.stderr
+        loop.add_reader(stderr.fileno(), self._on_stderr, stderr)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._ready), _READY_TIMEOUT)
+        except asyncio.TimeoutError:
+            await self._stop_worker()
+            raise SandboxError(f"{self.python} did not start within {_READY_TIMEOUT:g} s") from None
+
+    def _on_stderr(self, stream: Any) -> None:
+        try:
+            chunk = os.read(stream.fileno(), 65536)
+        except OSError:
+            chunk = b""
+        if chunk:
+            self._stderr.add(chunk)
+            return
+        asyncio.get_running_loop().remove_reader(stream.fileno())
+        stream.close()
+
+    def _on_message(self) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        while True:
+            try:
+                data = sock.recv(65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self._worker_gone()
+                return
+            try:
+                message = json.loads(data)
+            except ValueError:
+                continue
+            self._dispatch(message)
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        if "ready" in message:
+            if self._ready is not None and not self._ready.done():
+                self._ready.set_result(int(message["ready"]))
+            return
+        pending = self._pending.get(int(message.get("id", -1)))
+        if pending is None:
+            return
+        if "pid" in message and not pending.pid.done():
+            pending.pid.set_result(int(message["pid"]))
+        if "exit" in message and not pending.exit.done():
+            pending.exit.set_result((int(message["exit"]), message.get("isolation") or {}))
+
+    def _worker_gone(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._sock is not None:
+            loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
+        said = self._stderr.text().strip().splitlines()
+        if self._ready is not None and not self._ready.done():
+            missing = any("No module named" in line and "pytest" in line for line in said)
+            why = (
+                f"pytest is not installed for {self.python}: run `{self.python} -m pip install"
+                " pytest`, or point the `tests.python` setting at the workspace's interpreter"
+                if missing
+                else f"the verification worker exited: {said[-1] if said else 'no output'}"
+            )
+            self._ready.set_exception(SandboxError(why))
+            self._ready.exception()  # retrieved: a later start() reports it
+        for pending in self._pending.values():
+            for future in (pending.pid, pending.exit):
+                if not future.done():
+                    future.set_exception(SandboxError("the verification worker exited"))
+                    future.exception()
+
+    async def _stop_worker(self) -> None:
+        proc, self._proc = self._proc, None
+        if self._sock is not None:
+            with contextlib.suppress(ValueError, OSError):
+                asyncio.get_running_loop().remove_reader(self._sock.fileno())
+            self._sock.close()  # the worker sees EOF and kills its candidates
+            self._sock = None
+        if proc is not None:
+            try:
+                await asyncio.wait_for(asyncio.to_thread(proc.wait), 2.0)
+            except asyncio.TimeoutError:
+                with contextlib.suppress(OSError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                await asyncio.to_thread(proc.wait)
+            if proc.stderr is not None:
+                with contextlib.suppress(ValueError, OSError):
+                    asyncio.get_running_loop().remove_reader(proc.stderr.fileno())
+                proc.stderr.close()
+
+    async def close(self) -> None:
+        await self._stop_worker()
+
+    def _warn_unconfined(self, isolation: dict[str, Any]) -> None:
+        if isolation and not isolation.get("filesystem") and not self._warned:
+            self._warned = True
+            log.warning(
+                "this kernel has no Landlock: candidates run from memory, never from your"
+                " files, but what their tests write is not confined"
+            )
+
+    # -- one candidate ------------------------------------------------------------------------
+
+    def _args(self, run: CandidateRun, scratch: Path) -> list[str]:
+        return [
+            "-p",
+            "no:cacheprovider",  # first: the worker's prepared pytest config assumes it
+            "-p",
+            PLUGIN_NAME,
+            "-q",
+            "--no-header",
+            # Python's own traceback: what the models saw as execution feedback in training,
+            # and much cheaper than pytest's (which parses every frame's source).
+            "--tb=native",
+            "-o",
+            "console_output_style=classic",
+            "-W",
+            "ignore::pytest.PytestAssertRewriteWarning",  # the worker imported the plugins
+            f"--basetemp={scratch / 'pytest'}",
+            *(["-x"] if run.stop_at_first_failure else []),
+            *run.selection,
+        ]
+
+    async def run(
+        self, run: CandidateRun, limits: Limits = Limits(), cancel: asyncio.Event | None = None
+    ) -> CandidateOutcome:
+        """Run the candidate's tests in a confined child; cancelling kills it."""
+        async with self._slots:
+            await self.start()
+            requested = time.time()
+            scratch = Path(tempfile.mkdtemp(prefix="oci-candidate-"))
+            try:
+                outcome = await self._run(run, limits, scratch, cancel)
+                ready = outcome.isolation.pop("ready_at", None)
+                self._warn_unconfined(outcome.isolation)
+                if isinstance(ready, (int, float)):
+                    outcome.setup_seconds = max(0.0, ready - requested)
+                return outcome
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+
+    async def _run(
+        self, run: CandidateRun, limits: Limits, scratch: Path, cancel: asyncio.Event | None
+    ) -> CandidateOutcome:
+        started = time.monotonic()
+        loop = asyncio.get_running_loop()
+        self._next_id += 1
+        rid = self._next_id
+        source_file = scratch / "candidate.py"
+        source_file.write_text(run.source, encoding="utf-8")
+        request = {
+            "op": "run",
+            "id": rid,
+            "args": self._args(run, scratch),
+            "env": {"OCI_LSP_FIRST": "\n".join(run.first)},
+            "target": str(run.target),
+            "source_file": str(source_file),
+            "scratch": str(scratch),
+            "limits": {
+                "cpu_seconds": limits.cpu_seconds,
+                "memory_bytes": limits.memory_bytes,
+                "file_bytes": limits.file_bytes,
+                "processes": limits.processes,
+            },
+        }
+        events_r, events_w = os.pipe()
+        output_r, output_w = os.pipe()
+        pending = _Pending(loop.create_future(), loop.create_future())
+        self._pending[rid] = pending
+        collector = _Collector()
+        events = _EventReader(collector, self.root)
+        tail = _Tail()
+
+        async def read_events() -> None:
+            reader = await _read_pipe(events_r, limit=16 * 1024 * 1024)
+            while line := await reader.readline():
+                with contextlib.suppress(ValueError, KeyError, TypeError):
+                    events.handle(json.loads(line))
+
+        async def read_output() -> None:
+            reader = await _read_pipe(output_r)
+            while chunk := await reader.read(65536):
+                tail.add(chunk)
+
+        readers = [asyncio.ensure_future(read_events()), asyncio.ensure_future(read_output())]
+        try:
+            assert self._sock is not None
+            socket.send_fds(self._sock, [json.dumps(request).encode()], [events_w, output_w])
+        except OSError as exc:
+            for task in readers:
+                task.cancel()
+            raise SandboxError(f"the verification worker is not answering: {exc}") from exc
+        finally:
+            os.close(events_w)
+            os.close(output_w)
+
+        timed_out = cancelled = False
+        waiter = asyncio.ensure_future(cancel.wait()) if cancel is not None else None
+        try:
+            watched: list[asyncio.Future[Any]] = [pending.exit]
+            if waiter is not None:
+                watched.append(waiter)
+            done, _ = await asyncio.wait(
+                watched,
+                timeout=limits.timeout,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if pending.exit not in done:
+                timed_out = not done
+                cancelled = bool(done)
+                await self._kill(rid, pending)
+        except asyncio.CancelledError:
+            await self._kill(rid, pending)
+            for task in readers:
+                task.cancel()
+            raise
+        finally:
+            if waiter is not None:
+                waiter.cancel()
+        try:
+            code, isolation = await pending.exit
+        except SandboxError as exc:
+            for task in readers:
+                task.cancel()
+            return CandidateOutcome("error", message=str(exc), output_tail=tail.text())
+        finally:
+            self._pending.pop(rid, None)
+        # What a candidate started and left holding the pipes was killed with it.
+        _, late = await asyncio.wait(readers, timeout=2.0)
+        for task in late:
+            task.cancel()
+        outcome = CandidateOutcome(
+            "failed",
+            reports=collector.reports,
+            collection_errors=collector.errors,
+            exit_code=code,
+            output_tail=tail.text(),
+            seconds=time.monotonic() - started,
+            isolation=isolation,
+        )
+        if timed_out:
+            events.unfinished("timeout", "Execution timed out.")
+            outcome.verdict, outcome.message = "timeout", "Execution timed out."
+        elif cancelled:
+            outcome.verdict, outcome.message = "error", "cancelled"
+        elif events.running:
+            why = _death(code)
+            events.unfinished("error", why)
+            outcome.verdict, outcome.message = "crashed", why
+        elif code == 0 and outcome.passed and not collector.errors:
+            outcome.verdict = "passed"
+        elif code == 5 or (not collector.reports and not collector.errors and code == 0):
+            outcome.verdict, outcome.message = "no-tests", "no tests ran"
+        elif not collector.reports and not collector.errors:
+            outcome.verdict = "crashed"
+            lines = [ln for ln in outcome.output_tail.strip().splitlines() if ln.strip()]
+            outcome.message = lines[-1] if lines else _death(code)
+        return outcome
+
+    async def _kill(self, rid: int, pending: _Pending) -> None:
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.send(json.dumps({"op": "kill", "id": rid}).encode())
+        if pending.pid.done() and not pending.pid.cancelled() and not pending.pid.exception():
+            with contextlib.suppress(OSError):
+                os.killpg(pending.pid.result(), signal.SIGKILL)
+        with contextlib.suppress(asyncio.TimeoutError, SandboxError):
+            await asyncio.wait_for(asyncio.shield(pending.exit), 5.0)
+
+
+def _death(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        if name in ("SIGXCPU", "SIGKILL"):
+            return f"the test process was killed ({name}): out of CPU time or memory"
+        return f"the test process was killed by {name}"
+    return f"the test process exited with status {code} during a test"

@@ -1,0 +1,106 @@
+"""The sandbox on its own: candidates in place without writing files, confinement, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from oci_lsp.refine.isolation import CandidateRun, Limits, Sandbox, SandboxError
+from tests.conftest import write_files
+
+WAIT = 120.0
+
+CALC = "def add(a, b):\n    return a - b\n"
+TEST = "from calc import add\n\n\ndef test_add():\n    assert add(1, 2) == 3\n"
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    return write_files(tmp_path / "ws", {"calc.py": CALC, "tests/test_calc.py": TEST})
+
+
+async def run(root: Path, source: str, limits: Limits | None = None) -> object:
+    box = Sandbox(root, sys.executable)
+    try:
+        return await asyncio.wait_for(
+            box.run(CandidateRun(root / "calc.py", source, ["tests"]), limits or Limits()), WAIT
+        )
+    finally:
+        await box.close()
+
+
+async def test_the_candidate_replaces_the_file_for_imports_only(workspace: Path) -> None:
+    # A stale bytecode cache of the old source must not win over the candidate.
+    import py_compile
+
+    py_compile.compile(str(workspace / "calc.py"))
+    outcome = await run(workspace, "def add(a, b):\n    return a + b\n")
+    assert outcome.verdict == "passed"  # type: ignore[attr-defined]
+    assert (workspace / "calc.py").read_text() == CALC
+
+
+async def test_a_failure_shows_the_candidates_lines(workspace: Path) -> None:
+    source = "def add(a, b):\n    # the candidate's own comment\n    raise ValueError('nope')\n"
+    outcome = await run(workspace, source)
+    failure = outcome.first_failure  # type: ignore[attr-defined]
+    assert failure is not None and "ValueError: nope" in failure.longrepr
+    assert "raise ValueError('nope')" in failure.longrepr  # from the candidate, not the disk
+
+
+async def test_no_network_but_loopback_inside(workspace: Path) -> None:
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    accepted: list[object] = []
+
+    def accept() -> None:
+        server.settimeout(20)
+        with contextlib.suppress(OSError):
+            accepted.append(server.accept())
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    source = (
+        "import socket\n\n"
+        "def add(a, b):\n"
+        f"    try:\n        socket.create_connection(('127.0.0.1', {port}), timeout=2)\n"
+        "        return 'escaped'\n"
+        "    except OSError:\n        pass\n"
+        "    inner = socket.create_server(('127.0.0.1', 0))\n"
+        "    socket.create_connection(inner.getsockname(), timeout=2).close()\n"
+        "    return a + b\n"
+    )
+    outcome = await run(workspace, source)
+    server.close()
+    assert outcome.verdict == "passed", outcome.first_failure  # type: ignore[attr-defined]
+    assert not accepted  # the editor's machine was never reached
+
+
+async def test_a_collection_error_is_a_failure_with_its_text(workspace: Path) -> None:
+    outcome = await run(workspace, "import no_such_module\n\ndef add(a, b):\n    return a + b\n")
+    assert outcome.verdict == "failed"  # type: ignore[attr-defined]
+    [error] = outcome.collection_errors  # type: ignore[attr-defined]
+    assert "no_such_module" in error.message
+
+
+async def test_an_interpreter_without_pytest_says_so(workspace: Path, tmp_path: Path) -> None:
+    venv = tmp_path / "bare"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "venv", "--without-pip", str(venv)
+    )
+    await proc.wait()
+    box = Sandbox(workspace, str(venv / "bin" / "python"))
+    with pytest.raises(SandboxError, match="pytest is not installed"):
+        await asyncio.wait_for(box.run(CandidateRun(workspace / "calc.py", CALC, ["tests"])), WAIT)
+    await box.close()
+
+
+async def test_a_missing_interpreter_says_which_setting(workspace: Path) -> None:
+    box = Sandbox(workspace, str(workspace / "no-python"))
+    with pytest.raises(SandboxError, match=r"tests\.python"):
+        await box.start()
