@@ -1,0 +1,368 @@
+"""The execution-feedback loop: generate candidates, verify them in isolation, feed back, refine.
+
+One call refines one function. Each round asks the backend for `refine.candidates` answers
+(the first greedy, the others sampled), turns each into a new module text, and runs the
+function's tests on every candidate in parallel in the sandbox, the failing tests first. The
+first candidate (in the backend's order) that passes every test wins. Otherwise the best one
+(most tests passed, then the earliest) goes back into the conversation with its real failure
+as the next `Execution result:` turn, up to `refine.maxRounds`.
+
+The conversation of a function outlives the call, so a second request continues it; it is
+dropped when the function's tests pass or when its source changes by hand. Nothing here knows
+LSP: the code actions and `oci-lsp --fix` both call `Refiner.refine`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from oci_lsp.code.functions import find_function, split_lines
+from oci_lsp.config import RefineSettings
+from oci_lsp.engine.backend import Backend, Candidate, ChatMessage, GenerationOptions, Priority
+from oci_lsp.refine.extract import ExtractionError, apply_candidate, extract_candidate
+from oci_lsp.refine.isolation import CandidateOutcome, CandidateRun, Limits, Sandbox
+from oci_lsp.refine.prompts import (
+    answer_message,
+    feedback_message,
+    guidance_message,
+    module_context,
+    task_message,
+    test_sources,
+)
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["generate", "fix"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """The function to write or fix, in the text the user sees now (maybe unsaved)."""
+
+    root: Path  # the workspace folder: pytest's working directory
+    path: Path  # the file that defines it
+    qualname: str  # "add", "Calc.add"
+    source: str  # the module's text
+
+
+@dataclass(frozen=True)
+class TestPlan:
+    """What a candidate must pass: the failing tests first, then every other test of the
+    function, so a fix that breaks another test is rejected."""
+
+    __test__ = False
+    failing: Sequence[str] = ()  # node ids, relative to root
+    others: Sequence[str] = ()  # node ids or test files, relative to root
+    failure: str | None = None  # the first failure's text, when the user starts from one
+
+    @property
+    def selection(self) -> list[str]:
+        return list(dict.fromkeys([*self.failing, *self.others]))
+
+
+@dataclass
+class CandidateRecord:
+    index: int
+    reply: str
+    tokens: int
+    source: str | None = None  # the module with this candidate in place
+    function: str | None = None
+    error: str | None = None  # why it could not be used or run
+    outcome: CandidateOutcome | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome is not None and self.outcome.verdict == "passed"
+
+    @property
+    def score(self) -> tuple[int, int]:
+        """Higher is better: tests passed, then the earlier candidate."""
+        return (self.outcome.passed if self.outcome else -1, -self.index)
+
+
+@dataclass
+class RoundRecord:
+    number: int
+    feedback: str | None  # the feedback this round answered (None for the first)
+    candidates: list[CandidateRecord] = field(default_factory=list)
+    generation_seconds: float = 0.0
+    verification_seconds: float = 0.0
+
+
+@dataclass
+class RefineResult:
+    source: str | None  # the new module text; None when no candidate could be used at all
+    function: str | None  # the new definition of the function alone
+    verified: bool  # it passed every test of the plan
+    rounds: list[RoundRecord]
+    message: str  # one line for the user
+    seconds: float = 0.0
+    cancelled: bool = False
+
+    @property
+    def candidates_tried(self) -> int:
+        return sum(len(r.candidates) for r in self.rounds)
+
+
+@dataclass
+class _Conversation:
+    messages: list[ChatMessage]
+    function_digest: str  # the function's text when the conversation last saw it
+
+
+def _function_text(source: str, qualname: str) -> str | None:
+    location = find_function(source, qualname)
+    if location is None:
+        return None
+    lines = split_lines(source)
+    return "\n".join(lines[location.def_line - 1 : location.end_line])
+
+
+def _digest(text: str | None) -> str:
+    return hashlib.sha256((text or "").encode()).hexdigest()
+
+
+class Conversations:
+    """The dialogue of each function while the process lives."""
+
+    def __init__(self) -> None:
+        self._by_function: dict[tuple[str, str], _Conversation] = {}
+
+    def get(self, target: Target) -> list[ChatMessage] | None:
+        key = (str(target.path), target.qualname)
+        found = self._by_function.get(key)
+        if found is None:
+            return None
+        if found.function_digest != _digest(_function_text(target.source, target.qualname)):
+            del self._by_function[key]  # changed by hand: the old dialogue no longer applies
+            return None
+        return list(found.messages)
+
+    def keep(self, target: Target, messages: list[ChatMessage], function: str | None) -> None:
+        self._by_function[(str(target.path), target.qualname)] = _Conversation(
+            list(messages), _digest(function)
+        )
+
+    def drop(self, target: Target) -> None:
+        self._by_function.pop((str(target.path), target.qualname), None)
+
+    def __len__(self) -> int:
+        return len(self._by_function)
+
+
+# Progress events: ("generating", round, tokens), ("verifying", round, candidates),
+# ("feedback", round, text), called on the event loop.
+OnEvent = Callable[[str, int, object], None]
+
+
+def failure_feedback(outcome: CandidateOutcome) -> str:
+    """The execution result of a candidate, as the model will read it."""
+    if outcome.verdict == "timeout":
+        return "Execution timed out."
+    if outcome.collection_errors:
+        error = outcome.collection_errors[0]
+        return error.longrepr or error.message
+    failure = outcome.first_failure
+    if failure is not None:
+        text = failure.longrepr or failure.message
+        return f"{failure.test_id} failed:\n{text}"
+    return outcome.message or outcome.output_tail or "The tests did not run."
+
+
+class Refiner:
+    def __init__(
+        self,
+        backend: Backend,
+        sandbox: Sandbox,
+        settings: RefineSettings,
+        *,
+        max_new_tokens: int = 1024,
+        limits: Limits | None = None,
+        conversations: Conversations | None = None,
+        priority: Priority = "interactive",
+    ) -> None:
+        self.backend = backend
+        self.sandbox = sandbox
+        self.settings = settings
+        self.max_new_tokens = max_new_tokens
+        self.limits = limits or Limits()
+        self.conversations = conversations if conversations is not None else Conversations()
+        self.priority = priority
+
+    def _start(self, target: Target, plan: TestPlan, mode: Mode) -> list[ChatMessage]:
+        """The conversation so far: the one kept for this function, else a new task."""
+        kept = self.conversations.get(target)
+        if kept is not None:
+            return kept
+        relative = _relative(target.path, target.root)
+        context = module_context(target.source, target.qualname)
+        tests = test_sources(target.root, plan.selection)
+        messages = [task_message(relative, target.qualname, context, tests, fix=mode == "fix")]
+        if mode == "fix" and plan.failure:
+            # The dialogue the models were trained on: their code, then what it did.
+            current = _function_text(target.source, target.qualname)
+            if current is not None:
+                messages.append(answer_message(current))
+                messages.append(feedback_message(plan.failure))
+        return messages
+
+    async def refine(
+        self,
+        target: Target,
+        plan: TestPlan,
+        *,
+        mode: Mode = "fix",
+        instruction: str | None = None,
+        on_event: OnEvent | None = None,
+        on_text: Callable[[int, str], None] | None = None,
+        cancel: asyncio.Event | None = None,
+    ) -> RefineResult:
+        started = time.monotonic()
+        if find_function(target.source, target.qualname) is None:
+            return RefineResult(None, None, False, [], f"`{target.qualname}` is not in the file")
+        messages = self._start(target, plan, mode)
+        if instruction and instruction.strip():
+            messages.append(guidance_message(instruction))
+        rounds: list[RoundRecord] = []
+        best: CandidateRecord | None = None
+        feedback: str | None = None
+        for number in range(1, self.settings.max_rounds + 1):
+            record = RoundRecord(number, feedback)
+            rounds.append(record)
+            await self._generate(record, messages, target, on_event, on_text, cancel)
+            if cancel is not None and cancel.is_set():
+                return self._cancelled(rounds, best, started)
+            await self._verify(record, target, plan, on_event, cancel)
+            if cancel is not None and cancel.is_set():
+                return self._cancelled(rounds, best, started)
+            winner = next((c for c in record.candidates if c.passed), None)
+            if winner is not None:
+                self.conversations.drop(target)
+                return RefineResult(
+                    winner.source,
+                    winner.function,
+                    True,
+                    rounds,
+                    f"passed {winner.outcome.passed if winner.outcome else 0} test(s)"
+                    f" in round {number}",
+                    time.monotonic() - started,
+                )
+            usable = [c for c in record.candidates if c.source is not None] or record.candidates
+            round_best = max(usable, key=lambda c: c.score) if usable else None
+            if round_best is not None and (best is None or round_best.score >= best.score):
+                best = round_best
+            if round_best is None or not plan.selection:
+                break  # nothing to run the code against: feedback would be invented
+            feedback = (
+                failure_feedback(round_best.outcome)
+                if round_best.outcome is not None
+                else round_best.error or "The reply had no code."
+            )
+            messages.append(ChatMessage("assistant", round_best.reply))
+            messages.append(feedback_message(feedback))
+            if on_event is not None:
+                on_event("feedback", number, feedback)
+        # Kept for the next request on this function, which continues from here.
+        self.conversations.keep(target, messages, _function_text(target.source, target.qualname))
+        if not plan.selection:
+            message = "no tests exercise it: the code is unverified"
+        else:
+            message = f"no candidate passed the tests in {len(rounds)} round(s)"
+        return RefineResult(
+            best.source if best else None,
+            best.function if best else None,
+            False,
+            rounds,
+            message,
+            time.monotonic() - started,
+        )
+
+    def _cancelled(
+        self, rounds: list[RoundRecord], best: CandidateRecord | None, started: float
+    ) -> RefineResult:
+        return RefineResult(
+            None, None, False, rounds, "cancelled", time.monotonic() - started, cancelled=True
+        )
+
+    async def _generate(
+        self,
+        record: RoundRecord,
+        messages: list[ChatMessage],
+        target: Target,
+        on_event: OnEvent | None,
+        on_text: Callable[[int, str], None] | None,
+        cancel: asyncio.Event | None,
+    ) -> None:
+        began = time.monotonic()
+        options = GenerationOptions(
+            max_new_tokens=self.max_new_tokens,
+            num_candidates=self.settings.candidates,
+            temperature=self.settings.temperature,
+            priority=self.priority,
+        )
+        tokens = [0] * self.settings.candidates
+
+        def seen(index: int, text: str) -> None:
+            if index < len(tokens):
+                tokens[index] += 1
+            if on_event is not None:
+                on_event("generating", record.number, sum(tokens))
+            if on_text is not None:
+                on_text(index, text)
+
+        replies: list[Candidate] = await self.backend.generate(messages, options, seen, cancel)
+        record.generation_seconds = time.monotonic() - began
+        for index, reply in enumerate(replies):
+            candidate = CandidateRecord(index, reply.text, reply.tokens)
+            try:
+                extracted = extract_candidate(reply.text, target.source, target.qualname)
+                candidate.source = apply_candidate(target.source, target.qualname, extracted)
+                candidate.function = extracted.function
+            except ExtractionError as exc:
+                candidate.error = str(exc)
+            record.candidates.append(candidate)
+
+    async def _verify(
+        self,
+        record: RoundRecord,
+        target: Target,
+        plan: TestPlan,
+        on_event: OnEvent | None,
+        cancel: asyncio.Event | None,
+    ) -> None:
+        runnable = [c for c in record.candidates if c.source is not None]
+        if not runnable or not plan.selection:
+            return
+        if on_event is not None:
+            on_event("verifying", record.number, len(runnable))
+        began = time.monotonic()
+        # Candidates that are the same code are run once.
+        by_source: dict[str, list[CandidateRecord]] = {}
+        for candidate in runnable:
+            assert candidate.source is not None
+            by_source.setdefault(candidate.source, []).append(candidate)
+        runs = [
+            CandidateRun(target.path, source, plan.selection, first=tuple(plan.failing))
+            for source in by_source
+        ]
+        outcomes = await asyncio.gather(
+            *(self.sandbox.run(run, self.limits, cancel) for run in runs)
+        )
+        for same, outcome in zip(by_source.values(), outcomes, strict=True):
+            for candidate in same:
+                candidate.outcome = outcome
+        record.verification_seconds = time.monotonic() - began
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.name
