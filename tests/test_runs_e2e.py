@@ -259,7 +259,9 @@ async def test_pytest_missing_says_so_once(editor: Editor, tmp_path: Path) -> No
     await asyncio.sleep(1.0)
     await editor.wait_idle()
     assert sum("pytest is not installed" in m for m in editor.messages()) == 1
-    assert run_begins(editor) == 1  # nothing ran again until the settings change
+    # Nothing ran again until the settings change. (A run that ends before the client has
+    # acknowledged the progress token shows no progress at all: 0 or 1 begins.)
+    assert run_begins(editor) <= 1
     # Point tests.python at an interpreter with pytest: the tests run again.
     editor.client.set_configuration({"tests": {"python": sys.executable}}, section="oci")
     from lsprotocol import types
