@@ -435,8 +435,9 @@ def _has_function_statements(tree: ast.Module) -> bool:
     return any(isinstance(node, (*kinds, ast.Nonlocal)) for node in _walk_scope(tree.body))
 
 
-def _is_test_name(name: str) -> bool:
-    return name == "test" or name.startswith("test_") or name == "main"
+def _is_scaffolding(name: str) -> bool:
+    """Functions a reply adds around the answer: its tests and its `main`."""
+    return name in ("test", "main") or name.startswith("test_")
 
 
 def _renamable(tree: ast.Module, target: _Target) -> FunctionNode | None:
@@ -447,7 +448,7 @@ def _renamable(tree: ast.Module, target: _Target) -> FunctionNode | None:
     candidates = [
         statement
         for statement in tree.body
-        if isinstance(statement, _FUNCTION_TYPES) and not _is_test_name(statement.name)
+        if isinstance(statement, _FUNCTION_TYPES) and not _is_scaffolding(statement.name)
     ]
     wanted = _parameter_count(target.node)
     roots = [
@@ -549,12 +550,10 @@ def _extract(reply: str, module_source: str, qualname: str) -> Extracted:
     else:
         assert plan.node is not None
         reading, node = plan.reading, plan.node
-        shape = "method in class" if node not in reading.tree.body else "function"
+        shape = _definition_shape(reading.tree, node)
         if plan.kind == "renamed":
             shape = f"function renamed from `{node.name}`"
             reading, node = _renamed(reading, node, target.name)
-        elif shape == "function" and len(reading.tree.body) > 1:
-            shape = "module"
         lines = _function_from_definition(reading, node, target)
         hoisted = []
     function = "\n".join(lines) + "\n"
@@ -579,6 +578,13 @@ def _extract(reply: str, module_source: str, qualname: str) -> Extracted:
     if reading.note:
         origin += f" ({reading.note})"
     return Extracted(function, tuple(new_imports), tuple(helpers), origin)
+
+
+def _definition_shape(tree: ast.Module, node: FunctionNode) -> str:
+    if node in tree.body:
+        return "function" if len(tree.body) == 1 else "module"
+    holder = next(s for s in tree.body if node in ast.walk(s))
+    return "method in class" if isinstance(holder, ast.ClassDef) else "nested function"
 
 
 def _function_from_definition(reading: _Reading, node: FunctionNode, target: _Target) -> list[str]:
@@ -850,7 +856,7 @@ def _helpers(
         if statement is holder:
             continue
         if isinstance(statement, (*_FUNCTION_TYPES, ast.ClassDef)):
-            if not _is_test_name(statement.name) and not statement.name.startswith("Test"):
+            if not _is_scaffolding(statement.name) and not statement.name.startswith("Test"):
                 candidates[statement.name] = statement
         elif isinstance(statement, (ast.Assign, ast.AnnAssign)) and statement.value is not None:
             targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
