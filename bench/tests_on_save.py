@@ -140,7 +140,7 @@ def time_pytest(argv: Sequence[str], cwd: Path, env: dict[str, str], plugin: boo
 
 
 def plugin_env(base: dict[str, str]) -> dict[str, str]:
-    """The environment the server's runner gives pytest (runner._child_env)."""
+    """The environment the server's runner gives pytest (runner.child_env)."""
     env = dict(base)
     old = env.get("PYTHONPATH")
     env["PYTHONPATH"] = str(PLUGIN_DIR) + (os.pathsep + old if old else "")

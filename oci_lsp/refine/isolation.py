@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from oci_lsp.testing.results import CollectionError, TestReport
-from oci_lsp.testing.runner import PLUGIN_NAME, _child_env, _EventReader, _read_pipe, _Tail
+from oci_lsp.testing.runner import PLUGIN_NAME, EventReader, OutputTail, child_env
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ class Sandbox:
         self._ready: asyncio.Future[int] | None = None
         self._pending: dict[int, _Pending] = {}
         self._next_id = 0
-        self._stderr = _Tail()
+        self._stderr = OutputTail()
         self._warned = False
 
     # -- the worker ---------------------------------------------------------------------------
@@ -140,7 +140,7 @@ class Sandbox:
         loop = asyncio.get_running_loop()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            env = _child_env({"OCI_LSP_SANDBOX_FD": str(theirs.fileno())})
+            env = child_env({"OCI_LSP_SANDBOX_FD": str(theirs.fileno())})
             self._proc = subprocess.Popen(
                 [self.python, "-c", _WORKER],
                 cwd=self.root,
@@ -338,21 +338,13 @@ class Sandbox:
         pending = _Pending(loop.create_future(), loop.create_future())
         self._pending[rid] = pending
         collector = _Collector()
-        events = _EventReader(collector, self.root)
-        tail = _Tail()
+        events = EventReader(collector, self.root)
+        tail = OutputTail()
 
-        async def read_events() -> None:
-            reader = await _read_pipe(events_r, limit=16 * 1024 * 1024)
-            while line := await reader.readline():
-                with contextlib.suppress(ValueError, KeyError, TypeError):
-                    events.handle(json.loads(line))
-
-        async def read_output() -> None:
-            reader = await _read_pipe(output_r)
-            while chunk := await reader.read(65536):
-                tail.add(chunk)
-
-        readers = [asyncio.ensure_future(read_events()), asyncio.ensure_future(read_output())]
+        readers = [
+            asyncio.ensure_future(events.pump(events_r)),
+            asyncio.ensure_future(tail.pump(output_r)),
+        ]
         try:
             assert self._sock is not None
             socket.send_fds(self._sock, [json.dumps(request).encode()], [events_w, output_w])

@@ -109,7 +109,7 @@ raise SystemExit(pytest.console_main())
 """
 
 
-def _child_env(extra: dict[str, str]) -> dict[str, str]:
+def child_env(extra: dict[str, str]) -> dict[str, str]:
     env = dict(os.environ)
     old = env.get("PYTHONPATH")
     env["PYTHONPATH"] = str(PLUGIN_DIR) + (os.pathsep + old if old else "")
@@ -119,7 +119,7 @@ def _child_env(extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
-class _Tail:
+class OutputTail:
     """The last bytes of a process's output: enough to explain a failure, never megabytes."""
 
     def __init__(self) -> None:
@@ -133,8 +133,14 @@ class _Tail:
     def text(self) -> str:
         return bytes(self.data[-_OUTPUT_TAIL:]).decode("utf-8", errors="replace")
 
+    async def pump(self, fd: int) -> None:
+        """Keep what arrives on a pipe (its read end is taken) until it closes."""
+        reader = await read_pipe(fd)
+        while chunk := await reader.read(65536):
+            self.add(chunk)
 
-async def _read_pipe(fd: int, limit: int = 65536) -> asyncio.StreamReader:
+
+async def read_pipe(fd: int, limit: int = 65536) -> asyncio.StreamReader:
     """An asyncio reader over a pipe's read end (which it takes ownership of)."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=limit)
@@ -172,7 +178,7 @@ class _Child:
         )
         loop = asyncio.get_running_loop()
         self.exited: asyncio.Future[int] = loop.create_future()
-        self.tail = _Tail()
+        self.tail = OutputTail()
 
         def settle(code: int) -> None:
             if not self.exited.done():
@@ -184,17 +190,12 @@ class _Child:
         threading.Thread(target=wait, name=f"wait-{self.popen.pid}", daemon=True).start()
         assert self.popen.stdout is not None
         self._readers: list[asyncio.Task[None]] = []
-        self.add_reader(self._drain(self.popen.stdout.fileno()))
+        # The tail reads a duplicate; Popen's own file object is closed at once.
+        self.add_reader(self.tail.pump(os.dup(self.popen.stdout.fileno())))
+        self.popen.stdout.close()
 
     def add_reader(self, coro: Any) -> None:
         self._readers.append(asyncio.ensure_future(coro))
-
-    async def _drain(self, fd: int) -> None:
-        reader = await _read_pipe(os.dup(fd))
-        assert self.popen.stdout is not None
-        self.popen.stdout.close()
-        while chunk := await reader.read(65536):
-            self.tail.add(chunk)
 
     async def run(self, timeout: float) -> bool:
         """Wait for the exit; True when it timed out. The group is killed either way."""
@@ -233,7 +234,7 @@ async def run_tests(
     return await _run_pytest(spec, listener, launcher)
 
 
-class _EventReader:
+class EventReader:
     """Turns the plugin's JSON events into result records for the listener."""
 
     def __init__(self, listener: RunListener, root: Path) -> None:
@@ -249,6 +250,15 @@ class _EventReader:
         if not path:
             return None
         return os.path.normpath(os.path.join(self.rootdir, path))
+
+    async def pump(self, fd: int) -> None:
+        """Handle the events that arrive on a pipe (its read end is taken) until it closes."""
+        reader = await read_pipe(fd, limit=_EVENT_LIMIT)
+        while line := await reader.readline():
+            try:
+                self.handle(json.loads(line))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("unreadable event from the pytest plugin: %s", exc)
 
     def handle(self, event: dict[str, Any]) -> None:
         kind = event.get("e")
@@ -343,7 +353,7 @@ class _Standby:
         self.root = root
         self.python = python
         self.read_fd, write_fd = os.pipe()
-        env = _child_env({"OCI_LSP_REPORT_FD": str(write_fd)})
+        env = child_env({"OCI_LSP_REPORT_FD": str(write_fd)})
         try:
             self.child = _Child(
                 [python, "-c", _STANDBY], root, env, (write_fd,), stdin=subprocess.PIPE
@@ -437,20 +447,12 @@ async def _run_pytest(
             handle.write("\n".join(spec.skip_files))
         env["OCI_LSP_SKIP_FILES"] = skip_file
     log.info("running %s in %s", " ".join(pytest_argv(spec)), spec.root)
-    events = _EventReader(listener, spec.root)
+    events = EventReader(listener, spec.root)
     child = standby.child
     read_fd = standby.read_fd
 
-    async def read_events() -> None:
-        reader = await _read_pipe(read_fd, limit=_EVENT_LIMIT)
-        while line := await reader.readline():
-            try:
-                events.handle(json.loads(line))
-            except (ValueError, KeyError, TypeError) as exc:
-                log.warning("unreadable event from the pytest plugin: %s", exc)
-
     try:
-        child.add_reader(read_events())
+        child.add_reader(events.pump(read_fd))
         standby.start(pytest_args(spec), env)
         timed_out = await child.run(spec.timeout)
     finally:
@@ -492,7 +494,7 @@ async def _run_junit(spec: RunSpec, listener: RunListener) -> RunResult:
             argv.append(f"--junitxml={xml_path}")
         log.info("running %s in %s", " ".join(argv), spec.root)
         try:
-            child = _Child(argv, spec.root, _child_env({"OCI_LSP_JUNIT_XML": str(xml_path)}), ())
+            child = _Child(argv, spec.root, child_env({"OCI_LSP_JUNIT_XML": str(xml_path)}), ())
         except OSError as exc:
             return RunResult(
                 "failed-to-start",
