@@ -72,9 +72,12 @@ from transformers import AutoModelForCausalLM, GenerationConfig, LlamaConfig
 from transformers.generation.streamers import BaseStreamer
 from transformers.utils import logging as transformers_logging
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from oci_lsp.engine.backend import ChatMessage, GenerationOptions
 from oci_lsp.engine.ct2_backend import Ct2Backend
 from oci_lsp.engine.templates import load_chat_format
+from tests.tiny_models import build_tokenizer as build_test_tokenizer
 
 BENCH = Path(__file__).resolve().parent
 DS_BOS = "<｜begin▁of▁sentence｜>"
@@ -201,22 +204,12 @@ def build_tokenizer(cache: Path) -> Path:
     if (dest / "tokenizer.json").exists():
         return dest
     import transformers
-    from tokenizers import decoders, models, pre_tokenizers, trainers
 
     say("training a 32022-entry BPE tokenizer on the standard library")
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     files = sorted(stdlib.glob("*.py")) + sorted(stdlib.glob("*/*.py"))
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=TOKENIZER_SIZE,
-        special_tokens=SPECIALS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
     texts = (path.read_text(encoding="utf-8", errors="replace") for path in files)
-    tokenizer.train_from_iterator(texts, trainer)
+    tokenizer = build_test_tokenizer(SPECIALS, TOKENIZER_SIZE, texts)
     staged = Path(tempfile.mkdtemp(prefix=".tokenizer-", dir=cache))
     fast_class: Any = transformers.PreTrainedTokenizerFast
     fast = fast_class(tokenizer_object=tokenizer, bos_token=DS_BOS, eos_token=DS_EOS)

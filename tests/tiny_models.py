@@ -8,7 +8,9 @@ it writes is noise, but every path of loading, prompting, streaming and stopping
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +24,10 @@ CORPUS = [
 ]
 
 
-def build_tokenizer(specials: list[str], vocab_size: int = 400) -> object:
+def build_tokenizer(
+    specials: list[str], vocab_size: int = 400, texts: Iterable[str] | None = None
+) -> Any:
+    """A byte-level BPE (DeepSeek-Coder's kind) trained on `texts` (default: a small corpus)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tokenizer = Tokenizer(models.BPE())
@@ -34,7 +39,7 @@ def build_tokenizer(specials: list[str], vocab_size: int = 400) -> object:
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tokenizer.train_from_iterator(CORPUS * 20, trainer)
+    tokenizer.train_from_iterator(CORPUS * 20 if texts is None else texts, trainer)
     return tokenizer
 
 
@@ -58,7 +63,7 @@ def build_tiny_model(
 
     dest.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer(DS_SPECIALS)
-    vocab = [tokenizer.id_to_token(i) for i in range(tokenizer.get_vocab_size())]  # type: ignore[attr-defined]
+    vocab = [tokenizer.id_to_token(i) for i in range(tokenizer.get_vocab_size())]
     rng = np.random.default_rng(seed)
     head_dim = hidden // heads
     spec = transformer_spec.TransformerDecoderModelSpec.from_config(
@@ -103,7 +108,7 @@ def build_tiny_model(
     spec.validate()
     spec.optimize(quantization="float32")
     spec.save(str(dest))
-    tokenizer.save(str(dest / "tokenizer.json"))  # type: ignore[attr-defined]
+    tokenizer.save(str(dest / "tokenizer.json"))
     config: dict[str, object] = {
         "bos_token": DS_SPECIALS[0],
         "eos_token": DS_SPECIALS[1],
