@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -110,9 +110,9 @@ def workspace(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def sandbox(workspace: Path) -> Sandbox:
+async def sandbox(workspace: Path) -> AsyncIterator[Sandbox]:
     box = Sandbox(workspace, sys.executable)
-    yield box  # type: ignore[misc]
+    yield box
     await box.close()
 
 

@@ -196,11 +196,8 @@ class Refiner:
         self.conversations = conversations if conversations is not None else Conversations()
         self.priority = priority
 
-    def _start(self, target: Target, plan: TestPlan, mode: Mode) -> list[ChatMessage]:
-        """The conversation so far: the one kept for this function, else a new task."""
-        kept = self.conversations.get(target)
-        if kept is not None:
-            return kept
+    def _new_conversation(self, target: Target, plan: TestPlan, mode: Mode) -> list[ChatMessage]:
+        """The task, and for a fix the current code with its failure."""
         relative = _relative(target.path, target.root)
         context = module_context(target.source, target.qualname)
         tests = test_sources(target.root, plan.selection)
@@ -227,7 +224,10 @@ class Refiner:
         started = time.monotonic()
         if find_function(target.source, target.qualname) is None:
             return RefineResult(None, None, False, [], f"`{target.qualname}` is not in the file")
-        messages = self._start(target, plan, mode)
+        messages = self.conversations.get(target)  # a second request continues the dialogue
+        if messages is None:
+            # Reads the tests' files and parses sources: not on the caller's event loop.
+            messages = await asyncio.to_thread(self._new_conversation, target, plan, mode)
         if instruction and instruction.strip():
             messages.append(guidance_message(instruction))
         rounds: list[RoundRecord] = []
@@ -238,10 +238,10 @@ class Refiner:
             rounds.append(record)
             await self._generate(record, messages, target, on_event, on_text, cancel)
             if cancel is not None and cancel.is_set():
-                return self._cancelled(rounds, best, started)
+                return self._cancelled(rounds, started)
             await self._verify(record, target, plan, on_event, cancel)
             if cancel is not None and cancel.is_set():
-                return self._cancelled(rounds, best, started)
+                return self._cancelled(rounds, started)
             winner = next((c for c in record.candidates if c.passed), None)
             if winner is not None:
                 self.conversations.drop(target)
@@ -284,9 +284,7 @@ class Refiner:
             time.monotonic() - started,
         )
 
-    def _cancelled(
-        self, rounds: list[RoundRecord], best: CandidateRecord | None, started: float
-    ) -> RefineResult:
+    def _cancelled(self, rounds: list[RoundRecord], started: float) -> RefineResult:
         return RefineResult(
             None, None, False, rounds, "cancelled", time.monotonic() - started, cancelled=True
         )
