@@ -5,8 +5,9 @@ each buggy problem's canonical solution is the candidate. Measured, same machine
 
 - direct: `python -m pytest -q -p no:cacheprovider TEST` on a copy of the workspace with the
   candidate written in (what running the tests by hand costs);
-- a verification round of 1 candidate, and of 4 candidates (distinct texts, all correct, so
-  every one runs every test: the worst case), through `Sandbox.run` with its worker warm;
+- a verification round of 1 candidate (`Sandbox.run`), and of 4 candidates
+  (`Sandbox.run_round`, the tests collected once; distinct texts, all correct, so every one
+  runs every test: the worst case), as the refinement loop runs them, the worker warm;
 - isolation set-up (request to the candidate's pytest starting) on workspaces of 20 and of
   20,000 files.
 
@@ -52,9 +53,15 @@ def _direct(root: Path, test_id: str) -> float:
     return time.perf_counter() - started
 
 
-async def _round(sandbox: Sandbox, runs: list[CandidateRun]) -> tuple[float, list[str]]:
+async def _round(
+    sandbox: Sandbox, runs: list[CandidateRun], base: str, qualname: str
+) -> tuple[float, list[str]]:
+    """A verification round as the refinement loop runs it."""
     started = time.perf_counter()
-    outcomes = await asyncio.gather(*(sandbox.run(run) for run in runs))
+    if len(runs) == 1:
+        outcomes = [await sandbox.run(runs[0])]
+    else:
+        outcomes = await sandbox.run_round(runs, base, qualname)
     return time.perf_counter() - started, [o.verdict for o in outcomes]
 
 
@@ -129,7 +136,12 @@ async def main() -> int:
         try:
             for p in problems:  # warm-up: first imports, the OS's caches
                 _direct(direct_root, p.test_id)
-                await _round(sandbox, [CandidateRun(p.source, candidates[p.task], [p.test_id])])
+                await _round(
+                    sandbox,
+                    [CandidateRun(p.source, candidates[p.task], [p.test_id])],
+                    p.source.read_text(encoding="utf-8"),
+                    p.entry,
+                )
             for _ in range(args.repeat):
                 for p in problems:
                     direct.append(_direct(direct_root, p.test_id))
@@ -139,10 +151,11 @@ async def main() -> int:
                         )
                         for i in range(4)
                     ]
-                    seconds, verdicts = await _round(sandbox, runs[:1])
+                    original = p.source.read_text(encoding="utf-8")
+                    seconds, verdicts = await _round(sandbox, runs[:1], original, p.entry)
                     assert verdicts == ["passed"], (p.task, verdicts)
                     one.append(seconds)
-                    seconds, verdicts = await _round(sandbox, runs)
+                    seconds, verdicts = await _round(sandbox, runs, original, p.entry)
                     assert verdicts == ["passed"] * 4, (p.task, verdicts)
                     four.append(seconds)
         finally:

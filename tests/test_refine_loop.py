@@ -24,7 +24,7 @@ from oci_lsp.engine.backend import (
 )
 from oci_lsp.refine.isolation import Limits, Sandbox
 from oci_lsp.refine.loop import Conversations, Refiner, Target, TestPlan
-from tests.conftest import write_files
+from tests.conftest import processes_with, write_files
 
 WAIT = 120.0
 
@@ -322,19 +322,6 @@ async def test_a_candidate_cannot_write_outside_its_sandbox(
     assert outcome is not None and str(outcome.isolation.get("filesystem")).startswith("landlock")
 
 
-def _processes_with(marker: str) -> list[int]:
-    found = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open(f"/proc/{name}/cmdline", "rb") as handle:
-                    if marker.encode() in handle.read():
-                        found.append(int(name))
-            except OSError:
-                pass
-    return found
-
-
 async def test_cancel_kills_every_process_and_leaves_no_files(
     workspace: Path, sandbox: Sandbox
 ) -> None:
@@ -358,10 +345,10 @@ async def test_cancel_kills_every_process_and_leaves_no_files(
     )
     assert result.cancelled and not result.verified
     for _ in range(50):
-        if not _processes_with(marker):
+        if not processes_with(marker):
             break
         await asyncio.sleep(0.1)
-    assert not _processes_with(marker)
+    assert not processes_with(marker)
     after_tmp = set(os.listdir(os.environ.get("TMPDIR", "/tmp")))
     assert not [n for n in after_tmp - before_tmp if n.startswith("oci-candidate-")]
 
@@ -379,10 +366,10 @@ async def test_a_process_left_behind_by_a_passing_candidate_is_killed(
     result = await asyncio.wait_for(refiner(backend, sandbox).refine(target(workspace), PLAN), WAIT)
     assert result.verified
     for _ in range(50):
-        if not _processes_with(marker):
+        if not processes_with(marker):
             break
         await asyncio.sleep(0.1)
-    assert not _processes_with(marker)
+    assert not processes_with(marker)
 
 
 async def test_no_tests_means_one_round_unverified(workspace: Path, sandbox: Sandbox) -> None:

@@ -5,6 +5,10 @@ with pytest imported, and forks one confined child per candidate. The candidate'
 reaches that child through an import hook, so nothing is copied: setting up a candidate costs
 the same on a workspace of 20 files as on one of 20,000 (a scratch directory and two pipes).
 
+A round of candidates for one function (`Sandbox.run_round`, what the refinement loop uses)
+collects the tests once in a child and forks each candidate from there, its function swapped
+into the collected module; what cannot be swapped runs alone, with the same outcome.
+
 Each child writes only under its scratch directory, has no network, and runs under CPU time,
 memory, file size and process limits and a wall-clock timeout; the server kills it on
 timeout or cancel, and the worker kills what it left behind. The scratch directory is removed
@@ -36,6 +40,7 @@ log = logging.getLogger(__name__)
 
 _WORKER = "import oci_lsp_sandbox; oci_lsp_sandbox.main()"
 _READY_TIMEOUT = 60.0
+_MAX_ROUND = 32  # the worker's MAX_ROUND: candidates in one round request
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,25 @@ class _Collector:
 class _Pending:
     pid: asyncio.Future[int]
     exit: asyncio.Future[tuple[int, dict[str, Any]]]
+    alone: str | None = None  # why its round sent it back to run on its own
+
+
+@dataclass
+class _Flight:
+    """A candidate on its way: what is needed to wait for it and read its outcome."""
+
+    rid: int
+    scratch: Path
+    source_file: Path
+    pending: _Pending
+    collector: _Collector
+    events: EventReader
+    tail: OutputTail
+    readers: list[asyncio.Future[None]]
+    write_fds: list[int]
+    started: float
+    round_id: int | None = None
+    ahead: int = 0  # in a round: the waves of candidates that run before it
 
 
 class Sandbox:
@@ -211,6 +235,10 @@ class Sandbox:
         pending = self._pending.get(int(message.get("id", -1)))
         if pending is None:
             return
+        if "alone" in message and not pending.exit.done():
+            pending.alone = str(message["alone"])
+            pending.exit.set_result((0, {}))
+            return
         if "pid" in message and not pending.pid.done():
             pending.pid.set_result(int(message["pid"]))
         if "exit" in message and not pending.exit.done():
@@ -300,32 +328,121 @@ class Sandbox:
             requested = time.time()
             scratch = Path(tempfile.mkdtemp(prefix="oci-candidate-"))
             try:
-                outcome = await self._run(run, limits, scratch, cancel)
-                ready = outcome.isolation.pop("ready_at", None)
-                self._warn_unconfined(outcome.isolation)
-                if isinstance(ready, (int, float)):
-                    outcome.setup_seconds = max(0.0, ready - requested)
-                return outcome
+                flight = self._flight(run, scratch)
+                request = {
+                    "op": "run",
+                    "id": flight.rid,
+                    "args": self._args(run, scratch),
+                    **self._common(run, limits),
+                    "source_file": str(flight.source_file),
+                    "scratch": str(scratch),
+                }
+                self._send(request, [flight])
+                outcome = await self._finish(flight, limits, cancel)
+                assert outcome is not None  # only a round's candidates are sent back
+                return self._timed(outcome, requested)
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
 
-    async def _run(
-        self, run: CandidateRun, limits: Limits, scratch: Path, cancel: asyncio.Event | None
-    ) -> CandidateOutcome:
-        started = time.monotonic()
+    async def run_round(
+        self,
+        runs: Sequence[CandidateRun],
+        base_source: str,
+        qualname: str,
+        limits: Limits = Limits(),
+        cancel: asyncio.Event | None = None,
+    ) -> list[CandidateOutcome]:
+        """Run several candidates for one function (`qualname` in `base_source`, the text the
+        candidates were made from), collecting the tests once: each candidate's child is forked
+        from the collected session and swaps its function in. What cannot be swapped (a
+        candidate that changed more than the function and its helpers), and everything when
+        the collection fails, runs alone as `run` would. Same outcomes as `run` on each."""
+        shared = len({_tests_of(r) for r in runs}) == 1  # the same tests for every candidate
+        if len(runs) < 2 or len(runs) > _MAX_ROUND or not shared:
+            return list(await asyncio.gather(*(self.run(r, limits, cancel) for r in runs)))
+        async with self._slots:
+            await self.start()
+            requested = time.time()
+            scratch = Path(tempfile.mkdtemp(prefix="oci-round-"))
+            try:
+                outcomes = await self._round(runs, base_source, qualname, limits, cancel, scratch)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+        alone = [i for i, outcome in enumerate(outcomes) if outcome is None]
+        if alone:
+            log.debug("verifying %d of %d candidates alone", len(alone), len(runs))
+            if cancel is not None and cancel.is_set():
+                for i in alone:
+                    outcomes[i] = CandidateOutcome("error", message="cancelled")
+            else:
+                again = await asyncio.gather(*(self.run(runs[i], limits, cancel) for i in alone))
+                for i, outcome in zip(alone, again, strict=True):
+                    outcomes[i] = outcome
+        return [
+            o if i in alone else self._timed(o, requested)
+            for i, o in enumerate(outcomes)
+            if o is not None
+        ]
+
+    async def _round(
+        self,
+        runs: Sequence[CandidateRun],
+        base_source: str,
+        qualname: str,
+        limits: Limits,
+        cancel: asyncio.Event | None,
+        scratch: Path,
+    ) -> list[CandidateOutcome | None]:
         loop = asyncio.get_running_loop()
+        base_file = scratch / "base.py"
+        base_file.write_text(base_source, encoding="utf-8")
         self._next_id += 1
-        rid = self._next_id
-        source_file = scratch / "candidate.py"
-        source_file.write_text(run.source, encoding="utf-8")
+        round_id = self._next_id
+        collector = _Pending(loop.create_future(), loop.create_future())
+        self._pending[round_id] = collector
+        flights = []
+        for index, run in enumerate(runs):
+            flight = self._flight(run, Path(tempfile.mkdtemp(dir=scratch)))
+            flight.round_id = round_id
+            flight.ahead = index // self.parallel
+            flights.append(flight)
         request = {
-            "op": "run",
-            "id": rid,
-            "args": self._args(run, scratch),
+            "op": "round",
+            "id": round_id,
+            "args": self._args(runs[0], scratch),
+            **self._common(runs[0], limits),
+            "scratch": str(scratch),
+            "base_file": str(base_file),
+            "qualname": qualname,
+            "parallel": self.parallel,
+            "candidates": [
+                {"id": f.rid, "source_file": str(f.source_file), "scratch": str(f.scratch)}
+                for f in flights
+            ],
+        }
+        watcher = asyncio.ensure_future(self._watch_round(collector, flights))
+        try:
+            self._send(request, flights)
+            return list(await asyncio.gather(*(self._finish(f, limits, cancel) for f in flights)))
+        finally:
+            watcher.cancel()
+            self._pending.pop(round_id, None)
+            if not collector.exit.done():
+                await self._kill(round_id, collector)
+
+    async def _watch_round(self, collector: _Pending, flights: list[_Flight]) -> None:
+        """When the collector is gone, whatever it did not report runs alone."""
+        with contextlib.suppress(SandboxError):
+            await collector.exit
+        for flight in flights:
+            if not flight.pending.exit.done():
+                flight.pending.alone = "the round ended before it"
+                flight.pending.exit.set_result((0, {}))
+
+    def _common(self, run: CandidateRun, limits: Limits) -> dict[str, Any]:
+        return {
             "env": {"OCI_LSP_FIRST": "\n".join(run.first)},
             "target": str(run.target),
-            "source_file": str(source_file),
-            "scratch": str(scratch),
             "limits": {
                 "cpu_seconds": limits.cpu_seconds,
                 "memory_bytes": limits.memory_bytes,
@@ -333,46 +450,89 @@ class Sandbox:
                 "processes": limits.processes,
             },
         }
+
+    def _timed(self, outcome: CandidateOutcome, requested: float) -> CandidateOutcome:
+        ready = outcome.isolation.pop("ready_at", None)
+        self._warn_unconfined(outcome.isolation)
+        if isinstance(ready, (int, float)):
+            outcome.setup_seconds = max(0.0, ready - requested)
+        return outcome
+
+    def _flight(self, run: CandidateRun, scratch: Path) -> _Flight:
+        """A candidate's request id, source file, pipes and their readers."""
+        loop = asyncio.get_running_loop()
+        self._next_id += 1
+        source_file = scratch / "candidate.py"
+        source_file.write_text(run.source, encoding="utf-8")
         events_r, events_w = os.pipe()
         output_r, output_w = os.pipe()
-        pending = _Pending(loop.create_future(), loop.create_future())
-        self._pending[rid] = pending
         collector = _Collector()
         events = EventReader(collector, self.root)
         tail = OutputTail()
+        flight = _Flight(
+            rid=self._next_id,
+            scratch=scratch,
+            source_file=source_file,
+            pending=_Pending(loop.create_future(), loop.create_future()),
+            collector=collector,
+            events=events,
+            tail=tail,
+            readers=[
+                asyncio.ensure_future(events.pump(events_r)),
+                asyncio.ensure_future(tail.pump(output_r)),
+            ],
+            write_fds=[events_w, output_w],
+            started=time.monotonic(),
+        )
+        self._pending[flight.rid] = flight.pending
+        return flight
 
-        readers = [
-            asyncio.ensure_future(events.pump(events_r)),
-            asyncio.ensure_future(tail.pump(output_r)),
-        ]
+    def _send(self, request: dict[str, Any], flights: list[_Flight]) -> None:
+        fds = [fd for flight in flights for fd in flight.write_fds]
         try:
             assert self._sock is not None
-            socket.send_fds(self._sock, [json.dumps(request).encode()], [events_w, output_w])
+            socket.send_fds(self._sock, [json.dumps(request).encode()], fds)
         except OSError as exc:
-            for task in readers:
-                task.cancel()
+            for flight in flights:
+                for task in flight.readers:
+                    task.cancel()
+                self._pending.pop(flight.rid, None)
             raise SandboxError(f"the verification worker is not answering: {exc}") from exc
         finally:
-            os.close(events_w)
-            os.close(output_w)
+            for fd in fds:
+                os.close(fd)
 
+    async def _finish(
+        self, flight: _Flight, limits: Limits, cancel: asyncio.Event | None
+    ) -> CandidateOutcome | None:
+        """Wait for the candidate's end (killing it on timeout or cancel) and read its
+        outcome; None when its round sent it back to run alone."""
+        rid, pending, readers = flight.rid, flight.pending, flight.readers
+        collector, events, tail = flight.collector, flight.events, flight.tail
         timed_out = cancelled = False
         waiter = asyncio.ensure_future(cancel.wait()) if cancel is not None else None
         try:
-            watched: list[asyncio.Future[Any]] = [pending.exit]
-            if waiter is not None:
-                watched.append(waiter)
-            done, _ = await asyncio.wait(
-                watched,
-                timeout=limits.timeout,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-            if pending.exit not in done:
-                timed_out = not done
-                cancelled = bool(done)
-                await self._kill(rid, pending)
+            # The clock starts when its process does: in a round, a candidate first waits for
+            # the collection and for the candidates ahead of it (a timeout each at most).
+            for stage, timeout in (
+                (pending.pid, limits.timeout * (1 + flight.ahead)),
+                (pending.exit, limits.timeout),
+            ):
+                watched: set[asyncio.Future[Any]] = {stage, pending.exit}
+                if waiter is not None:
+                    watched.add(waiter)
+                done, _ = await asyncio.wait(
+                    watched, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+                if pending.exit in done:
+                    break
+                if not done or (waiter is not None and waiter in done):
+                    timed_out = not done
+                    cancelled = bool(done)
+                    await self._kill(rid, pending, flight.round_id)
+                    break
         except asyncio.CancelledError:
-            await self._kill(rid, pending)
+            await self._kill(rid, pending, flight.round_id)
             for task in readers:
                 task.cancel()
             raise
@@ -387,6 +547,11 @@ class Sandbox:
             return CandidateOutcome("error", message=str(exc), output_tail=tail.text())
         finally:
             self._pending.pop(rid, None)
+        if pending.alone is not None and not (timed_out or cancelled):
+            log.debug("candidate %d runs alone: %s", rid, pending.alone)
+            for task in readers:
+                task.cancel()
+            return None
         # What a candidate started and left holding the pipes was killed with it.
         _, late = await asyncio.wait(readers, timeout=2.0)
         for task in late:
@@ -397,7 +562,7 @@ class Sandbox:
             collection_errors=collector.errors,
             exit_code=code,
             output_tail=tail.text(),
-            seconds=time.monotonic() - started,
+            seconds=time.monotonic() - flight.started,
             isolation=isolation,
         )
         if timed_out:
@@ -419,15 +584,22 @@ class Sandbox:
             outcome.message = lines[-1] if lines else _death(code)
         return outcome
 
-    async def _kill(self, rid: int, pending: _Pending) -> None:
+    async def _kill(self, rid: int, pending: _Pending, round_id: int | None = None) -> None:
+        started = pending.pid.done() and not pending.pid.cancelled() and not pending.pid.exception()
+        # A round's candidate not forked yet is waiting on the collection: stop the round.
+        target = round_id if round_id is not None and not started else rid
         if self._sock is not None:
             with contextlib.suppress(OSError):
-                self._sock.send(json.dumps({"op": "kill", "id": rid}).encode())
-        if pending.pid.done() and not pending.pid.cancelled() and not pending.pid.exception():
+                self._sock.send(json.dumps({"op": "kill", "id": target}).encode())
+        if started:
             with contextlib.suppress(OSError):
                 os.killpg(pending.pid.result(), signal.SIGKILL)
         with contextlib.suppress(asyncio.TimeoutError, SandboxError):
             await asyncio.wait_for(asyncio.shield(pending.exit), 5.0)
+
+
+def _tests_of(run: CandidateRun) -> tuple[Any, ...]:
+    return (run.target, tuple(run.selection), tuple(run.first), run.stop_at_first_failure)
 
 
 def _death(code: int | None) -> str:

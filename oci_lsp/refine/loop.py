@@ -350,8 +350,9 @@ class Refiner:
             CandidateRun(target.path, source, plan.selection, first=tuple(plan.failing))
             for source in by_source
         ]
-        outcomes = await asyncio.gather(
-            *(self.sandbox.run(run, self.limits, cancel) for run in runs)
+        # One collection of the tests for the round, each candidate swapped into it.
+        outcomes = await self.sandbox.run_round(
+            runs, target.source, target.qualname, self.limits, cancel
         )
         for same, outcome in zip(by_source.values(), outcomes, strict=True):
             for candidate in same:

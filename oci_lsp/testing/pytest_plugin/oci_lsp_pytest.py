@@ -64,6 +64,15 @@ def _open_stream() -> _Stream | None:
     return _stream
 
 
+def report_to(fd: int, session: pytest.Session) -> None:
+    """Send this process's events to fd from now on: a candidate's child forked from a
+    collected session (the sandbox's rounds), which starts with what a fresh one said so far."""
+    global _stream
+    _stream = _Stream(fd)
+    _emit({"e": "session", "rootdir": str(session.config.rootpath)})
+    _emit({"e": "collected", "count": len(session.items)})
+
+
 def pytest_configure(config: pytest.Config) -> None:
     _emit({"e": "session", "rootdir": str(config.rootpath)})
     skip = os.environ.get("OCI_LSP_SKIP_FILES")
