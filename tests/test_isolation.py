@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import sys
 import threading
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from oci_lsp.refine.isolation import CandidateRun, Limits, Sandbox, SandboxError
-from tests.conftest import write_files
+from tests.conftest import processes_with, write_files
 
 WAIT = 120.0
 
@@ -104,3 +105,35 @@ async def test_a_missing_interpreter_says_which_setting(workspace: Path) -> None
     box = Sandbox(workspace, str(workspace / "no-python"))
     with pytest.raises(SandboxError, match=r"tests\.python"):
         await box.start()
+
+
+async def test_a_fork_bomb_meets_the_process_limit_even_as_root(workspace: Path) -> None:
+    # RLIMIT_NPROC does not apply to root (CI and containers): a pids cgroup does instead.
+    marker = "765432.25"  # a sleep no other process runs
+    bomb = (
+        "import subprocess\n\n"
+        "def add(a, b):\n"
+        "    for _ in range(64):\n"
+        f"        subprocess.Popen(['sleep', '{marker}'])\n"
+        "    return a + b\n"
+    )
+    outcome = await run(workspace, bomb, Limits(processes=16))
+    failure = outcome.first_failure  # type: ignore[attr-defined]
+    assert failure is not None, outcome
+    assert "BlockingIOError" in failure.longrepr or "Resource temporarily" in failure.longrepr
+    assert outcome.isolation.get("processes") == 16  # type: ignore[attr-defined]
+    for _ in range(50):
+        if not processes_with(marker) and not _our_cgroups():
+            break
+        await asyncio.sleep(0.1)
+    assert not processes_with(marker)
+    assert not _our_cgroups()  # the worker's cgroup went with it
+
+
+def _our_cgroups() -> list[str]:
+    found = []
+    for root, dirs, _ in os.walk("/sys/fs/cgroup"):
+        found += [os.path.join(root, d) for d in dirs if d.startswith("oci-lsp-sandbox-")]
+        if root.count(os.sep) > 6:
+            dirs[:] = []
+    return found

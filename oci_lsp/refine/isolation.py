@@ -152,6 +152,7 @@ class Sandbox:
         self._next_id = 0
         self._stderr = OutputTail()
         self._warned = False
+        self._cgroup: str | None = None  # the worker's pids cgroup (when it runs as root)
 
     # -- the worker ---------------------------------------------------------------------------
 
@@ -229,6 +230,7 @@ class Sandbox:
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         if "ready" in message:
+            self._cgroup = message.get("cgroup") or None
             if self._ready is not None and not self._ready.done():
                 self._ready.set_result(int(message["ready"]))
             return
@@ -285,6 +287,9 @@ class Sandbox:
                 with contextlib.suppress(ValueError, OSError):
                     asyncio.get_running_loop().remove_reader(proc.stderr.fileno())
                 proc.stderr.close()
+        cgroup, self._cgroup = self._cgroup, None
+        if cgroup is not None:
+            await _remove_cgroup(cgroup)
 
     async def close(self) -> None:
         await self._stop_worker()
@@ -596,6 +601,19 @@ class Sandbox:
                 os.killpg(pending.pid.result(), signal.SIGKILL)
         with contextlib.suppress(asyncio.TimeoutError, SandboxError):
             await asyncio.wait_for(asyncio.shield(pending.exit), 5.0)
+
+
+async def _remove_cgroup(path: str) -> None:
+    """Remove the worker's cgroup once the last process in it is gone (they were killed)."""
+    for _ in range(50):
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            await asyncio.sleep(0.05)
+    log.debug("could not remove the sandbox's cgroup %s", path)
 
 
 def _tests_of(run: CandidateRun) -> tuple[Any, ...]:

@@ -217,6 +217,71 @@ def _loopback_up() -> None:
         fcntl.ioctl(probe, _SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags))
 
 
+def _pids_parents() -> list[str]:
+    """The pids cgroup directories this process is in, where a child cgroup can be made: the
+    v1 hierarchy, or v2 where the controller is delegated to ours."""
+    try:
+        with open("/proc/self/cgroup", encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return []
+    found = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if "pids" in controllers.split(","):
+            found.append(os.path.join("/sys/fs/cgroup/pids", path.lstrip("/")))
+        elif controllers == "":
+            parent = os.path.join("/sys/fs/cgroup", path.lstrip("/"))
+            with (
+                contextlib.suppress(OSError),
+                open(os.path.join(parent, "cgroup.subtree_control"), encoding="utf-8") as handle,
+            ):
+                if "pids" in handle.read().split():
+                    found.append(parent)
+    return found
+
+
+def _enter_pids_cgroup() -> str | None:
+    """Move this process (the worker, once) into a new pids cgroup, so that what it forks is
+    counted there: root is exempt from RLIMIT_NPROC. Moving a process costs the kernel ~10 ms
+    (an RCU grace period), too much for every candidate, so they share the worker's cgroup and
+    its limit (set by _limit_pids). Its directory, or None where the OS does not allow it."""
+    for parent in _pids_parents():
+        directory = os.path.join(parent, f"oci-lsp-sandbox-{os.getpid()}")
+        try:
+            os.mkdir(directory)
+        except OSError:
+            continue
+        try:
+            with open(os.path.join(directory, "cgroup.procs"), "w", encoding="ascii") as handle:
+                handle.write(str(os.getpid()))
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.rmdir(directory)
+            continue
+        return directory
+    return None
+
+
+_CGROUP: str | None = None  # the worker's pids cgroup, if it has one
+_CGROUP_MAX = 0
+
+
+def _limit_pids(processes: int) -> None:
+    """Let every candidate that may run at once have `processes`, plus the worker and the
+    rounds' collectors."""
+    global _CGROUP_MAX
+    wanted = processes * len(os.sched_getaffinity(0)) + 16
+    if _CGROUP is None or wanted == _CGROUP_MAX:
+        return
+    with (
+        contextlib.suppress(OSError),
+        open(os.path.join(_CGROUP, "pids.max"), "w", encoding="ascii") as handle,
+    ):
+        handle.write(str(wanted))
+        _CGROUP_MAX = wanted
+
+
 def _user_process_count(uid: int) -> int:
     count = 0
     for name in os.listdir("/proc"):
@@ -256,6 +321,8 @@ def _confine(scratch: str, limits: dict[str, Any]) -> dict[str, Any]:
         extra = 0 if own_namespace else _user_process_count(os.getuid())
         _limit(resource.RLIMIT_NPROC, processes + extra)
         isolation["processes"] = processes
+    elif processes > 0 and _CGROUP_MAX:
+        isolation["processes"] = processes  # in the worker's pids cgroup, shared
     abi = _landlock(scratch, deny_tcp=not own_namespace)
     isolation["filesystem"] = f"landlock-{abi}" if abi else None
     if not own_namespace and abi >= 4:
@@ -578,6 +645,7 @@ class _Worker:
             for fd in fds:
                 os.close(fd)
             return
+        _limit_pids(int((request.get("limits") or {}).get("processes") or 0))
         pid = os.fork()
         if pid == 0:
             try:
@@ -711,6 +779,9 @@ def main() -> None:
     gc.freeze()
     _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.geteuid() == 0:
+        global _CGROUP
+        _CGROUP = _enter_pids_cgroup()  # the server removes it when we are gone
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_write, False)
     os.set_blocking(wake_read, False)
@@ -721,7 +792,7 @@ def main() -> None:
     selector = selectors.DefaultSelector()
     selector.register(sock, selectors.EVENT_READ, "sock")
     selector.register(wake_read, selectors.EVENT_READ, "wake")
-    worker.send({"ready": os.getpid()})
+    worker.send({"ready": os.getpid(), "cgroup": _CGROUP})
     try:
         while True:
             for key, _ in selector.select(timeout=1.0):
