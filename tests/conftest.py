@@ -14,7 +14,7 @@ import textwrap
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import pytest
 import pytest_lsp
@@ -59,7 +59,19 @@ class Editor:
         self.capabilities = capabilities
         self.roots: list[Path] = []
         self.versions: dict[str, int] = {}
+        self.texts: dict[str, str] = {}  # the buffers of the open documents, by URI
         self.applied_edits: list[types.ApplyWorkspaceEditParams] = []
+        # lsprotocol reads any code action with a `command` as a bare Command (its union hook
+        # tests for the key, not for a string): read those the way editors do.
+        converter = client.protocol._converter
+
+        def code_action(value: Any, _: type) -> types.Command | types.CodeAction:
+            if isinstance(value.get("command"), str):
+                return converter.structure(value, types.Command)
+            return converter.structure(value, types.CodeAction)
+
+        converter.register_structure_hook(types.Command | types.CodeAction, code_action)
+        converter.register_structure_hook(Union[types.Command, types.CodeAction], code_action)  # noqa: UP007
 
     async def start(
         self,
@@ -83,18 +95,67 @@ class Editor:
         return result
 
     def open(self, path: Path) -> None:
-        uri = path.resolve().as_uri()
+        self._open(path.resolve().as_uri(), path.read_text(encoding="utf-8"))
+
+    def _open(self, uri: str, text: str) -> None:
         self.versions[uri] = 1
+        self.texts[uri] = text
         self.client.text_document_did_open(
             types.DidOpenTextDocumentParams(
-                types.TextDocumentItem(
-                    uri=uri,
-                    language_id="python",
-                    version=1,
-                    text=path.read_text(encoding="utf-8"),
-                )
+                types.TextDocumentItem(uri=uri, language_id="python", version=1, text=text)
             )
         )
+
+    def text(self, path: Path) -> str:
+        return self.texts[path.resolve().as_uri()]
+
+    def change(self, path: Path, text: str) -> None:
+        """Type into the buffer (didChange), without saving."""
+        self._changed(path.resolve().as_uri(), text)
+
+    def _changed(self, uri: str, text: str) -> None:
+        self.versions[uri] += 1
+        self.texts[uri] = text
+        self.client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                types.VersionedTextDocumentIdentifier(uri=uri, version=self.versions[uri]),
+                [types.TextDocumentContentChangeWholeDocument(text=text)],
+            )
+        )
+
+    def apply(self, params: types.ApplyWorkspaceEditParams) -> types.ApplyWorkspaceEditResult:
+        """workspace/applyEdit as an editor does it: a versioned edit of a buffer that moved
+        on is refused; a closed file is opened first."""
+        self.applied_edits.append(params)
+        changes: list[tuple[str, int | None, Sequence[Any]]] = []
+        for change in params.edit.document_changes or []:
+            assert isinstance(change, types.TextDocumentEdit), change
+            changes.append((change.text_document.uri, change.text_document.version, change.edits))
+        for uri, edits in (params.edit.changes or {}).items():
+            changes.append((uri, None, edits))
+        for uri, version, edits in changes:
+            if version is not None and self.versions.get(uri) != version:
+                return types.ApplyWorkspaceEditResult(
+                    applied=False, failure_reason=f"version {version} is not the buffer's"
+                )
+            if uri not in self.texts:
+                self._open(uri, Path(uri.removeprefix("file://")).read_text(encoding="utf-8"))
+            self._changed(uri, _apply_text_edits(self.texts[uri], edits))
+        return types.ApplyWorkspaceEditResult(applied=True)
+
+    async def code_actions(
+        self, path: Path, line: int, diagnostics: Sequence[types.Diagnostic] = ()
+    ) -> list[types.CodeAction]:
+        """textDocument/codeAction at the start of 0-based `line`, with these diagnostics."""
+        position = types.Position(line=line, character=0)
+        result = await self.client.text_document_code_action_async(
+            types.CodeActionParams(
+                text_document=types.TextDocumentIdentifier(path.resolve().as_uri()),
+                range=types.Range(start=position, end=position),
+                context=types.CodeActionContext(diagnostics=list(diagnostics)),
+            )
+        )
+        return [a for a in result or [] if isinstance(a, types.CodeAction)]
 
     def close(self, path: Path) -> None:
         self.client.text_document_did_close(
@@ -104,17 +165,13 @@ class Editor:
     def save(self, path: Path, text: str | None = None) -> None:
         """Write (when text is given) and send didSave, as an editor's save does."""
         uri = path.resolve().as_uri()
+        if text is None and uri in self.texts:
+            path.write_text(self.texts[uri], encoding="utf-8")  # the buffer, as editors save
         if text is not None:
             text = textwrap.dedent(text).lstrip("\n")
             path.write_text(text, encoding="utf-8")
             if uri in self.versions:
-                self.versions[uri] += 1
-                self.client.text_document_did_change(
-                    types.DidChangeTextDocumentParams(
-                        types.VersionedTextDocumentIdentifier(uri=uri, version=self.versions[uri]),
-                        [types.TextDocumentContentChangeWholeDocument(text=text)],
-                    )
-                )
+                self._changed(uri, text)
         self.client.text_document_did_save(
             types.DidSaveTextDocumentParams(types.TextDocumentIdentifier(uri))
         )
@@ -188,10 +245,25 @@ def editor(lsp: LanguageClient) -> Editor:
 
     @lsp.feature(types.WORKSPACE_APPLY_EDIT)
     def apply_edit(params: types.ApplyWorkspaceEditParams) -> types.ApplyWorkspaceEditResult:
-        client_editor.applied_edits.append(params)
-        return types.ApplyWorkspaceEditResult(applied=True)
+        return client_editor.apply(params)
 
     return client_editor
+
+
+def _apply_text_edits(text: str, edits: Sequence[Any]) -> str:
+    """TextEdits (UTF-16 positions) applied to text, last first."""
+    lines = text.splitlines(keepends=True)
+
+    def offset(position: types.Position) -> int:
+        before = sum(len(line) for line in lines[: position.line])
+        if position.line >= len(lines):
+            return len(text)
+        line = lines[position.line].encode("utf-16-le")[: 2 * position.character]
+        return before + len(line.decode("utf-16-le"))
+
+    for edit in sorted(edits, key=lambda e: (e.range.start.line, e.range.start.character))[::-1]:
+        text = text[: offset(edit.range.start)] + edit.new_text + text[offset(edit.range.end) :]
+    return text
 
 
 def progress_messages(client: LanguageClient) -> list[tuple[str, str | None]]:

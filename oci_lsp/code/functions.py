@@ -15,6 +15,9 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from oci_lsp.code.scan import Definition, definitions
+from oci_lsp.code.scan import split_lines as split_lines  # its callers read lines and defs
+
 FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
 DefinitionNode = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
 
@@ -24,8 +27,6 @@ _DEFINITION_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 _STATEMENT_TYPES = (ast.stmt, ast.excepthandler, ast.match_case)
 
 _BOM = "\ufeff"
-# The line endings of Python's tokenizer: a lone "\r" ends a line, "\x0c" or "\u2028" do not.
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 # From the `def` keyword's column (or `async`'s) to the function's name.
 _DEF_PREFIX = re.compile(r"(?:async\s+)?def\s+")
 # A def or class header, for the line-scan fallback.
@@ -63,11 +64,6 @@ def parse(source: str) -> ast.Module | None:
             return ast.parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
-
-
-def split_lines(source: str) -> list[str]:
-    """The source's lines numbered as the compiler numbers them (index = line - 1)."""
-    return _LINE_BREAK.split(source)
 
 
 def normalise_qualname(qualname: str) -> str:
@@ -301,47 +297,32 @@ def _is_code(text: str) -> bool:
 
 
 def _scan_for_function(source: str, wanted: str) -> FunctionLocation | None:
-    """Find a def in a source that does not parse, from indentation alone.
+    """Find a def in a source that does not parse, from indentation alone (code/scan.py).
 
-    A stack of enclosing def/class headers gives each def a qualname; the last exact match
-    wins (as in the parsed case), otherwise the first def with the same last name.
+    The last exact qualname match wins (as in the parsed case), otherwise the first def with
+    the same last name.
     """
     has_bom = source.startswith(_BOM)
-    lines = split_lines(source[1:] if has_bom else source)
+    text = source[1:] if has_bom else source
     last_name = wanted.rpartition(".")[2]
-    stack: list[tuple[int, str]] = []  # (indent width, name) of enclosing headers
-    exact: tuple[int, re.Match[str]] | None = None
-    first: tuple[int, re.Match[str]] | None = None
-    for index, text in enumerate(lines):
-        if not _is_code(text):
+    exact: Definition | None = None
+    first: Definition | None = None
+    for definition in definitions(text):
+        if definition.name != last_name:
             continue
-        width = _indent_width(text)
-        while stack and stack[-1][0] >= width:
-            stack.pop()
-        match = _HEADER.match(text)
-        if match is None:
-            continue
-        name = match.group("name")
-        qualname = ".".join([*(entry[1] for entry in stack), name])
-        stack.append((width, name))
-        if match.group("def") is None or name != last_name:
-            continue
-        if qualname == wanted:
-            exact = (index, match)
+        if definition.qualname == wanted:
+            exact = definition
         elif first is None:
-            first = (index, match)
+            first = definition
     chosen = exact or first
     if chosen is None:
         return None
-    index, match = chosen
-    def_line = index + 1
-    body_line, end_line = _scan_extent(lines, index)
-    name_col = match.start("name") + (1 if has_bom and def_line == 1 else 0)
+    body_line, end_line = _scan_extent(split_lines(text), chosen.def_line - 1)
     return FunctionLocation(
-        qualname=wanted if chosen is exact else match.group("name"),
-        name=match.group("name"),
-        def_line=def_line,
-        name_col=name_col,
+        qualname=wanted if chosen is exact else chosen.name,
+        name=chosen.name,
+        def_line=chosen.def_line,
+        name_col=chosen.name_col + (1 if has_bom and chosen.def_line == 1 else 0),
         end_line=end_line,
         body_line=body_line,
     )

@@ -21,6 +21,12 @@ from oci_lsp import __version__
 from oci_lsp.engine.backend import BackendError
 from oci_lsp.engine.device import cuda_device_count
 from oci_lsp.engine.models import ModelManager
+from oci_lsp.server.actions import (
+    COMMAND_APPLY_UNVERIFIED,
+    COMMAND_FIX,
+    COMMAND_GENERATE,
+    CodeActions,
+)
 from oci_lsp.server.diagnostics import DiagnosticsPublisher, path_to_uri
 from oci_lsp.server.progress import Progress
 from oci_lsp.server.workspaces import Folder, Folders, SettingsSources
@@ -54,6 +60,7 @@ class OciLanguageServer(LanguageServer):
         self._shown: set[str] = set()
         self.session_events = _SessionEvents(self)
         self.models = ModelManager()  # one model per process, shared by every folder
+        self.actions = CodeActions(self, _path_of)
         self.background: list[asyncio.Future[Any]] = []  # kept referenced until done
         self._watch_stop: asyncio.Event | None = None
         self._watch_task: asyncio.Task[None] | None = None
@@ -371,7 +378,26 @@ def create_server(command_line: Mapping[str, Any] | None = None) -> OciLanguageS
     @server.feature(types.SHUTDOWN)
     async def shutdown(ls: OciLanguageServer, params: None) -> None:
         ls.stop()
+        await ls.actions.close()
         await ls.models.close()
+
+    @server.feature(
+        types.TEXT_DOCUMENT_CODE_ACTION,
+        types.CodeActionOptions(
+            code_action_kinds=[
+                types.CodeActionKind.QuickFix,
+                types.CodeActionKind.RefactorRewrite,
+            ]
+        ),
+    )
+    def code_action(
+        ls: OciLanguageServer, params: types.CodeActionParams
+    ) -> list[types.CodeAction] | None:
+        try:
+            return ls.actions.offer(params) or None
+        except Exception:  # one bad buffer must not cost the editor its other actions
+            log.exception("code actions for %s", params.text_document.uri)
+            return None
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: OciLanguageServer, params: types.DidOpenTextDocumentParams) -> None:
@@ -403,6 +429,21 @@ def create_server(command_line: Mapping[str, Any] | None = None) -> OciLanguageS
         await ls.refresh_client_settings()
         ls.warm_all()
         ls.start_watching()
+
+    @server.command(COMMAND_GENERATE)
+    async def generate(ls: OciLanguageServer, *args: Any) -> dict[str, Any]:
+        await ls.ready.wait()
+        return await ls.actions.generate(args[0] if args else None)
+
+    @server.command(COMMAND_FIX)
+    async def fix(ls: OciLanguageServer, *args: Any) -> dict[str, Any]:
+        await ls.ready.wait()
+        return await ls.actions.fix(args[0] if args else None)
+
+    @server.command(COMMAND_APPLY_UNVERIFIED)
+    async def apply_unverified(ls: OciLanguageServer, *args: Any) -> dict[str, Any]:
+        await ls.ready.wait()
+        return await ls.actions.apply_unverified(args[0] if args else None)
 
     @server.command(COMMAND_STATUS)
     def status(ls: OciLanguageServer, *args: Any) -> dict[str, Any]:

@@ -58,10 +58,13 @@ class Progress:
             self._send(*self._pending)
         return True
 
-    def report(self, message: str, percentage: int | None = None) -> None:
-        if self._ready is None:
+    def report(self, message: str, percentage: int | None = None, *, stage: bool = False) -> None:
+        """A new message; a `stage` (a new step of the work, seldom) is sent at once, other
+        reports (counters) at most every REPORT_INTERVAL."""
+        if self._ready is None or self._ended:
             return
-        if not self._ready.done() or time.monotonic() - self._last < REPORT_INTERVAL:
+        too_soon = time.monotonic() - self._last < REPORT_INTERVAL
+        if not self._ready.done() or (too_soon and not stage):
             self._pending = (message, percentage)
             return
         if self._ready.result():

@@ -1,0 +1,535 @@
+"""Code actions and the commands they carry (CONTRACT.md): generate a stub's body, fix a
+function from a failing test (with a line of guidance, when the client can ask for one), and
+apply the unverified code the user was offered.
+
+`offer` answers textDocument/codeAction from the buffer's text and the diagnostics the client
+sends back: no model, no test run, one pass over the lines at most. The commands run the
+refinement loop (refine/loop.py) with progress, and end with one versioned edit of the lines
+that changed, applied only to the function as it was when the work began.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from lsprotocol import types
+
+from oci_lsp.code.edits import LineEdit, line_edits, rebase
+from oci_lsp.code.functions import enclosing_function, find_function, split_lines
+from oci_lsp.code.stubs import stub_at
+from oci_lsp.config import Settings
+from oci_lsp.engine.backend import Backend, BackendError
+from oci_lsp.refine.isolation import Limits, Sandbox, SandboxError
+from oci_lsp.refine.loop import Conversations, Refiner, RefineResult, Target, TestPlan
+from oci_lsp.server.progress import Progress
+from oci_lsp.testing.runner import default_python
+
+if TYPE_CHECKING:
+    from oci_lsp.server.app import OciLanguageServer
+    from oci_lsp.server.workspaces import Folder
+
+log = logging.getLogger(__name__)
+
+COMMAND_GENERATE = "oci.generate"
+COMMAND_FIX = "oci.fix"
+COMMAND_FIX_WITH_INSTRUCTION = "oci.fixWithInstruction"  # registered by the editor clients
+COMMAND_APPLY_UNVERIFIED = "oci.applyUnverified"
+FIXABLE = ("test-failed", "test-error", "test-timeout")
+# A verification run gets the tests' timeout, but no more than this (a candidate that hangs
+# should not hold the user for the five minutes a whole suite may take).
+CANDIDATE_TIMEOUT = 60.0
+
+Mode = Literal["generate", "fix"]
+
+
+@dataclass
+class Work:
+    """One generate or fix request on one function."""
+
+    mode: Mode
+    uri: str  # the document of the function
+    path: str
+    qualname: str
+    folder: Folder
+    original: str  # the module's text when the work began
+    plan: TestPlan
+    instruction: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.qualname.rpartition(".")[2]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.path, self.qualname)
+
+
+@dataclass
+class Unverified:
+    """Code no round verified, kept for the "(unverified)" action until used or stale."""
+
+    work: Work
+    source: str  # the module with the best candidate in place
+    message: str
+
+
+class CodeActions:
+    def __init__(self, server: OciLanguageServer, path_of: Callable[[str], str | None]) -> None:
+        self.server = server
+        self.path_of = path_of
+        self.conversations = Conversations()  # a second request on a function continues
+        self.busy: set[tuple[str, str]] = set()
+        self.unverified: dict[tuple[str, str], Unverified] = {}
+        self.sandboxes: dict[tuple[str, str], Sandbox] = {}
+
+    # -- textDocument/codeAction --------------------------------------------------------------
+
+    def offer(self, params: types.CodeActionParams) -> list[types.CodeAction]:
+        uri = params.text_document.uri
+        path = self.path_of(uri)
+        if path is None or not path.endswith((".py", ".pyi")):
+            return []
+        if self.server.folders.for_path(path) is None:
+            return []  # outside the workspace: its tests cannot run
+        document = self.server.workspace.get_text_document(uri)
+        source = document.source
+        line = params.range.start.line + 1
+        actions: list[types.CodeAction] = []
+        stub = stub_at(source, line)
+        if stub is not None:
+            title = f"Generate body of `{stub.definition.name}` (OpenCodeInterpreter)"
+            argument = {"uri": uri, "position": _position(params.range.start)}
+            actions.append(
+                types.CodeAction(
+                    title=title,
+                    kind=types.CodeActionKind.RefactorRewrite,
+                    command=types.Command(title, COMMAND_GENERATE, arguments=[argument]),
+                )
+            )
+        for diagnostic in params.context.diagnostics:
+            actions.extend(self._fixes_for(uri, diagnostic))
+        actions.extend(self._unverified_at(path, source, line))
+        only = params.context.only
+        if only:
+            actions = [a for a in actions if a.kind and any(a.kind.startswith(k) for k in only)]
+        return actions
+
+    def _fixes_for(self, uri: str, diagnostic: types.Diagnostic) -> list[types.CodeAction]:
+        data = diagnostic.data if isinstance(diagnostic.data, Mapping) else {}
+        test, function = data.get("test"), data.get("function")
+        if diagnostic.source != "oci-lsp" or data.get("kind") not in FIXABLE:
+            return []
+        if not isinstance(test, str) or not isinstance(function, str):
+            return []  # no function under test was found: nothing to fix
+        name = function.rpartition(".")[2]
+        test_name = test.rpartition("::")[2]
+        title = f"Fix `{name}` so `{test_name}` passes (OpenCodeInterpreter)"
+        argument = {"uri": uri, "test": test}
+        actions = [
+            types.CodeAction(
+                title=title,
+                kind=types.CodeActionKind.QuickFix,
+                diagnostics=[diagnostic],
+                is_preferred=True,
+                command=types.Command(title, COMMAND_FIX, arguments=[argument]),
+            )
+        ]
+        if self.server.prompt_for_instruction:
+            title = f"Fix `{name}` with an instruction… (OpenCodeInterpreter)"
+            actions.append(
+                types.CodeAction(
+                    title=title,
+                    kind=types.CodeActionKind.QuickFix,
+                    diagnostics=[diagnostic],
+                    command=types.Command(
+                        title, COMMAND_FIX_WITH_INSTRUCTION, arguments=[argument]
+                    ),
+                )
+            )
+        return actions
+
+    def _unverified_at(self, path: str, source: str, line: int) -> list[types.CodeAction]:
+        actions = []
+        for (kept_path, qualname), kept in self.unverified.items():
+            if kept_path != path:
+                continue
+            found = find_function(source, qualname)
+            if found is None or not found.def_line <= line <= found.end_line:
+                continue
+            title = (
+                f"Apply the unverified code for `{kept.work.name}` (OpenCodeInterpreter)"
+                " (unverified)"
+            )
+            argument = {"uri": kept.work.uri, "function": qualname}
+            actions.append(
+                types.CodeAction(
+                    title=title,
+                    kind=types.CodeActionKind.QuickFix,
+                    command=types.Command(title, COMMAND_APPLY_UNVERIFIED, arguments=[argument]),
+                )
+            )
+        return actions
+
+    # -- the commands -------------------------------------------------------------------------
+
+    async def generate(self, argument: Any) -> dict[str, Any]:
+        uri = _text(argument, "uri")
+        position = argument.get("position") if isinstance(argument, Mapping) else None
+        path = self.path_of(uri) if uri else None
+        if uri is None or path is None or not isinstance(position, Mapping):
+            return self._refused("oci.generate needs {uri, position}")
+        source = self.server.read(path)
+        if source is None:
+            return self._refused(f"cannot read {uri}")
+        stub = stub_at(source, int(position.get("line", 0)) + 1)
+        if stub is None:
+            return self._refused("there is no stub function to write at that position")
+        folder = self.server.folders.for_path(path)
+        if folder is None or folder.session is None:
+            return self._refused(f"{Path(path).name} is outside the workspace folders")
+        qualname = stub.definition.qualname
+        failing = _failing_tests_of(folder, path, qualname, source)
+        others = await folder.session.tests_of(Path(path), stub.definition.name)
+        plan = TestPlan(failing=failing, others=others)
+        work = Work("generate", uri, path, qualname, folder, source, plan)
+        return await self._run(work)
+
+    async def fix(self, argument: Any) -> dict[str, Any]:
+        uri, test = _text(argument, "uri"), _text(argument, "test")
+        instruction = _text(argument, "instruction")
+        path = self.path_of(uri) if uri else None
+        if uri is None or test is None or path is None:
+            return self._refused("oci.fix needs {uri, test}")
+        folder = self.server.folders.for_path(path)
+        if folder is None or folder.session is None:
+            return self._refused(f"{Path(path).name} is outside the workspace folders")
+        located = self._function_of_test(folder, test)
+        if located is None:
+            return self._refused(
+                f"`{test}` is not failing now, or the function it tests is not known;"
+                " run the tests again"
+            )
+        function_path, qualname, failure = located
+        source = self.server.read(function_path)
+        if source is None:
+            return self._refused(f"cannot read {function_path}")
+        name = qualname.rpartition(".")[2]
+        others = await folder.session.tests_of(Path(function_path), name)
+        plan = TestPlan(failing=[test], others=others, failure=failure)
+        work = Work(
+            "fix",
+            self.server.uri_for(function_path),
+            function_path,
+            qualname,
+            folder,
+            source,
+            plan,
+            instruction,
+        )
+        return await self._run(work)
+
+    async def apply_unverified(self, argument: Any) -> dict[str, Any]:
+        uri, qualname = _text(argument, "uri"), _text(argument, "function")
+        path = self.path_of(uri) if uri else None
+        kept = self.unverified.pop((path or "", qualname or ""), None)
+        if kept is None:
+            return self._refused("that unverified code is no longer available")
+        applied, why = await self._apply(kept.work, kept.source, "unverified code")
+        return {"applied": applied, "verified": False, "message": why}
+
+    async def close(self) -> None:
+        sandboxes, self.sandboxes = list(self.sandboxes.values()), {}
+        for sandbox in sandboxes:
+            await sandbox.close()
+
+    # -- one piece of work --------------------------------------------------------------------
+
+    async def _run(self, work: Work) -> dict[str, Any]:
+        if work.key in self.busy:
+            return self._refused(
+                f"already working on `{work.name}`: wait for it, or cancel it from its progress"
+            )
+        self.busy.add(work.key)
+        self.unverified.pop(work.key, None)
+        cancel = asyncio.Event()
+        title = f"{'Generating' if work.mode == 'generate' else 'Fixing'} {work.name}"
+        progress = Progress(self.server, title, on_cancel=cancel.set)
+        progress.begin("loading the model")
+        try:
+            result = await self._refine(work, progress, cancel)
+            if result is None:
+                progress.end("no model")
+                return {"applied": False, "verified": False, "message": "no model"}
+            if result.cancelled:
+                progress.end("cancelled")
+                return {"applied": False, "verified": False, "message": "cancelled"}
+            return await self._conclude(work, result, progress)
+        except asyncio.CancelledError:  # $/cancelRequest, or the client went away
+            cancel.set()
+            progress.end("cancelled")
+            raise
+        except (SandboxError, BackendError) as exc:
+            progress.end("failed")
+            return self._refused(str(exc))
+        finally:
+            self.busy.discard(work.key)
+
+    async def _refine(
+        self, work: Work, progress: Progress, cancel: asyncio.Event
+    ) -> RefineResult | None:
+        settings = work.folder.settings
+        backend = await self._backend(settings, cancel)
+        if backend is None:
+            return None
+        refiner = Refiner(
+            backend,
+            self._sandbox(work.folder),
+            settings.refine,
+            max_new_tokens=settings.generation.max_new_tokens,
+            limits=Limits(timeout=min(CANDIDATE_TIMEOUT, float(settings.tests.timeout))),
+            conversations=self.conversations,
+        )
+        reporter = _ProgressReporter(progress, settings.refine.max_rounds, len(work.plan.selection))
+        progress.report(reporter.starting(), stage=True)
+        return await refiner.refine(
+            Target(work.folder.root, Path(work.path), work.qualname, work.original),
+            work.plan,
+            mode=work.mode,
+            instruction=work.instruction,
+            on_event=reporter.event,
+            on_text=reporter.text,
+            cancel=cancel,
+        )
+
+    async def _backend(self, settings: Settings, cancel: asyncio.Event) -> Backend | None:
+        """The loaded backend, or None after telling the user how to get a model."""
+        try:
+            backend = await self.server.models.backend(settings)
+            load = asyncio.ensure_future(backend.load())
+            stop = asyncio.ensure_future(cancel.wait())
+            try:
+                await asyncio.wait({load, stop}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stop.cancel()
+            if not load.done():
+                load.cancel()
+                return None
+            load.result()
+            return backend
+        except BackendError as exc:
+            self.server.window_show_message(
+                types.ShowMessageParams(type=types.MessageType.Error, message=_no_model(exc))
+            )
+            return None
+
+    def _sandbox(self, folder: Folder) -> Sandbox:
+        python = default_python(folder.root, folder.settings.tests.python)
+        key = (str(folder.root), python)
+        if key not in self.sandboxes:
+            self.sandboxes[key] = Sandbox(folder.root, python)
+        return self.sandboxes[key]
+
+    async def _conclude(
+        self, work: Work, result: RefineResult, progress: Progress
+    ) -> dict[str, Any]:
+        verify = work.folder.settings.refine.verify
+        if result.source is None:
+            progress.end("no usable code")
+            self._tell(f"oci-lsp: `{work.name}`: {result.message}; nothing to apply")
+            return {"applied": False, "verified": False, "message": result.message}
+        if not result.verified and verify:
+            self.unverified[work.key] = Unverified(work, result.source, result.message)
+            progress.end("not verified")
+            self._tell(
+                f"oci-lsp: `{work.name}`: {result.message}. The best attempt is offered as"
+                f' "Apply the unverified code for `{work.name}`" in the code actions.'
+            )
+            return {"applied": False, "verified": False, "message": result.message}
+        applied, why = await self._apply(work, result.source, work.mode)
+        progress.end(result.message if applied else "not applied")
+        if applied and result.verified and work.folder.session is not None:
+            winner = next(
+                (c.outcome for r in result.rounds for c in r.candidates if c.passed), None
+            )
+            if winner is not None:
+                work.folder.session.record_verified(winner.reports)
+                self.server.publisher.flush()
+        return {
+            "applied": applied,
+            "verified": result.verified,
+            "message": result.message if applied else why,
+            "rounds": len(result.rounds),
+        }
+
+    async def _apply(self, work: Work, source: str, label: str) -> tuple[bool, str]:
+        """One versioned edit of the changed lines, if the function is as it was."""
+        current = self.server.read(work.path)
+        version = self._version(work.uri)
+        edits = line_edits(work.original, source)
+        if current is None:
+            return False, self._refused(f"cannot read {work.path} any more")["message"]
+        if current != work.original:
+            moved = (
+                rebase(edits, work.original, current)
+                if _same_function(work.original, current, work.qualname)
+                else None
+            )
+            if moved is None:
+                why = (
+                    f"`{work.name}` changed while the {label} was being made; nothing applied"
+                    " (run it again on the new text)"
+                )
+                self._tell(f"oci-lsp: {why}")
+                return False, why
+            edits, work.original = moved, current
+        text_edits = [_text_edit(work.original, edit) for edit in edits]
+        if not text_edits:
+            return True, "nothing to change"
+        caps = self.server.client_capabilities.workspace
+        versioned = bool(caps and caps.workspace_edit and caps.workspace_edit.document_changes)
+        edit = (
+            types.WorkspaceEdit(
+                document_changes=[
+                    types.TextDocumentEdit(
+                        types.OptionalVersionedTextDocumentIdentifier(work.uri, version),
+                        list(text_edits),
+                    )
+                ]
+            )
+            if versioned
+            else types.WorkspaceEdit(changes={work.uri: list(text_edits)})
+        )
+        answer = await self.server.workspace_apply_edit_async(
+            types.ApplyWorkspaceEditParams(edit=edit, label=f"OpenCodeInterpreter: {work.name}")
+        )
+        if not answer.applied:
+            why = f"the editor did not apply the edit: {answer.failure_reason or 'no reason given'}"
+            self._tell(f"oci-lsp: `{work.name}`: {why}")
+            return False, why
+        return True, "applied"
+
+    def _version(self, uri: str) -> int | None:
+        document = self.server.workspace.text_documents.get(uri)
+        return document.version if document is not None else None
+
+    def _function_of_test(self, folder: Folder, test: str) -> tuple[str, str, str] | None:
+        """(path, qualname, failure text) of the function a failing test points at."""
+        assert folder.session is not None
+        for mark in folder.session.marks_of_test(test):
+            if not mark.function:
+                continue
+            source = self.server.read(mark.span.path)
+            if source is None:
+                continue
+            found = enclosing_function(source, mark.span.line + 1)
+            if found is not None and mark.function.endswith(found.qualname):
+                return mark.span.path, found.qualname, mark.longrepr
+        return None
+
+    def _tell(self, message: str) -> None:
+        log.info("%s", message)
+        self.server.window_show_message(
+            types.ShowMessageParams(type=types.MessageType.Info, message=message)
+        )
+
+    def _refused(self, why: str) -> dict[str, Any]:
+        self._tell(f"oci-lsp: {why}")
+        return {"applied": False, "verified": False, "message": why}
+
+
+class _ProgressReporter:
+    """The loop's events as progress messages: round, tokens, a preview of the code."""
+
+    def __init__(self, progress: Progress, max_rounds: int, tests: int) -> None:
+        self.progress = progress
+        self.max_rounds = max_rounds
+        self.tests = tests
+        self.round = 1
+        self.tokens = 0
+        self.preview = ""
+
+    def starting(self) -> str:
+        return f"round 1/{self.max_rounds}: generating"
+
+    def event(self, kind: str, number: int, payload: object) -> None:
+        if number != self.round:
+            self.round, self.preview = number, ""
+        head = f"round {number}/{self.max_rounds}"
+        if kind == "generating" and isinstance(payload, int):
+            first = self.tokens == 0 or payload < self.tokens  # the round's first token
+            self.tokens = payload
+            preview = f": {self.preview}" if self.preview else ""
+            self.progress.report(f"{head}: generating, {payload} tokens{preview}", stage=first)
+        elif kind == "verifying":
+            self.progress.report(
+                f"{head}: verifying {payload} candidate(s) against {self.tests} test(s)",
+                stage=True,
+            )
+        elif kind == "feedback" and isinstance(payload, str):
+            last = [line for line in payload.strip().splitlines() if line.strip()]
+            self.progress.report(
+                f"{head}: failed: {last[-1][:80] if last else 'no detail'}", stage=True
+            )
+
+    def text(self, index: int, text: str) -> None:
+        if index != 0:
+            return
+        lines = [line for line in (self.preview + text).splitlines() if line.strip()]
+        self.preview = (lines[-1].strip() if lines else "")[:60]
+
+
+def _same_function(original: str, current: str, qualname: str) -> bool:
+    before, after = find_function(original, qualname), find_function(current, qualname)
+    if before is None or after is None:
+        return False
+    old_lines = split_lines(original)[before.def_line - 1 : before.end_line]
+    new_lines = split_lines(current)[after.def_line - 1 : after.end_line]
+    return old_lines == new_lines
+
+
+def _failing_tests_of(folder: Folder, path: str, qualname: str, source: str) -> list[str]:
+    """The failing tests whose mark is on this function."""
+    assert folder.session is not None
+    found = find_function(source, qualname)
+    if found is None:
+        return []
+    tests = []
+    for test in folder.session.failing_tests_at(path):
+        for mark in folder.session.marks_of_test(test):
+            if mark.span.path == path and mark.span.line + 1 == found.def_line:
+                tests.append(test)
+                break
+    return tests
+
+
+def _text_edit(original: str, edit: LineEdit) -> types.TextEdit:
+    lines = original.splitlines(keepends=True)
+    start = types.Position(line=edit.start, character=0)
+    if edit.end < len(lines) or not lines or lines[-1].endswith(("\n", "\r")):
+        end = types.Position(line=edit.end, character=0)
+    else:  # up to the end of a last line without a line break
+        last = lines[-1]
+        end = types.Position(line=len(lines) - 1, character=len(last.encode("utf-16-le")) // 2)
+    return types.TextEdit(range=types.Range(start=start, end=end), new_text=edit.text)
+
+
+def _position(position: types.Position) -> dict[str, int]:
+    return {"line": position.line, "character": position.character}
+
+
+def _text(argument: Any, key: str) -> str | None:
+    value = argument.get(key) if isinstance(argument, Mapping) else None
+    return value if isinstance(value, str) and value else None
+
+
+def _no_model(exc: Exception) -> str:
+    return (
+        f"oci-lsp: no model to generate with ({exc}). Get one with `oci-lsp model pull ds-1.3b`"
+        " (`oci-lsp model list` shows the others), or use a shared server: set `oci.backend` to"
+        ' "openai" and `oci.openai.baseUrl` to its URL.'
+    )
