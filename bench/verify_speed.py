@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import shutil
 import statistics
@@ -33,6 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.output import save_json
 from oci_lsp.refine.isolation import CandidateRun, Sandbox
 from tests.human_eval_workspace import build, load_problems
 
@@ -194,9 +194,7 @@ async def main() -> int:
     print("|---|---|---|---|")
     for row in (small, large):
         print(f"| {row['files']:,} | {row['setup_ms']:.1f} | {row['round_s']:.3f} | < 50 ms |")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
+    save_json(args.json, results)
     return 0
 
 

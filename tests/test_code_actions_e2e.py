@@ -8,6 +8,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
 from lsprotocol import types
 
 from tests.conftest import Editor, progress_messages, write_files
@@ -292,3 +293,147 @@ async def test_a_tiny_ctranslate2_model_runs_the_whole_action(
     shown = progress_messages(editor.client)
     assert ("begin", "Generating mul") in shown
     assert any(kind == "report" and "tokens" in (m or "") for kind, m in shown)
+
+
+async def test_cancel_from_the_progress_stops_the_model_and_applies_nothing(
+    editor: Editor, tmp_path: Path
+) -> None:
+    root = write_files(tmp_path / "ws", CALC)
+    with ScriptedOpenAIServer([Reply(hang=True), RIGHT_MUL]) as server:
+        task = await generating_mul(editor, root, server)
+        await editor.wait_until(lambda: bool(_token_of(editor, "Generating mul")), "its progress")
+        editor.client.window_work_done_progress_cancel(
+            types.WorkDoneProgressCancelParams(token=_token_of(editor, "Generating mul"))
+        )
+        result = await asyncio.wait_for(task, 60)
+        assert result["message"] == "cancelled" and not result["applied"]
+        assert await server.wait_disconnect()  # the generation itself was stopped
+        assert not editor.applied_edits
+        assert ("end", "cancelled") in progress_messages(editor.client)
+        # The function is free again: the next request runs.
+        actions = await editor.code_actions(root / "calc.py", MUL_LINE)
+        assert (await run(editor, actions[0]))["applied"]
+
+
+async def test_cancel_request_stops_the_work_and_the_server_stays_up(
+    editor: Editor, tmp_path: Path
+) -> None:
+    root = write_files(tmp_path / "ws", CALC)
+    with ScriptedOpenAIServer([Reply(hang=True)]) as server:
+        await start(editor, root, settings(server))
+        actions = await editor.code_actions(root / "calc.py", MUL_LINE)
+        assert actions[0].command is not None
+        request = asyncio.ensure_future(
+            editor.client.protocol.send_request_async(
+                types.WORKSPACE_EXECUTE_COMMAND,
+                types.ExecuteCommandParams(
+                    command=actions[0].command.command, arguments=actions[0].command.arguments
+                ),
+                msg_id="generate-1",
+            )
+        )
+        await editor.wait_until(lambda: bool(server.requests), "the generation to start")
+        editor.client.cancel_request(types.CancelParams(id="generate-1"))
+        with pytest.raises(Exception, match=r"(?i)cancel"):  # the cancelled request's answer
+            await asyncio.wait_for(request, 30)
+        assert await server.wait_disconnect()
+        await editor.wait_until(
+            lambda: ("end", "cancelled") in progress_messages(editor.client), "the progress to end"
+        )
+        assert (await editor.command("oci.status"))["version"]
+
+
+async def test_files_outside_the_workspace_get_no_action_and_a_clear_answer(
+    editor: Editor, tmp_path: Path
+) -> None:
+    root = write_files(tmp_path / "ws", CALC)
+    outside = write_files(tmp_path / "elsewhere", {"stub.py": "def f():\n    ...\n"})
+    await editor.start(root, init_options={"model": "ds-1.3b"})
+    editor.open(outside / "stub.py")
+    assert not await editor.code_actions(outside / "stub.py", 1)
+    uri = (outside / "stub.py").as_uri()
+    result = await editor.command(
+        "oci.generate", {"uri": uri, "position": {"line": 1, "character": 0}}
+    )
+    assert not result["applied"] and "outside the workspace" in result["message"]
+    result = await editor.command("oci.fix", {"uri": uri})
+    assert not result["applied"] and "needs" in result["message"]  # a bad request: said, not fatal
+    assert (await editor.command("oci.status"))["version"]
+
+
+async def test_a_buffer_that_does_not_parse_still_offers_generate(
+    editor: Editor, tmp_path: Path
+) -> None:
+    root = write_files(tmp_path / "ws", CALC)
+    await start(editor, root, {"model": "ds-1.3b"})
+    broken = editor.text(root / "calc.py").replace("def norm(x, y):", "def norm(x, y:")
+    editor.change(root / "calc.py", broken)
+    actions = await editor.code_actions(root / "calc.py", MUL_LINE)
+    assert titles(actions) == ["Generate body of `mul` (OpenCodeInterpreter)"]
+
+
+async def test_with_verify_off_the_best_code_is_applied_unverified(
+    editor: Editor, tmp_path: Path
+) -> None:
+    root = write_files(tmp_path / "ws", CALC)
+    wrong_mul = RIGHT_MUL.replace("a * b", "a + b")
+    with ScriptedOpenAIServer([wrong_mul]) as server:
+        await start(editor, root, settings(server, verify=False, maxRounds=1))
+        actions = await editor.code_actions(root / "calc.py", MUL_LINE)
+        result = await run(editor, actions[0])
+    assert result["applied"] and not result["verified"]
+    assert "return a + b\n" in editor.text(root / "calc.py")
+
+
+def _token_of(editor: Editor, title: str) -> types.ProgressToken | None:
+    for token, values in editor.client.progress_reports.items():
+        if any(isinstance(v, types.WorkDoneProgressBegin) and v.title == title for v in values):
+            return token
+    return None
+
+
+async def test_two_functions_in_two_documents_at_once(editor: Editor, tmp_path: Path) -> None:
+    files = dict(CALC)
+    files["geometry.py"] = "def area(w, h):\n    pass\n"
+    files["tests/test_geometry.py"] = (
+        "from geometry import area\n\n\ndef test_area():\n    assert area(2, 3) == 6\n"
+    )
+
+    def reply(body: dict[str, Any]) -> Reply:
+        task = body["messages"][-1]["content"]
+        if "`area`" in task:
+            return Reply("```python\ndef area(w, h):\n    return w * h\n```", delay=0.01)
+        return Reply(RIGHT_MUL, delay=0.01)
+
+    root = write_files(tmp_path / "ws", files)
+    with ScriptedOpenAIServer(reply) as server:
+        await start(editor, root, settings(server))
+        editor.open(root / "geometry.py")
+        mul = (await editor.code_actions(root / "calc.py", MUL_LINE))[0]
+        area = (await editor.code_actions(root / "geometry.py", 1))[0]
+        results = await asyncio.gather(run(editor, mul), run(editor, area))
+    assert all(r["applied"] and r["verified"] for r in results), results
+    assert "return a * b" in editor.text(root / "calc.py")
+    assert "return w * h" in editor.text(root / "geometry.py")
+
+
+async def test_the_client_leaving_mid_generation_shuts_down_cleanly(
+    editor: Editor, tmp_path: Path
+) -> None:
+    files = dict(CALC)
+    files["tests/test_slow.py"] = "import time\n\n\ndef test_slow():\n    time.sleep(30)\n"
+    root = write_files(tmp_path / "ws", files)
+    with ScriptedOpenAIServer([Reply(hang=True)]) as server:
+        task = await generating_mul(editor, root, server)
+        tests = asyncio.ensure_future(editor.run_tests())
+        await editor.wait_until(
+            lambda: any(t == "Running tests" for _, t in progress_messages(editor.client)),
+            "the test run to start",
+        )
+        # The editor closes mid-generation and mid-run: the running command is cancelled, the shutdown
+        # answers (pygls failed it with "dictionary changed size") and the server exits.
+        await asyncio.wait_for(editor.client.shutdown_session(), 30)
+        editor.client.capabilities = None  # done: the fixture's teardown has nothing left to do
+        assert await server.wait_disconnect()
+    task.cancel()
+    tests.cancel()

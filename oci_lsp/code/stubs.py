@@ -12,10 +12,12 @@ from __future__ import annotations
 import ast
 import re
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from oci_lsp.code.scan import Definition, definitions, split_lines
 
+_TOP_LEVEL = re.compile(r"(?:(?:async[ \t]+)?def|class)[ \t]|@")
+_LINE_END = "\n"
 _TODO = re.compile(r"#.*\b(?:TODO|FIXME|XXX)\b", re.IGNORECASE)
 
 
@@ -26,7 +28,35 @@ class Stub:
 
 
 def stub_at(source: str, line: int) -> Stub | None:
-    """The innermost function containing 1-based `line`, when it is a stub; else None."""
+    """The innermost function containing 1-based `line`, when it is a stub; else None.
+
+    Only the top-level block around the line is scanned (from the `def`, `class` or
+    decorator at column 0 before it to the next one): an edit elsewhere costs nothing, and a
+    file of thousands of lines costs what its block does. A column-0 `def` inside a string
+    could mislead it; the commands check again on the whole text.
+    """
+    lines = split_lines(source)
+    if not 1 <= line <= len(lines):
+        return None
+    start = line - 1
+    while start > 0 and not _TOP_LEVEL.match(lines[start]):
+        start -= 1
+    end = line
+    while end < len(lines) and not _TOP_LEVEL.match(lines[end]):
+        end += 1
+    found = stub_in(_LINE_END.join(lines[start:end]), line - start)
+    if found is None:
+        return None
+    moved = replace(
+        found.definition,
+        def_line=found.definition.def_line + start,
+        end_line=found.definition.end_line + start,
+    )
+    return Stub(moved, found.kind)
+
+
+def stub_in(source: str, line: int) -> Stub | None:
+    """stub_at over the whole text (what the commands use before they act)."""
     innermost: Definition | None = None
     for definition in definitions(source):
         if definition.def_line <= line <= definition.end_line:

@@ -21,7 +21,7 @@ from lsprotocol import types
 
 from oci_lsp.code.edits import LineEdit, line_edits, rebase
 from oci_lsp.code.functions import enclosing_function, find_function, split_lines
-from oci_lsp.code.stubs import stub_at
+from oci_lsp.code.stubs import stub_at, stub_in
 from oci_lsp.config import Settings
 from oci_lsp.engine.backend import Backend, BackendError
 from oci_lsp.refine.isolation import Limits, Sandbox, SandboxError
@@ -186,7 +186,7 @@ class CodeActions:
         source = self.server.read(path)
         if source is None:
             return self._refused(f"cannot read {uri}")
-        stub = stub_at(source, int(position.get("line", 0)) + 1)
+        stub = stub_in(source, int(position.get("line", 0)) + 1)  # the whole text, to be sure
         if stub is None:
             return self._refused("there is no stub function to write at that position")
         folder = self.server.folders.for_path(path)
