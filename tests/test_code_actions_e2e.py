@@ -152,8 +152,19 @@ async def test_fix_from_a_failing_test_after_one_feedback_round(
         ]
         assert fix.kind == types.CodeActionKind.QuickFix
         assert "with an instruction" not in " ".join(titles(actions))  # the client cannot ask
+        # The same fix is offered at the function, on its own diagnostic there.
+        at_function = next(
+            d for d in editor.diagnostics(root / "calc.py") if "test_add:" in d.message
+        )
+        there = await editor.code_actions(
+            root / "calc.py", at_function.range.start.line, [at_function]
+        )
+        assert fix.title in titles(there)
         result = await run(editor, fix)
         assert result["applied"] and result["verified"] and result["rounds"] == 2, result
+        shown = [m for kind, m in progress_messages(editor.client) if kind == "report"]
+        assert "round 1/2: candidate 1 failed (test_add)" in shown
+        assert "round 2/2: candidate 1 passed 2 test(s)" in shown
         # The second round's request carried the real failure of the first candidate.
         feedback = server.requests[1]["messages"][-1]["content"]
         assert feedback.startswith("Execution result:")

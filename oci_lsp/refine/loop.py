@@ -158,7 +158,7 @@ class Conversations:
 
 
 # Progress events: ("generating", round, tokens), ("verifying", round, candidates),
-# ("feedback", round, text), called on the event loop.
+# ("verified", round, [CandidateRecord]), ("feedback", round, text), on the event loop.
 OnEvent = Callable[[str, int, object], None]
 
 
@@ -358,6 +358,8 @@ class Refiner:
             for candidate in same:
                 candidate.outcome = outcome
         record.verification_seconds = time.monotonic() - began
+        if on_event is not None:
+            on_event("verified", record.number, list(record.candidates))
 
 
 def _relative(path: Path, root: Path) -> str:

@@ -25,7 +25,14 @@ from oci_lsp.code.stubs import stub_at, stub_in
 from oci_lsp.config import Settings
 from oci_lsp.engine.backend import Backend, BackendError
 from oci_lsp.refine.isolation import Limits, Sandbox, SandboxError
-from oci_lsp.refine.loop import Conversations, Refiner, RefineResult, Target, TestPlan
+from oci_lsp.refine.loop import (
+    CandidateRecord,
+    Conversations,
+    Refiner,
+    RefineResult,
+    Target,
+    TestPlan,
+)
 from oci_lsp.server.progress import Progress
 from oci_lsp.testing.runner import default_python
 
@@ -470,6 +477,8 @@ class _ProgressReporter:
                 f"{head}: verifying {payload} candidate(s) against {self.tests} test(s)",
                 stage=True,
             )
+        elif kind == "verified" and isinstance(payload, list):
+            self.progress.report(f"{head}: " + "; ".join(map(_verdict, payload)), stage=True)
         elif kind == "feedback" and isinstance(payload, str):
             last = [line for line in payload.strip().splitlines() if line.strip()]
             self.progress.report(
@@ -481,6 +490,19 @@ class _ProgressReporter:
             return
         lines = [line for line in (self.preview + text).splitlines() if line.strip()]
         self.preview = (lines[-1].strip() if lines else "")[:60]
+
+
+def _verdict(candidate: CandidateRecord) -> str:
+    """One candidate's result, as a progress message says it."""
+    number = f"candidate {candidate.index + 1}"
+    outcome = candidate.outcome
+    if outcome is None:
+        return f"{number}: {candidate.error or 'no code'}"
+    if outcome.verdict == "passed":
+        return f"{number} passed {outcome.passed} test(s)"
+    failure = outcome.first_failure
+    which = failure.test_id.rpartition("::")[2] if failure is not None else outcome.verdict
+    return f"{number} failed ({which})"
 
 
 def _same_function(original: str, current: str, qualname: str) -> bool:
