@@ -25,6 +25,16 @@ def _host_port(value: str) -> tuple[str, int]:
     return host or "127.0.0.1", number
 
 
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected 1 or more, got {number}")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="oci-lsp",
@@ -35,6 +45,29 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--stdio", action="store_true", help="serve LSP over stdio (the default)")
     mode.add_argument(
         "--tcp", metavar="[HOST:]PORT", type=_host_port, help="serve LSP over TCP (127.0.0.1)"
+    )
+    mode.add_argument(
+        "--fix",
+        metavar="PATH",
+        nargs="?",
+        const=".",
+        help="fix the failing tests of the project at PATH (default: .), no editor",
+    )
+    fix = parser.add_argument_group("--fix options")
+    fix.add_argument("--dry-run", action="store_true", help="print the diffs, write nothing")
+    fix.add_argument("--rounds", type=_positive, metavar="N", help="feedback rounds per function")
+    fix.add_argument("--candidates", type=_positive, metavar="K", help="candidates per round")
+    fix.add_argument(
+        "--jobs", type=_positive, metavar="J", default=1, help="functions fixed at a time"
+    )
+    fix.add_argument("--json", metavar="FILE", help="write a machine-readable report here")
+    fix.add_argument("--test-command", metavar="CMD", help="a runner that writes JUnit XML")
+    fix.add_argument(
+        "--timeout", type=float, metavar="SECONDS", help="the longest a test run may take"
+    )
+    fix.add_argument("-k", metavar="EXPR", dest="keyword", help="only test ids containing EXPR")
+    fix.add_argument(
+        "--allow-dirty", action="store_true", help="fix files with uncommitted changes too"
     )
     shared = parser.add_argument_group("model and backend (override settings files)")
     shared.add_argument("--model", metavar="ID|DIR")
@@ -101,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"oci-lsp: cannot write the log file {args.log_file}: {exc.strerror}", file=sys.stderr
         )
         return EXIT_USAGE
+    if args.fix is not None:
+        return _fix_main(args)
     from oci_lsp.server.app import create_server
 
     server = create_server(command_line_settings(args))
@@ -111,6 +146,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         server.start_io()
     return 0
+
+
+def _fix_main(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+    from pathlib import Path
+
+    from oci_lsp.fix.driver import EXIT_CANNOT, FixOptions, fix_project
+
+    options = FixOptions(
+        root=Path(args.fix),
+        dry_run=args.dry_run,
+        rounds=args.rounds,
+        candidates=args.candidates,
+        jobs=args.jobs,
+        json=Path(args.json) if args.json else None,
+        test_command=args.test_command,
+        timeout=args.timeout,
+        keyword=args.keyword,
+        allow_dirty=args.allow_dirty,
+        settings=command_line_settings(args),
+    )
+
+    async def run() -> int:
+        task = asyncio.ensure_future(fix_project(options))
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            print(
+                "oci-lsp: interrupted; every file is as it was or holds its verified fix",
+                file=sys.stderr,
+            )
+            return EXIT_CANNOT
+
+    return asyncio.run(run())
 
 
 def _model_main(argv: list[str]) -> int:

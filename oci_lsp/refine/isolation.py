@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from oci_lsp.testing.results import CollectionError, TestReport
+from oci_lsp.testing.results import Collected, CollectionError, TestReport
 from oci_lsp.testing.runner import PLUGIN_NAME, EventReader, OutputTail, child_env
 
 log = logging.getLogger(__name__)
@@ -93,24 +93,6 @@ class SandboxError(Exception):
     """The sandbox could not run at all; str() says what to do."""
 
 
-class _Collector:
-    def __init__(self) -> None:
-        self.reports: list[TestReport] = []
-        self.errors: list[CollectionError] = []
-
-    def collected(self, count: int) -> None:
-        pass
-
-    def started(self, test_id: str) -> None:
-        pass
-
-    def report(self, report: TestReport) -> None:
-        self.reports.append(report)
-
-    def collection_error(self, error: CollectionError) -> None:
-        self.errors.append(error)
-
-
 @dataclass
 class _Pending:
     pid: asyncio.Future[int]
@@ -126,7 +108,7 @@ class _Flight:
     scratch: Path
     source_file: Path
     pending: _Pending
-    collector: _Collector
+    collector: Collected
     events: EventReader
     tail: OutputTail
     readers: list[asyncio.Future[None]]
@@ -471,7 +453,7 @@ class Sandbox:
         source_file.write_text(run.source, encoding="utf-8")
         events_r, events_w = os.pipe()
         output_r, output_w = os.pipe()
-        collector = _Collector()
+        collector = Collected()
         events = EventReader(collector, self.root)
         tail = OutputTail()
         flight = _Flight(

@@ -74,3 +74,28 @@ class CollectionError:
     longrepr: str = ""
     # The node id (or file) pytest was collecting when it failed; the key that clears it.
     collector: str = ""
+
+
+class Collected:
+    """A run listener that keeps every report and collection error (a whole run's results,
+    when nothing needs them while it goes on)."""
+
+    def __init__(self) -> None:
+        self.reports: list[TestReport] = []
+        self.errors: list[CollectionError] = []
+
+    def collected(self, count: int) -> None:
+        pass
+
+    def started(self, test_id: str) -> None:
+        pass
+
+    def report(self, report: TestReport) -> None:
+        self.reports.append(report)
+
+    def collection_error(self, error: CollectionError) -> None:
+        self.errors.append(error)
+
+    @property
+    def failing(self) -> list[TestReport]:
+        return [r for r in self.reports if r.failed]

@@ -247,6 +247,7 @@ def _enter_pids_cgroup() -> str | None:
     (an RCU grace period), too much for every candidate, so they share the worker's cgroup and
     its limit (set by _limit_pids). Its directory, or None where the OS does not allow it."""
     for parent in _pids_parents():
+        _remove_stale_cgroups(parent)
         directory = os.path.join(parent, f"oci-lsp-sandbox-{os.getpid()}")
         try:
             os.mkdir(directory)
@@ -261,6 +262,21 @@ def _enter_pids_cgroup() -> str | None:
             continue
         return directory
     return None
+
+
+def _remove_stale_cgroups(parent: str) -> None:
+    """The empty cgroups of workers that are gone without their server removing them (both
+    killed at once, say): nobody else will."""
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return
+    for name in names:
+        pid = name.rpartition("-")[2]
+        stale = name.startswith("oci-lsp-sandbox-") and pid.isdigit()
+        if stale and not os.path.exists(f"/proc/{pid}"):
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.join(parent, name))
 
 
 _CGROUP: str | None = None  # the worker's pids cgroup, if it has one

@@ -1,0 +1,1 @@
+"""Headless batch fixes: `oci-lsp --fix`."""

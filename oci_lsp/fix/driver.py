@@ -1,0 +1,414 @@
+"""`oci-lsp --fix`: the quick-fix's loop over every failing test of a project, no editor.
+
+Run the suite; group the failures by the function under test; fix the groups with the
+refinement loop, `--jobs` at a time, one model for all; write each fix (atomically) only
+once it passed its tests; run the suite again and roll back a written fix that broke a test
+elsewhere. Exit 0 when nothing is left failing, 1 when failures remain, 2 when the run could
+not be done (with one line that says what to do).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import difflib
+import logging
+import os
+import shlex
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from oci_lsp.code.modules import ModuleIndex
+from oci_lsp.config import Settings, read_pyproject_settings, resolve_settings
+from oci_lsp.engine.backend import Backend, BackendError
+from oci_lsp.engine.models import create_backend
+from oci_lsp.fix.report import Display, GroupReport, Report, RoundReport
+from oci_lsp.fix.writes import FileProblem, TextFile, leftovers, read_text_file, write_atomic
+from oci_lsp.refine.isolation import Limits, Sandbox, SandboxError
+from oci_lsp.refine.loop import Conversations, Refiner, RefineResult, Target, TestPlan
+from oci_lsp.testing.failures import FailureLocator
+from oci_lsp.testing.impact import ImportGraph
+from oci_lsp.testing.results import Collected, TestReport
+from oci_lsp.testing.runner import RunResult, RunSpec, default_python, run_tests
+from oci_lsp.testing.session import tests_naming
+
+log = logging.getLogger(__name__)
+
+EXIT_CLEAN, EXIT_FAILURES, EXIT_CANNOT = 0, 1, 2
+CANDIDATE_TIMEOUT = 60.0
+
+
+class CannotRun(Exception):
+    """The run cannot be done; str() is the one line for the user (exit 2)."""
+
+
+@dataclass
+class FixOptions:
+    root: Path
+    dry_run: bool = False
+    rounds: int | None = None
+    candidates: int | None = None
+    jobs: int = 1
+    json: Path | None = None
+    test_command: str | None = None
+    timeout: float | None = None
+    keyword: str | None = None
+    allow_dirty: bool = False
+    settings: Mapping[str, Any] = field(default_factory=dict)  # from the command line
+
+
+class _Suite(Collected):
+    """One run of the whole suite."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.result = RunResult("completed")
+
+
+@dataclass
+class _Group:
+    path: Path
+    qualname: str
+    reports: list[TestReport]
+    report: GroupReport
+    written: TextFile | None = None  # the file as it was before this fix was written
+
+
+async def fix_project(options: FixOptions, display: Display | None = None) -> int:
+    """The whole run; the exit status."""
+    run = _FixRun(options, display or Display())
+    try:
+        return await run.run()
+    except CannotRun as exc:
+        run.display.say(f"oci-lsp: {exc}")
+        return EXIT_CANNOT
+    finally:
+        await run.close()
+
+
+class _FixRun:
+    def __init__(self, options: FixOptions, display: Display) -> None:
+        self.options = options
+        self.display = display
+        self.root = options.root.resolve()
+        self.report = Report(root=str(self.root), dry_run=options.dry_run)
+        self.started = time.monotonic()
+        self.settings = Settings()
+        self.python = ""
+        self.backend: Backend | None = None
+        self.sandbox: Sandbox | None = None
+        self.files: dict[Path, TextFile] = {}
+        self.locks: dict[Path, asyncio.Lock] = {}
+        self.conversations = Conversations()
+        self.index = ModuleIndex(self.root)
+        self.graph = ImportGraph(self.root, self.index)
+
+    async def close(self) -> None:
+        if self.sandbox is not None:
+            await self.sandbox.close()
+        if self.backend is not None:
+            with contextlib.suppress(BackendError):
+                await self.backend.close()
+
+    # -- the run ------------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        self._check_root()
+        self._resolve_settings()
+        for stale in leftovers(self.root):  # what a killed run left: never the user's files
+            with contextlib.suppress(OSError):
+                stale.unlink()
+        self.display.status("running the tests")
+        first = await self._suite()
+        failing = [r for r in first.failing if self._selected(r.test_id)]
+        self.report.failing_before = len(failing)
+        for error in first.errors:
+            self.report.unfixable.append(
+                {"test": error.collector, "why": f"collection error: {error.message}"}
+            )
+        if not failing:
+            self.display.say(f"nothing to fix: {len(first.reports)} test(s) ran, none failing")
+            return self._finish(EXIT_FAILURES if first.errors else EXIT_CLEAN)
+        groups = self._groups(failing)
+        self.display.say(
+            f"{len(failing)} failing test(s); {len(groups)} function(s) to fix,"
+            f" {len(self.report.unfixable)} failure(s) with nothing of the project to fix"
+        )
+        if not groups:
+            return self._finish(EXIT_FAILURES)
+        self._check_clean([g.path for g in groups])
+        await self._load_model()
+        await asyncio.to_thread(self.graph.build)
+        self.sandbox = Sandbox(self.root, self.python)
+        jobs = asyncio.Semaphore(max(1, self.options.jobs))
+        await asyncio.gather(*(self._fix_group(group, jobs) for group in groups))
+        written = [g for g in groups if g.written is not None]
+        if written:
+            await self._check_written(first, written)
+        elif self.options.dry_run:
+            self.report.failing_after = None
+        else:
+            self.report.failing_after = len(failing)
+        left = self.report.failing_after
+        remaining = len(failing) if left is None else left
+        return self._finish(EXIT_CLEAN if remaining == 0 and not first.errors else EXIT_FAILURES)
+
+    def _finish(self, code: int) -> int:
+        self.report.seconds = time.monotonic() - self.started
+        print(self.report.table())
+        if self.options.json is not None:
+            self.report.save(self.options.json)
+        return code
+
+    # -- before fixing ------------------------------------------------------------------------
+
+    def _check_root(self) -> None:
+        root = self.options.root
+        if not root.exists():
+            raise CannotRun(f"{root} does not exist")
+        if not root.is_dir():
+            raise CannotRun(f"{root} is not a directory: give the project's folder")
+        if not any(_python_files(self.root)):
+            raise CannotRun(f"{root} is not a Python project: no .py files in it")
+
+    def _resolve_settings(self) -> None:
+        pyproject, problem = read_pyproject_settings(self.root)
+        extra: dict[str, Any] = {"refine": {}, "tests": {}}
+        if self.options.rounds is not None:
+            extra["refine"]["maxRounds"] = self.options.rounds
+        if self.options.candidates is not None:
+            extra["refine"]["candidates"] = self.options.candidates
+        if self.options.timeout is not None:
+            extra["tests"]["timeout"] = self.options.timeout
+        if self.options.test_command:
+            extra["tests"]["command"] = shlex.split(self.options.test_command)
+        self.settings, problems = resolve_settings(
+            [
+                ("pyproject.toml", pyproject),
+                ("command line", dict(self.options.settings)),
+                ("--fix options", extra),
+            ]
+        )
+        for each in ([problem] if problem else []) + problems:
+            self.display.say(str(each))
+        self.python = default_python(self.root, self.settings.tests.python)
+
+    async def _suite(self) -> _Suite:
+        tests = self.settings.tests
+        spec = RunSpec(self.root, self.python, timeout=tests.timeout, command=tests.command)
+        suite = _Suite()
+        suite.result = await run_tests(spec, suite)
+        result = suite.result
+        if result.status == "failed-to-start" or result.pytest_missing:
+            raise CannotRun(result.message or "the tests could not start")
+        if result.status == "timeout":
+            raise CannotRun(f"the test suite took longer than {tests.timeout:g} s (--timeout)")
+        if not suite.reports and not suite.errors:
+            raise CannotRun(f"no tests found under {self.root}")
+        return suite
+
+    def _selected(self, test_id: str) -> bool:
+        keyword = self.options.keyword
+        return not keyword or keyword.lower() in test_id.lower()
+
+    def _groups(self, failing: list[TestReport]) -> list[_Group]:
+        locator = FailureLocator(self.root, self._read, self.index)
+        groups: dict[tuple[str, str], _Group] = {}
+        for report in failing:
+            target = locator.target_of(report)
+            if target is None:
+                why = "no function of the project to fix (the test itself, or a dependency)"
+                self.report.unfixable.append({"test": report.test_id, "why": why})
+                continue
+            key = (target.path, target.qualname)
+            if key not in groups:
+                relative = os.path.relpath(target.path, self.root)
+                summary = GroupReport(relative, target.qualname, [])
+                groups[key] = _Group(Path(target.path), target.qualname, [], summary)
+                self.report.groups.append(summary)
+            groups[key].reports.append(report)
+            groups[key].report.tests.append(report.test_id)
+        return list(groups.values())
+
+    def _check_clean(self, paths: list[Path]) -> None:
+        if self.options.dry_run or self.options.allow_dirty:
+            return
+        dirty = _uncommitted(self.root, sorted(set(paths)))
+        if dirty:
+            raise CannotRun(
+                "uncommitted changes in the files it would fix ("
+                + ", ".join(dirty[:5])
+                + "): commit or stash them, or pass --allow-dirty"
+            )
+
+    async def _load_model(self) -> None:
+        self.display.status("loading the model")
+        try:
+            self.backend = create_backend(self.settings)
+            await self.backend.load()
+        except BackendError as exc:
+            raise CannotRun(
+                f"no model to fix with: {exc} (`oci-lsp model pull ds-1.3b`, or"
+                " --backend openai --openai-base-url URL for a shared server)"
+            ) from None
+
+    def _read(self, path: str) -> str | None:
+        cached = self.files.get(Path(path))
+        if cached is not None:
+            return cached.text
+        try:
+            return read_text_file(Path(path)).text
+        except FileProblem:
+            return None
+
+    # -- fixing -------------------------------------------------------------------------------
+
+    async def _fix_group(self, group: _Group, jobs: asyncio.Semaphore) -> None:
+        lock = self.locks.setdefault(group.path, asyncio.Lock())
+        async with jobs, lock:  # one fix of a file at a time: each builds on the last
+            began = time.monotonic()
+            try:
+                await self._fix(group)
+            except (FileProblem, SandboxError, BackendError) as exc:
+                group.report.status, group.report.why = "not-fixed", str(exc)
+            group.report.seconds = time.monotonic() - began
+            self.display.say(
+                f"{group.report.status}: {group.report.path}::{group.qualname}"
+                + (f" ({group.report.why})" if group.report.why else "")
+            )
+
+    async def _fix(self, group: _Group) -> None:
+        assert self.backend is not None and self.sandbox is not None
+        current = self.files.get(group.path) or read_text_file(group.path)
+        self.files[group.path] = current
+        name = group.qualname.rpartition(".")[2]
+        others: list[str] = []
+        for test in sorted(self.graph.affected_tests({group.path}) or ()):
+            text = self._read(str(test))
+            if text is not None:
+                others.extend(tests_naming(text, test.relative_to(self.root).as_posix(), name))
+        failing = [r.test_id for r in group.reports]
+        plan = TestPlan(failing=failing, others=others, failure=group.reports[0].longrepr)
+        refiner = Refiner(
+            self.backend,
+            self.sandbox,
+            self.settings.refine,
+            max_new_tokens=self.settings.generation.max_new_tokens,
+            limits=Limits(timeout=min(CANDIDATE_TIMEOUT, float(self.settings.tests.timeout))),
+            conversations=self.conversations,
+            priority="batch",
+        )
+        label = f"{group.report.path}::{group.qualname}"
+
+        def event(kind: str, number: int, payload: object) -> None:
+            if kind == "generating":
+                self.display.status(f"{label}: round {number}, {payload} tokens", counter=True)
+            elif kind == "verifying":
+                self.display.status(f"{label}: round {number}, verifying {payload} candidate(s)")
+            elif kind == "feedback":
+                self.display.status(f"{label}: round {number} failed; feeding it back")
+
+        self.display.status(f"{label}: round 1")
+        result = await refiner.refine(
+            Target(self.root, group.path, group.qualname, current.text), plan, on_event=event
+        )
+        group.report.rounds = [
+            RoundReport(r.number, len(r.candidates), r.feedback) for r in result.rounds
+        ]
+        if not result.verified or result.source is None:
+            group.report.status = "not-fixed"
+            group.report.why = _why_not(result)
+            return
+        group.report.diff = _diff(group.report.path, current.text, result.source)
+        if self.options.dry_run:
+            print(group.report.diff, end="")
+            group.report.status, group.report.why = "fixed", "dry run: not written"
+            self.files[group.path] = _replaced(current, result.source)
+            return
+        write_atomic(current, result.source)
+        group.written = current
+        self.files[group.path] = read_text_file(group.path)
+        group.report.status, group.report.why = "fixed", ""
+
+    # -- after fixing -------------------------------------------------------------------------
+
+    async def _check_written(self, first: _Suite, written: list[_Group]) -> None:
+        """The whole suite once more; roll back the fixes that broke a test elsewhere."""
+        self.display.status("running the tests again")
+        second = await self._suite()
+        failing_before = {r.test_id for r in first.failing}
+        broken = [r for r in second.failing if r.test_id not in failing_before]
+        rolled = False
+        for group in written:
+            affected = self.graph.affected_tests({group.path})
+            hit = [
+                r.test_id
+                for r in broken
+                if affected is None
+                or any(str(t) == r.path for t in affected)
+                or (r.path and os.path.samefile(r.path, group.path))
+            ]
+            if not hit:
+                continue
+            assert group.written is not None
+            write_atomic(self.files[group.path], group.written.text)
+            self.files[group.path] = read_text_file(group.path)
+            group.report.status = "rolled-back"
+            group.report.why = "broke " + ", ".join(hit[:3])
+            rolled = True
+        if rolled:
+            self.display.status("running the tests after the roll-back")
+            second = await self._suite()
+        self.report.failing_after = len([r for r in second.failing if self._selected(r.test_id)])
+
+
+def _why_not(result: RefineResult) -> str:
+    if result.source is None:
+        return result.message
+    last = next((r.feedback for r in reversed(result.rounds) if r.feedback), None)
+    lines = [line for line in (last or "").strip().splitlines() if line.strip()]
+    return result.message + (f"; last failure: {lines[-1][:120]}" if lines else "")
+
+
+def _diff(relative: str, old: str, new: str) -> str:
+    return "".join(
+        difflib.unified_diff(
+            old.splitlines(keepends=True),
+            new.splitlines(keepends=True),
+            fromfile=f"a/{relative}",
+            tofile=f"b/{relative}",
+        )
+    )
+
+
+def _replaced(original: TextFile, text: str) -> TextFile:
+    """The file as it would be with `text` (a dry run keeps fixes of one file together)."""
+    return TextFile(original.path, text, original.raw, original.bom, original.newline)
+
+
+def _python_files(root: Path) -> Any:
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(root).parts[:-1]
+        if not any(part.startswith(".") or part in ("venv", "node_modules") for part in parts):
+            yield path
+
+
+def _uncommitted(root: Path, paths: list[Path]) -> list[str]:
+    """The files among `paths` with changes git has not committed; [] outside a work tree."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--", *map(str, paths)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return []
+    if done.returncode != 0:
+        return []  # not a git work tree
+    return [line[3:] for line in done.stdout.splitlines() if line.strip()]

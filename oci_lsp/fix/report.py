@@ -1,0 +1,127 @@
+"""What `oci-lsp --fix` tells: live progress lines, the summary table, the JSON report."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TextIO
+
+Status = Literal["fixed", "not-fixed", "skipped", "rolled-back"]
+
+
+@dataclass
+class RoundReport:
+    number: int
+    candidates: int
+    feedback: str | None  # the execution result this round answered
+
+
+@dataclass
+class GroupReport:
+    """One function and the failing tests that point at it."""
+
+    path: str  # relative to the project
+    function: str  # qualname
+    tests: list[str]
+    status: Status = "not-fixed"
+    why: str = ""
+    rounds: list[RoundReport] = field(default_factory=list)
+    diff: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class Report:
+    root: str
+    dry_run: bool
+    groups: list[GroupReport] = field(default_factory=list)
+    unfixable: list[dict[str, str]] = field(default_factory=list)  # test, why
+    failing_before: int = 0
+    failing_after: int | None = None
+    seconds: float = 0.0
+
+    def counts(self) -> dict[str, int]:
+        counts = {"fixed": 0, "not-fixed": 0, "skipped": 0, "rolled-back": 0}
+        for group in self.groups:
+            counts[group.status] += 1
+        counts["skipped"] += len(self.unfixable)
+        return counts
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "counts": self.counts()}
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
+        os.replace(temporary, path)
+
+    def table(self) -> str:
+        """The summary printed at the end."""
+        rows = [("status", "function", "tests", "rounds", "why")]
+        for group in self.groups:
+            rows.append(
+                (
+                    group.status,
+                    f"{group.path}::{group.function}",
+                    str(len(group.tests)),
+                    str(len(group.rounds)),
+                    group.why,
+                )
+            )
+        for item in self.unfixable:
+            rows.append(("skipped", item["test"], "1", "0", item["why"]))
+        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        lines = [
+            "  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True))
+            + ("  " + row[4] if row[4] else "")
+            for row in rows
+        ]
+        counts = self.counts()
+        after = "" if self.failing_after is None else f", {self.failing_after} failing after"
+        lines.append(
+            f"{counts['fixed']} fixed, {counts['not-fixed']} not fixed,"
+            f" {counts['rolled-back']} rolled back, {counts['skipped']} skipped;"
+            f" {self.failing_before} failing before{after}; {self.seconds:.1f} s"
+            + (" (dry run: nothing written)" if self.dry_run else "")
+        )
+        return "\n".join(lines)
+
+
+class Display:
+    """Progress on stderr: one line rewritten in place on a terminal, plain lines otherwise
+    (a pipe, a CI log: the `CI` variable is set)."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.live = self.stream.isatty() and not os.environ.get("CI")
+        self._last = 0.0
+        self._shown = False
+
+    def status(self, message: str, *, counter: bool = False) -> None:
+        """A passing state: replaced by the next one on a terminal (at most 4 a second); in a
+        log, a line, except counters (tokens), which only a terminal shows."""
+        if counter and not self.live:
+            return
+        if self.live:
+            now = time.monotonic()
+            if now - self._last < 0.25:
+                return
+            self._last = now
+            self.stream.write("\r\x1b[2K" + message[:200])
+            self.stream.flush()
+            self._shown = True
+        else:
+            self.say(message)
+
+    def say(self, message: str) -> None:
+        """A line that stays."""
+        if self.live and self._shown:
+            self.stream.write("\r\x1b[2K")
+            self._shown = False
+        self.stream.write(message + "\n")
+        self.stream.flush()
