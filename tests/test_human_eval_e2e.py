@@ -81,7 +81,7 @@ async def test_human_eval_failures_land_on_the_right_function_and_line(
     buggy = [p for p in problems if p.bug is not None]
     failing = [p for p in buggy if p.bug is not None and p.bug.kind != "syntax"]
     clean = [p for p in problems if p.bug is None]
-    assert len(problems) == 21 and len(failing) == 9 and len(clean) == 11
+    assert len(problems) == 32 and len(failing) == 20 and len(clean) == 11
     expected = _expected(problems)
 
     await editor.start(root)
