@@ -55,6 +55,8 @@ def test_norm():
 RIGHT_ADD = "```python\ndef add(a, b):\n    return a + b\n```"
 WRONG_ADD = "```python\ndef add(a, b):\n    return a + b + 1\n```"
 RIGHT_MUL = '```python\ndef mul(a, b):\n    """The product of a and b."""\n    return a * b\n```'
+# Streamed slowly, so that the test can act while the model writes.
+SLOW_MUL = Reply(RIGHT_MUL, delay=0.05, chunk_size=2)
 MUL_LINE = 9  # 0-based: the `...` of mul
 
 
@@ -210,8 +212,7 @@ async def test_never_right_is_not_applied_but_offered_unverified(
 
 async def test_a_function_edited_meanwhile_gets_nothing(editor: Editor, tmp_path: Path) -> None:
     root = write_files(tmp_path / "ws", CALC)
-    slow = Reply(RIGHT_MUL, delay=0.05, chunk_size=2)
-    with ScriptedOpenAIServer([slow]) as server:
+    with ScriptedOpenAIServer([SLOW_MUL]) as server:
         task = await generating_mul(editor, root, server)
         edited = editor.text(root / "calc.py").replace("    ...\n", "    return a * b * 1\n")
         editor.change(root / "calc.py", edited)
@@ -226,8 +227,7 @@ async def test_an_edit_elsewhere_in_the_file_does_not_stop_it(
     editor: Editor, tmp_path: Path
 ) -> None:
     root = write_files(tmp_path / "ws", CALC)
-    slow = Reply(RIGHT_MUL, delay=0.05, chunk_size=2)
-    with ScriptedOpenAIServer([slow]) as server:
+    with ScriptedOpenAIServer([SLOW_MUL]) as server:
         task = await generating_mul(editor, root, server)
         edited = "# a comment typed meanwhile\n" + editor.text(root / "calc.py")
         editor.change(root / "calc.py", edited)
@@ -253,8 +253,7 @@ async def test_a_second_request_on_the_same_function_is_refused(
     editor: Editor, tmp_path: Path
 ) -> None:
     root = write_files(tmp_path / "ws", CALC)
-    slow = Reply(RIGHT_MUL, delay=0.05, chunk_size=2)
-    with ScriptedOpenAIServer([slow]) as server:
+    with ScriptedOpenAIServer([SLOW_MUL]) as server:
         first = await generating_mul(editor, root, server)
         actions = await editor.code_actions(root / "calc.py", MUL_LINE)
         second = await run(editor, actions[0])

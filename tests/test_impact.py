@@ -309,3 +309,23 @@ def test_build_and_update_of_a_large_workspace(tmp_path: Path) -> None:
     (tmp_path / "pkg19" / "mod99.py").write_text("import os\n")
     graph.update(tmp_path / "pkg19" / "mod99.py")
     assert tmp_path / "pkg19" / "mod99.py" not in graph.dependents(tmp_path / "pkg0" / "mod0.py")
+
+
+def test_the_tests_exercising_a_function_are_the_test_functions_that_name_it() -> None:
+    from oci_lsp.testing.impact import tests_naming
+
+    source = (
+        "from calc import add, mul\n\n\n"
+        "def test_add():\n    assert add(1, 2) == 3\n\n\n"
+        "class TestMore:\n    def test_add_zero(self):\n        assert add(0, 0) == 0\n\n\n"
+        "def test_mul():\n    assert mul(2, 3) == 6\n"
+    )
+    assert tests_naming(source, "tests/t.py", "add") == [
+        "tests/t.py::test_add",
+        "tests/t.py::TestMore::test_add_zero",
+    ]
+    # Named only at the top (a fixture, a helper): the whole file; not named at all: nothing.
+    assert tests_naming("from calc import sub\n\ndef test_x(f):\n    pass\n", "t.py", "sub") == [
+        "t.py"
+    ]
+    assert tests_naming(source, "tests/t.py", "div") == []

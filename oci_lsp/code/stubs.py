@@ -17,7 +17,6 @@ from dataclasses import dataclass, replace
 from oci_lsp.code.scan import Definition, definitions, split_lines
 
 _TOP_LEVEL = re.compile(r"(?:(?:async[ \t]+)?def|class)[ \t]|@")
-_LINE_END = "\n"
 _TODO = re.compile(r"#.*\b(?:TODO|FIXME|XXX)\b", re.IGNORECASE)
 
 
@@ -44,7 +43,7 @@ def stub_at(source: str, line: int) -> Stub | None:
     end = line
     while end < len(lines) and not _TOP_LEVEL.match(lines[end]):
         end += 1
-    found = stub_in(_LINE_END.join(lines[start:end]), line - start)
+    found = stub_in("\n".join(lines[start:end]), line - start)
     if found is None:
         return None
     moved = replace(

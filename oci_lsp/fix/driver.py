@@ -28,18 +28,16 @@ from oci_lsp.engine.backend import Backend, BackendError
 from oci_lsp.engine.models import create_backend
 from oci_lsp.fix.report import Display, GroupReport, Report, RoundReport
 from oci_lsp.fix.writes import FileProblem, TextFile, leftovers, read_text_file, write_atomic
-from oci_lsp.refine.isolation import Limits, Sandbox, SandboxError
+from oci_lsp.refine.isolation import Sandbox, SandboxError
 from oci_lsp.refine.loop import Conversations, Refiner, RefineResult, Target, TestPlan
 from oci_lsp.testing.failures import FailureLocator
 from oci_lsp.testing.impact import ImportGraph
 from oci_lsp.testing.results import Collected, TestReport
 from oci_lsp.testing.runner import RunResult, RunSpec, default_python, run_tests
-from oci_lsp.testing.session import tests_naming
 
 log = logging.getLogger(__name__)
 
 EXIT_CLEAN, EXIT_FAILURES, EXIT_CANNOT = 0, 1, 2
-CANDIDATE_TIMEOUT = 60.0
 
 
 class CannotRun(Exception):
@@ -75,7 +73,7 @@ class _Group:
     qualname: str
     reports: list[TestReport]
     report: GroupReport
-    written: TextFile | None = None  # the file as it was before this fix was written
+    before: TextFile | None = None  # the file before this fix was written (for a roll-back)
 
 
 async def fix_project(options: FixOptions, display: Display | None = None) -> int:
@@ -146,7 +144,7 @@ class _FixRun:
         self.sandbox = Sandbox(self.root, self.python)
         jobs = asyncio.Semaphore(max(1, self.options.jobs))
         await asyncio.gather(*(self._fix_group(group, jobs) for group in groups))
-        written = [g for g in groups if g.written is not None]
+        written = [g for g in groups if g.before is not None]
         if written:
             await self._check_written(first, written)
         elif self.options.dry_run:
@@ -252,8 +250,8 @@ class _FixRun:
             await self.backend.load()
         except BackendError as exc:
             raise CannotRun(
-                f"no model to fix with: {exc} (`oci-lsp model pull ds-1.3b`, or"
-                " --backend openai --openai-base-url URL for a shared server)"
+                f"no model to fix with: {exc} (on the command line: --model, or --backend"
+                " openai --openai-base-url URL)"
             ) from None
 
     def _read(self, path: str) -> str | None:
@@ -269,7 +267,9 @@ class _FixRun:
 
     async def _fix_group(self, group: _Group, jobs: asyncio.Semaphore) -> None:
         lock = self.locks.setdefault(group.path, asyncio.Lock())
-        async with jobs, lock:  # one fix of a file at a time: each builds on the last
+        # One fix of a file at a time, each on top of the last; a group waiting for its file
+        # holds no job slot.
+        async with lock, jobs:
             began = time.monotonic()
             try:
                 await self._fix(group)
@@ -286,19 +286,13 @@ class _FixRun:
         current = self.files.get(group.path) or read_text_file(group.path)
         self.files[group.path] = current
         name = group.qualname.rpartition(".")[2]
-        others: list[str] = []
-        for test in sorted(self.graph.affected_tests({group.path}) or ()):
-            text = self._read(str(test))
-            if text is not None:
-                others.extend(tests_naming(text, test.relative_to(self.root).as_posix(), name))
+        others = self.graph.tests_exercising(group.path, name, self._read)
         failing = [r.test_id for r in group.reports]
         plan = TestPlan(failing=failing, others=others, failure=group.reports[0].longrepr)
-        refiner = Refiner(
+        refiner = Refiner.from_settings(
             self.backend,
             self.sandbox,
-            self.settings.refine,
-            max_new_tokens=self.settings.generation.max_new_tokens,
-            limits=Limits(timeout=min(CANDIDATE_TIMEOUT, float(self.settings.tests.timeout))),
+            self.settings,
             conversations=self.conversations,
             priority="batch",
         )
@@ -330,7 +324,7 @@ class _FixRun:
             self.files[group.path] = _replaced(current, result.source)
             return
         write_atomic(current, result.source)
-        group.written = current
+        group.before = current
         self.files[group.path] = read_text_file(group.path)
         group.report.status, group.report.why = "fixed", ""
 
@@ -354,8 +348,8 @@ class _FixRun:
             ]
             if not hit:
                 continue
-            assert group.written is not None
-            write_atomic(self.files[group.path], group.written.text)
+            assert group.before is not None
+            write_atomic(self.files[group.path], group.before.text)
             self.files[group.path] = read_text_file(group.path)
             group.report.status = "rolled-back"
             group.report.why = "broke " + ", ".join(hit[:3])

@@ -344,7 +344,7 @@ class Sandbox:
         from the collected session and swaps its function in. What cannot be swapped (a
         candidate that changed more than the function and its helpers), and everything when
         the collection fails, runs alone as `run` would. Same outcomes as `run` on each."""
-        shared = len({_tests_of(r) for r in runs}) == 1  # the same tests for every candidate
+        shared = len({_tests_key(r) for r in runs}) == 1  # the same tests for every candidate
         if len(runs) < 2 or len(runs) > _MAX_ROUND or not shared:
             return list(await asyncio.gather(*(self.run(r, limits, cancel) for r in runs)))
         async with self._slots:
@@ -598,7 +598,7 @@ async def _remove_cgroup(path: str) -> None:
     log.debug("could not remove the sandbox's cgroup %s", path)
 
 
-def _tests_of(run: CandidateRun) -> tuple[Any, ...]:
+def _tests_key(run: CandidateRun) -> tuple[Any, ...]:
     return (run.target, tuple(run.selection), tuple(run.first), run.stop_at_first_failure)
 
 

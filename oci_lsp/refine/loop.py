@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Literal
 
 from oci_lsp.code.functions import find_function, split_lines
-from oci_lsp.config import RefineSettings
+from oci_lsp.config import RefineSettings, Settings
 from oci_lsp.engine.backend import Backend, Candidate, ChatMessage, GenerationOptions, Priority
 from oci_lsp.refine.extract import ExtractionError, apply_candidate, extract_candidate
 from oci_lsp.refine.isolation import CandidateOutcome, CandidateRun, Limits, Sandbox
@@ -40,6 +40,9 @@ from oci_lsp.refine.prompts import (
 log = logging.getLogger(__name__)
 
 Mode = Literal["generate", "fix"]
+# A candidate's test run gets the tests' timeout, but no more than this: a candidate that
+# hangs must not hold the user for the minutes a whole suite may take.
+CANDIDATE_TIMEOUT = 60.0
 
 
 @dataclass(frozen=True)
@@ -195,6 +198,27 @@ class Refiner:
         self.limits = limits or Limits()
         self.conversations = conversations if conversations is not None else Conversations()
         self.priority = priority
+
+    @classmethod
+    def from_settings(
+        cls,
+        backend: Backend,
+        sandbox: Sandbox,
+        settings: Settings,
+        *,
+        conversations: Conversations | None = None,
+        priority: Priority = "interactive",
+    ) -> Refiner:
+        """The loop the settings describe (what the code actions and --fix both run)."""
+        return cls(
+            backend,
+            sandbox,
+            settings.refine,
+            max_new_tokens=settings.generation.max_new_tokens,
+            limits=Limits(timeout=min(CANDIDATE_TIMEOUT, float(settings.tests.timeout))),
+            conversations=conversations,
+            priority=priority,
+        )
 
     def _new_conversation(self, target: Target, plan: TestPlan, mode: Mode) -> list[ChatMessage]:
         """The task, and for a fix the current code with its failure."""

@@ -21,10 +21,11 @@ from lsprotocol import types
 
 from oci_lsp.code.edits import LineEdit, line_edits, rebase
 from oci_lsp.code.functions import enclosing_function, find_function, split_lines
+from oci_lsp.code.scan import definitions
 from oci_lsp.code.stubs import stub_at, stub_in
 from oci_lsp.config import Settings
 from oci_lsp.engine.backend import Backend, BackendError
-from oci_lsp.refine.isolation import Limits, Sandbox, SandboxError
+from oci_lsp.refine.isolation import Sandbox, SandboxError
 from oci_lsp.refine.loop import (
     CandidateRecord,
     Conversations,
@@ -47,9 +48,6 @@ COMMAND_FIX = "oci.fix"
 COMMAND_FIX_WITH_INSTRUCTION = "oci.fixWithInstruction"  # registered by the editor clients
 COMMAND_APPLY_UNVERIFIED = "oci.applyUnverified"
 FIXABLE = ("test-failed", "test-error", "test-timeout")
-# A verification run gets the tests' timeout, but no more than this (a candidate that hangs
-# should not hold the user for the five minutes a whole suite may take).
-CANDIDATE_TIMEOUT = 60.0
 
 Mode = Literal["generate", "fix"]
 
@@ -165,8 +163,9 @@ class CodeActions:
         for (kept_path, qualname), kept in self.unverified.items():
             if kept_path != path:
                 continue
-            found = find_function(source, qualname)
-            if found is None or not found.def_line <= line <= found.end_line:
+            # The scan, not a parse: this runs at every cursor move in that file.
+            found = [d for d in definitions(source) if d.qualname == qualname]
+            if not found or not found[-1].def_line <= line <= found[-1].end_line:
                 continue
             title = (
                 f"Apply the unverified code for `{kept.work.name}` (OpenCodeInterpreter)"
@@ -293,13 +292,8 @@ class CodeActions:
         backend = await self._backend(settings, cancel)
         if backend is None:
             return None
-        refiner = Refiner(
-            backend,
-            self._sandbox(work.folder),
-            settings.refine,
-            max_new_tokens=settings.generation.max_new_tokens,
-            limits=Limits(timeout=min(CANDIDATE_TIMEOUT, float(settings.tests.timeout))),
-            conversations=self.conversations,
+        refiner = Refiner.from_settings(
+            backend, self._sandbox(work.folder), settings, conversations=self.conversations
         )
         reporter = _ProgressReporter(progress, settings.refine.max_rounds, len(work.plan.selection))
         progress.report(reporter.starting(), stage=True)
@@ -330,7 +324,11 @@ class CodeActions:
             return backend
         except BackendError as exc:
             self.server.window_show_message(
-                types.ShowMessageParams(type=types.MessageType.Error, message=_no_model(exc))
+                types.ShowMessageParams(
+                    # The engine's error says what to do (pull which model, or which setting).
+                    type=types.MessageType.Error,
+                    message=f"oci-lsp: no model to generate with: {exc}",
+                )
             )
             return None
 
@@ -547,11 +545,3 @@ def _position(position: types.Position) -> dict[str, int]:
 def _text(argument: Any, key: str) -> str | None:
     value = argument.get(key) if isinstance(argument, Mapping) else None
     return value if isinstance(value, str) and value else None
-
-
-def _no_model(exc: Exception) -> str:
-    return (
-        f"oci-lsp: no model to generate with ({exc}). Get one with `oci-lsp model pull ds-1.3b`"
-        " (`oci-lsp model list` shows the others), or use a shared server: set `oci.backend` to"
-        ' "openai" and `oci.openai.baseUrl` to its URL.'
-    )

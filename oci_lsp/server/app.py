@@ -9,14 +9,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Generator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol
-from pygls.protocol.language_server import lsp_method
 from pygls.uris import to_fs_path
 
 from oci_lsp import __version__
@@ -31,6 +29,7 @@ from oci_lsp.server.actions import (
 )
 from oci_lsp.server.diagnostics import DiagnosticsPublisher, path_to_uri
 from oci_lsp.server.progress import Progress
+from oci_lsp.server.protocol import OciProtocol
 from oci_lsp.server.workspaces import Folder, Folders, SettingsSources
 from oci_lsp.testing.failures import FailureMark
 from oci_lsp.testing.runner import RunResult
@@ -52,40 +51,9 @@ def _path_of(uri: str) -> str | None:
     return os.path.realpath(path) if path else None
 
 
-class _Protocol(LanguageServerProtocol):
-    """$/cancelRequest of a command reaches the command's own task.
-
-    pygls runs `workspace/executeCommand` as a generator that starts the command in a task of
-    its own, under an id of its own: a cancel of the request answers the client but leaves
-    that task (a generation, a test run) running. Here the request's cancel cancels it too.
-    """
-
-    def _execute_handler(self, msg_id: Any, handler: Any, *args: Any, **kwargs: Any) -> None:
-        super()._execute_handler(msg_id, handler, *args, **kwargs)
-        callback = kwargs.get("callback", args[0] if args else None)
-        outer = getattr(callback, "keywords", {}).get("result_future")
-        inner = self._request_futures.get(msg_id)
-        if outer is not None and inner is not None and inner is not outer:
-            outer.add_done_callback(lambda done: inner.cancel() if done.cancelled() else None)
-
-    @lsp_method(types.SHUTDOWN)
-    def lsp_shutdown(self, *args: Any) -> Generator[Any, Any, None]:
-        """pygls's, cancelling the requests still running over a copy of their table: a
-        cancelled request removes itself from it at once (pygls iterates the table itself and
-        fails with "dictionary changed size" when a command is running at shutdown)."""
-        if (user_handler := self.fm.features.get(types.SHUTDOWN)) is not None:
-            yield user_handler, args, None
-        current = self.msg_id
-        for msg_id, future in list(self._request_futures.items()):
-            if msg_id != current and not future.done():
-                future.cancel()
-        self._shutdown = True
-        return None
-
-
 class OciLanguageServer(LanguageServer):
     def __init__(self, command_line: Mapping[str, Any] | None = None) -> None:
-        super().__init__("oci-lsp", __version__, protocol_cls=_Protocol)
+        super().__init__("oci-lsp", __version__, protocol_cls=OciProtocol)
         self.sources = SettingsSources(command_line=command_line)
         self.folders = Folders()
         self.prompt_for_instruction = False

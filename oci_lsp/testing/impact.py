@@ -15,12 +15,15 @@ edge only runs an extra test, a missing one would hide a failure.
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from oci_lsp.code.functions import iter_definitions, parse, split_lines
 from oci_lsp.code.modules import ModuleIndex, imported_modules, module_name_from_parts
 from oci_lsp.code.walk import is_ignored_path, is_test_file, iter_python_files
 
@@ -143,6 +146,21 @@ class ImportGraph:
                 elif is_test_file(Path(found)):
                     tests.add(found)
         return {Path(test) for test in tests}
+
+    def tests_exercising(
+        self, path: Path, name: str, read: Callable[[str], str | None]
+    ) -> list[str]:
+        """The tests that exercise a function named `name` defined in `path`, as far as the
+        graph and the tests' text know: in the test files affected by `path`, each test
+        function that names it (node ids relative to the root), or the whole file when only
+        its helpers or fixtures do. `read` gives a file's text (an editor's buffer, say)."""
+        found: list[str] = []
+        for test in sorted(self.affected_tests({path}) or ()):
+            text = read(str(test))
+            if text is not None:
+                relative = test.relative_to(self._root_path).as_posix()
+                found.extend(tests_naming(text, relative, name))
+        return found
 
     # --- reading and resolving -----------------------------------------------------------
 
@@ -335,3 +353,25 @@ def _candidates(name: str, roots: tuple[str, ...]) -> list[str]:
 
 def _unique(items: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
+
+
+def tests_naming(source: str, relative: str, name: str) -> list[str]:
+    """Node ids of the test functions in `source` (a test file at `relative`) whose text
+    names `name`; [relative] when only the rest of the file does; [] when nothing does."""
+    pattern = re.compile(rf"\b{re.escape(name)}\b")
+    if not pattern.search(source):
+        return []
+    tree = parse(source)
+    if tree is None:
+        return [relative]
+    lines = split_lines(source)
+    ids: list[str] = []
+    for qualname, node in iter_definitions(tree):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        if not node.name.startswith("test") or qualname.count(".") > 1:
+            continue
+        text = "\n".join(lines[node.lineno - 1 : node.end_lineno or node.lineno])
+        if pattern.search(text):
+            ids.append(f"{relative}::{qualname.replace('.', '::')}")
+    return ids or [relative]

@@ -8,18 +8,15 @@ failing is kept as marks per test, ready for the server to publish or for --fix 
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import contextlib
 import logging
-import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from oci_lsp.code.functions import iter_definitions, parse, split_lines
 from oci_lsp.code.modules import ModuleIndex
 from oci_lsp.config import TestSettings
 from oci_lsp.testing.failures import FailureLocator, FailureMark, ReadSource
@@ -119,22 +116,11 @@ class TestSession:
         )
 
     async def tests_of(self, path: Path, name: str) -> list[str]:
-        """The tests that exercise a function, as far as the import graph and the tests' text
-        know: in the test files that import `path` (directly or not), each test function that
-        names `name` (node ids), or the whole file when only its helpers or fixtures do."""
+        """The tests that exercise a function (ImportGraph.tests_exercising), once the
+        import graph is built."""
         if self._graph_ready is not None:
             await self._graph_ready
-        affected = self.graph.affected_tests({path})
-        if not affected:
-            return []
-        found: list[str] = []
-        for test in sorted(affected):
-            text = self.locator.read(str(test))
-            if text is None:
-                continue
-            relative = test.relative_to(self.root).as_posix()
-            found.extend(tests_naming(text, relative, name))
-        return found
+        return self.graph.tests_exercising(path, name, self.locator.read)
 
     def record_verified(self, reports: Iterable[TestReport]) -> None:
         """Results of a verified candidate, now applied in the editor: its tests pass there
@@ -330,28 +316,6 @@ class TestSession:
         touched = self._set_marks(key, self.locator.marks_for_collection_error(error), owner)
         if touched:
             self.listener.marks_changed(self, touched)
-
-
-def tests_naming(source: str, relative: str, name: str) -> list[str]:
-    """Node ids of the test functions in `source` (a test file at `relative`) whose text
-    names `name`; [relative] when only the rest of the file does; [] when nothing does."""
-    pattern = re.compile(rf"\b{re.escape(name)}\b")
-    if not pattern.search(source):
-        return []
-    tree = parse(source)
-    if tree is None:
-        return [relative]
-    lines = split_lines(source)
-    ids: list[str] = []
-    for qualname, node in iter_definitions(tree):
-        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            continue
-        if not node.name.startswith("test") or qualname.count(".") > 1:
-            continue
-        text = "\n".join(lines[node.lineno - 1 : node.end_lineno or node.lineno])
-        if pattern.search(text):
-            ids.append(f"{relative}::{qualname.replace('.', '::')}")
-    return ids or [relative]
 
 
 class _Collector:
