@@ -6,9 +6,11 @@ Each command prints what it did, and on failure one line that says what to do, e
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 from oci_lsp.engine.catalog import CATALOG, find
 from oci_lsp.engine.device import choose_placement
@@ -31,7 +33,8 @@ QUANT_HELP = "default: int8_float16 with a CUDA device, int8 otherwise"
 
 def add_model_commands(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="model_command", required=True, metavar="COMMAND")
-    sub.add_parser("list", help="catalog ids, what is installed, sizes, where")
+    listing = sub.add_parser("list", help="catalog ids, what is installed, sizes, where")
+    listing.add_argument("--json", action="store_true", help="print the list as JSON")
     pull = sub.add_parser("pull", help="download a checkpoint and convert it to CTranslate2")
     pull.add_argument("model", metavar="ID|REPO", help="a catalog id (ds-6.7b) or a hub repo")
     pull.add_argument("--revision", metavar="R", default=None, help="branch, tag or commit")
@@ -63,29 +66,65 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
-def cmd_list() -> int:
-    print(f"models directory: {models_dir()}")
-    print(f"{'id':<9} {'params':>7} {'int8':>8} {'fp16':>8}  {'installed':<28} repo")
+def _listing() -> list[dict[str, Any]]:
+    """The catalog and the models converted by hand, as `model list --json` prints them."""
+    rows: list[dict[str, Any]] = []
     for entry in CATALOG:
         where = locate(entry.id)
+        row: dict[str, Any] = {
+            "id": entry.id,
+            "params": f"{entry.parameters:.1f}B",
+            "memoryGiB": {
+                "int8": round(entry.memory_gib("int8"), 1),
+                "float16": round(entry.memory_gib("float16"), 1),
+            },
+            "repo": entry.repo,
+            "installed": where.installed,
+        }
         if where.installed:
             manifest = read_manifest(where.directory)
-            parity = manifest.get("parity", {})
-            check = "ok" if parity.get("passed") else "UNVERIFIED"
-            size = _size(directory_size(where.directory))
-            state = f"{manifest.get('quantization', '?')} {size} {check}"
-        else:
-            state = "-"
-        print(
-            f"{entry.id:<9} {entry.parameters:>6.1f}B {entry.memory_gib('int8'):>6.1f}GB"
-            f" {entry.memory_gib('float16'):>6.1f}GB  {state:<28} {entry.repo}"
-        )
+            row["directory"] = str(where.directory)
+            row["quantization"] = manifest.get("quantization")
+            row["size"] = directory_size(where.directory)
+            row["verified"] = bool(manifest.get("parity", {}).get("passed"))
+        rows.append(row)
     # Models converted by hand into the models directory, outside the catalog's ids.
     for marker in sorted(models_dir().glob("*/model.bin")):
         directory = marker.parent
         if find(directory.name) is None:
-            size = _size(directory_size(directory))
-            print(f"{directory.name:<9} (not in the catalog) {size} {directory}")
+            rows.append(
+                {
+                    "id": directory.name,
+                    "installed": True,
+                    "directory": str(directory),
+                    "size": directory_size(directory),
+                    "inCatalog": False,
+                }
+            )
+    return rows
+
+
+def cmd_list(as_json: bool = False) -> int:
+    rows = _listing()
+    if as_json:
+        # For the editor clients' "pull a model" pickers.
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"models directory: {models_dir()}")
+    print(f"{'id':<9} {'params':>7} {'int8':>8} {'fp16':>8}  {'installed':<28} repo")
+    for row in rows:
+        if row.get("inCatalog") is False:
+            print(f"{row['id']:<9} (not in the catalog) {_size(row['size'])} {row['directory']}")
+            continue
+        state = "-"
+        if row["installed"]:
+            check = "ok" if row["verified"] else "UNVERIFIED"
+            state = f"{row['quantization'] or '?'} {_size(row['size'])} {check}"
+        memory = row["memoryGiB"]
+        print(
+            f"{row['id']:<9} {row['params']:>7} {memory['int8']:>6.1f}GB"
+            f" {memory['float16']:>6.1f}GB  {state:<28} {row['repo']}"
+        )
     return 0
 
 
@@ -183,7 +222,7 @@ def cmd_rm(model: str) -> int:
 def run(args: argparse.Namespace) -> int:
     command = args.model_command
     if command == "list":
-        return cmd_list()
+        return cmd_list(args.json)
     if command == "pull":
         return cmd_pull(args.model, args.revision, args.quantization)
     if command == "convert":

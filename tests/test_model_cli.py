@@ -40,6 +40,17 @@ def test_list_shows_the_catalog(tmp_path: Path) -> None:
         "ds-1.3b", "ds-6.7b", "ds-33b", "cl-7b", "cl-13b", "cl-34b", "cl-70b", "sc2-3b", "sc2-7b", "sc2-15b",
     ]  # fmt: skip
     assert "m-a-p/OpenCodeInterpreter-DS-6.7B" in out.stdout
+    listed = oci("list", "--json", cache=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)  # what the editor clients' model pickers read
+    assert [row["id"] for row in rows] == ids
+    assert rows[1] == {
+        "id": "ds-6.7b",
+        "params": "6.7B",
+        "memoryGiB": {"int8": 7.5, "float16": 15.1},
+        "repo": "m-a-p/OpenCodeInterpreter-DS-6.7B",
+        "installed": False,
+    }
 
 
 def test_convert_list_verify_rm(tmp_path: Path, checkpoint: Path) -> None:
@@ -52,6 +63,9 @@ def test_convert_list_verify_rm(tmp_path: Path, checkpoint: Path) -> None:
     listed = oci("list", cache=tmp_path).stdout
     row = next(line for line in listed.splitlines() if line.startswith("ds-1.3b"))
     assert "int8" in row and " ok" in row
+    installed = json.loads(oci("list", "--json", cache=tmp_path).stdout)[0]
+    assert installed["installed"] and installed["verified"]
+    assert installed["quantization"] == "int8" and installed["directory"] == str(target)
     verified = oci("verify", "ds-1.3b", cache=tmp_path)
     assert verified.returncode == 0 and "passed" in verified.stdout
     removed = oci("rm", "ds-1.3b", cache=tmp_path)
