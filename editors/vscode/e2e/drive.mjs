@@ -1,0 +1,239 @@
+// Drives VS Code (code-server's web build) in headless Chromium the way a user would: keyboard
+// shortcuts, the Problems view, the Quick Fix menu, an input box. It reads back what the user
+// would see and prints one JSON object; tests/test_vscode_e2e.py asserts on it.
+//
+//   node drive.mjs CONFIG.json
+//
+// CONFIG: {url, shots, chromium, source, stubLine, fixLine, instructionLine, instruction,
+//          expectFixed, expectGenerated, expectInstructed, timeoutMs}
+// Lines are 1-based, as VS Code's "Go to Line" takes them.
+import { readFileSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import puppeteer from "puppeteer-core";
+
+const config = JSON.parse(readFileSync(process.argv[2], "utf8"));
+const timeout = config.timeoutMs ?? 120000;
+const result = { steps: [], screenshots: [] };
+mkdirSync(config.shots, { recursive: true });
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function step(name, detail = {}) {
+  result.steps.push({ name, at: Date.now(), ...detail });
+  process.stderr.write(`drive: ${name} ${JSON.stringify(detail)}\n`);
+}
+
+// Polls `probe` until it returns a truthy value; the error names what was awaited and what
+// was last seen, so that a failure in CI reads as a sentence.
+async function until(what, probe, ms = timeout) {
+  const deadline = Date.now() + ms;
+  let last;
+  while (Date.now() < deadline) {
+    last = await probe();
+    if (last && (typeof last !== "object" || last.ok !== false)) return last;
+    await sleep(250);
+  }
+  throw new Error(`timed out waiting for ${what}; last seen: ${JSON.stringify(last)}`);
+}
+
+const browser = await puppeteer.launch({
+  executablePath: config.chromium,
+  headless: true,
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    `--user-data-dir=${join(config.shots, ".chromium")}`,
+    "--window-size=1400,900",
+  ],
+});
+const page = await browser.newPage();
+await page.setViewport({ width: 1400, height: 900 });
+
+async function shot(name) {
+  const path = join(config.shots, `${String(result.screenshots.length + 1).padStart(2, "0")}-${name}.png`);
+  await page.screenshot({ path });
+  result.screenshots.push(path);
+}
+
+async function chord(...keys) {
+  for (const key of keys) await page.keyboard.down(key);
+  for (const key of [...keys].reverse()) await page.keyboard.up(key);
+}
+
+// The text of the active editor as rendered (the file is short enough to be all on screen).
+async function editorText() {
+  return page.evaluate(() => {
+    const editor = document.querySelector(".editor-group-container.active .monaco-editor .view-lines");
+    if (!editor) return null;
+    const lines = [...editor.querySelectorAll(".view-line")]
+      .map((line) => ({ top: parseFloat(line.style.top), text: line.textContent.replace(/\u00a0/g, " ") }))
+      .sort((a, b) => a.top - b.top);
+    return lines.map((line) => line.text).join("\n");
+  });
+}
+
+async function goToLine(line, column) {
+  await chord("Control", "g");
+  await page.waitForSelector(".quick-input-widget input", { visible: true });
+  await page.keyboard.type(`${line}:${column}`);
+  await page.keyboard.press("Enter");
+  await sleep(300);
+}
+
+// Opens the Quick Fix menu (Ctrl+.) at the cursor and returns its rows' titles.
+async function quickFixMenu() {
+  return until("the Quick Fix menu", async () => {
+    await chord("Control", ".");
+    const rows = await page
+      .waitForSelector(".action-widget .monaco-list-row", { visible: true, timeout: 3000 })
+      .then(() => page.$$eval(".action-widget .monaco-list-row", (els) => els.map((e) => e.textContent.trim())))
+      .catch(() => []);
+    if (rows.some((title) => title.includes("OpenCodeInterpreter"))) return rows;
+    await page.keyboard.press("Escape");
+    return { ok: false, rows };
+  });
+}
+
+async function chooseAction(prefix) {
+  const rows = await page.$$(".action-widget .monaco-list-row");
+  for (const row of rows) {
+    const title = (await row.evaluate((e) => e.textContent.trim())) ?? "";
+    if (title.startsWith(prefix)) {
+      await row.click();
+      return title;
+    }
+  }
+  throw new Error(`no action starting with ${JSON.stringify(prefix)}`);
+}
+
+// The extension's status bar item: what it shows and what it says to a screen reader.
+async function statusBar() {
+  return page.evaluate(() => {
+    const item = [...document.querySelectorAll(".statusbar-item")].find((e) => (e.id || "").startsWith("oci-lsp."));
+    return item ? { text: item.textContent.trim(), label: item.getAttribute("aria-label") || "" } : null;
+  });
+}
+
+try {
+  const started = Date.now();
+  await page.goto(config.url, { waitUntil: "domcontentloaded" });
+  await page.waitForSelector(".monaco-workbench", { timeout });
+  step("workbench", { ms: Date.now() - started });
+
+  // Open the source file with Quick Open, as a user would.
+  await until("Quick Open", async () => {
+    await chord("Control", "p");
+    return page.waitForSelector(".quick-input-widget input", { visible: true, timeout: 2000 }).catch(() => null);
+  });
+  await page.keyboard.type(config.source);
+  // Enter picks the first row only once the file search has answered.
+  await until("Quick Open to find " + config.source, async () => {
+    const rows = await page.$$eval(".quick-input-list .monaco-list-row", (els) => els.map((e) => e.textContent));
+    return rows.some((row) => row.startsWith(config.source)) ? rows : { ok: false, rows };
+  });
+  await page.keyboard.press("Enter");
+  await until("the editor of " + config.source, async () => (await editorText())?.includes("def "));
+  step("opened", { file: config.source });
+  await shot("opened");
+
+  // The server is up once the status bar names the model (the extension asked oci.status);
+  // a save before that would reach no server.
+  result.startStatusBar = await until("the server to start", async () => {
+    const item = await statusBar();
+    return item?.text.includes(config.expectModel) ? item : { ok: false, item };
+  });
+  step("server started", result.startStatusBar);
+
+  // A save runs the tests: make the buffer dirty without changing its text, then Ctrl+S.
+  await goToLine(1, 1);
+  await page.keyboard.type(" ");
+  await page.keyboard.press("Backspace");
+  await chord("Control", "s");
+  step("saved");
+
+  // The Problems view fills with the failing tests.
+  await chord("Control", "Shift", "m");
+  const problems = await until("the failing tests in the Problems view", async () => {
+    const text = await page
+      .$eval(".markers-panel", (e) => e.innerText)
+      .catch(() => "");
+    return config.expectProblems.every((p) => text.includes(p)) ? text : { ok: false, text };
+  });
+  result.problems = problems;
+  step("problems");
+  await shot("problems");
+  result.statusBar = await until("the status bar's test counts", async () => {
+    const item = await statusBar();
+    return item?.label.includes(config.expectStatus) ? item : { ok: false, item };
+  });
+
+  // Quick Fix on the failing function's name, then the plain fix.
+  await page.click(".editor-group-container.active .monaco-editor .view-lines");
+  await goToLine(config.fixLine, 6);
+  result.fixMenu = await quickFixMenu();
+  await shot("quick-fix-menu");
+  result.fixChosen = await chooseAction(config.fixPrefix);
+  step("fix chosen", { title: result.fixChosen });
+  result.fixedText = await until("the fixed function in the editor", async () => {
+    const text = await editorText();
+    return text?.includes(config.expectFixed) ? text : { ok: false, text };
+  });
+  await shot("fixed");
+
+  // Fix with an instruction: the extension's input box, then the verified edit.
+  await goToLine(config.instructionLine, 6);
+  result.instructionMenu = await quickFixMenu();
+  result.instructionChosen = await chooseAction(config.instructionPrefix);
+  await page.waitForSelector(".quick-input-widget input", { visible: true, timeout: 10000 });
+  result.inputPrompt = await page.$eval(".quick-input-widget", (e) => e.innerText.trim());
+  await shot("instruction-input");
+  await page.keyboard.type(config.instruction);
+  await page.keyboard.press("Enter");
+  result.instructedText = await until("the instructed fix in the editor", async () => {
+    const text = await editorText();
+    return text?.includes(config.expectInstructed) ? text : { ok: false, text };
+  });
+  await shot("instructed");
+
+  // The stub's body, from the code action menu at the stub.
+  await goToLine(config.stubLine, 6);
+  result.stubMenu = await quickFixMenu();
+  result.stubChosen = await chooseAction(config.generatePrefix);
+  result.generatedText = await until("the generated body in the editor", async () => {
+    const text = await editorText();
+    return text?.includes(config.expectGenerated) ? text : { ok: false, text };
+  });
+  await shot("generated");
+
+  // VS Code saves the files a code action edited (files.refactoring.autoSave, on by default);
+  // the save runs the tests, which pass now: the Problems view empties, the counts follow.
+  const end = await until("the saved fixes to pass their tests", async () => {
+    const problems = await page.$eval(".markers-panel", (e) => e.innerText).catch(() => "");
+    const disk = readFileSync(config.sourcePath, "utf8");
+    const item = await statusBar();
+    const passed = item?.label.includes(config.expectFinalStatus) && !item.label.includes("running");
+    const ok = problems.includes("No problems") && disk.includes(config.expectGenerated) && passed;
+    return ok ? { problems, disk, item } : { ok: false, problems, disk, item };
+  });
+  result.finalProblems = end.problems;
+  result.disk = end.disk;
+  result.finalStatusBar = end.item;
+  await shot("all-pass");
+  result.ok = true;
+} catch (error) {
+  result.ok = false;
+  result.error = String(error?.stack ?? error);
+  result.lastText = await editorText().catch(() => null);
+  result.notifications = await page
+    .$$eval(".notification-toast, .notifications-toasts .monaco-list-row", (els) => els.map((e) => e.textContent.trim()))
+    .catch(() => []);
+  await shot("failure").catch(() => {});
+} finally {
+  await browser.close();
+}
+process.stdout.write(JSON.stringify(result) + "\n");

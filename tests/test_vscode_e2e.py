@@ -1,0 +1,321 @@
+"""The VS Code extension in real VS Code: code-server (VS Code's web build) with the packaged
+.vsix installed, driven in headless Chromium by editors/vscode/e2e/drive.mjs. The server is
+the real one, started by the extension; the model is a scripted OpenAI-compatible server.
+
+What it needs is installed by .ci/run: Debian's chromium and ripgrep, `npm run package` in
+editors/vscode (the .vsix), and editors/vscode/e2e/setup.sh (code-server, puppeteer-core).
+Screenshots of each step go to $OCI_ARTIFACTS/vscode-e2e (default: artifacts/ in the checkout).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import write_files
+from tests.openai_server import ScriptedOpenAIServer
+
+ROOT = Path(__file__).resolve().parent.parent
+EXTENSION = ROOT / "editors" / "vscode"
+E2E = EXTENSION / "e2e"
+VSIX = EXTENSION / "oci-lsp.vsix"
+CODE_SERVER = E2E / "node_modules" / ".bin" / "code-server"
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(os.environ.get("OCI_ARTIFACTS", ROOT / "artifacts")) / "vscode-e2e"
+
+WORKSPACE = {
+    "calc.py": '''\
+def add(a, b):
+    return a - b
+
+
+def sub(a, b):
+    return a + b
+
+
+def mul(a, b):
+    """The product of a and b."""
+    ...
+''',
+    "tests/test_calc.py": """\
+from calc import add, mul, sub
+
+
+def test_add():
+    assert add(1, 2) == 3
+
+
+def test_sub():
+    assert sub(5, 2) == 3
+
+
+def test_mul():
+    assert mul(2, 3) == 6
+""",
+}
+ANSWERS = {
+    "add": "```python\ndef add(a, b):\n    return a + b\n```",
+    "sub": "```python\ndef sub(a, b):\n    return a - b  # as instructed\n```",
+    "mul": '```python\ndef mul(a, b):\n    """The product of a and b."""\n    return a * b\n```',
+}
+INSTRUCTION = "subtract b from a, do not add"
+
+
+def answer(body: dict[str, Any]) -> str:
+    """The right function for whichever function the request asks for."""
+    text = "\n".join(str(m.get("content", "")) for m in body["messages"])
+    asked = re.findall(r"Reply with the complete function `(\w+)`", text)
+    return ANSWERS[asked[-1]] if asked else "I cannot tell which function."
+
+
+def missing_prerequisites() -> list[str]:
+    missing = []
+    if not CHROMIUM.exists():
+        missing.append("chromium (apt-get install chromium)")
+    if not CODE_SERVER.exists():
+        missing.append("code-server (editors/vscode/e2e/setup.sh)")
+    if not VSIX.exists():
+        missing.append("the .vsix (cd editors/vscode && npm ci && npm run package)")
+    return missing
+
+
+@pytest.fixture(scope="module", autouse=True)
+def prerequisites() -> None:
+    missing = missing_prerequisites()
+    if missing and os.environ.get("CI"):
+        pytest.fail(f"the VS Code end-to-end test needs: {', '.join(missing)}")
+    if missing:  # a developer's machine without the editor tooling; CI always has it
+        pytest.skip(f"needs {', '.join(missing)}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class CodeServer:
+    """code-server on 127.0.0.1 with its own user data and extensions directories."""
+
+    def __init__(self, home: Path, settings: dict[str, Any], machine: dict[str, Any]) -> None:
+        self.home = home
+        self.user_data = home / "user-data"
+        self.extensions = home / "extensions"
+        self.port = free_port()
+        self.log = home / "code-server.log"
+        # code-server is a remote window: machine-scoped settings (oci.server.*) are read from
+        # the Machine settings, not the User ones.
+        for scope, values in (("User", settings), ("Machine", machine)):
+            (self.user_data / scope).mkdir(parents=True)
+            (self.user_data / scope / "settings.json").write_text(json.dumps(values, indent=2))
+        self.config = home / "config.yaml"
+        self.config.write_text(f"bind-addr: 127.0.0.1:{self.port}\nauth: none\ncert: false\n")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def command(self, *args: str) -> list[str]:
+        return [
+            str(CODE_SERVER),
+            "--config",
+            str(self.config),
+            "--user-data-dir",
+            str(self.user_data),
+            "--extensions-dir",
+            str(self.extensions),
+            "--disable-telemetry",
+            "--disable-update-check",
+            "--disable-workspace-trust",
+            *args,
+        ]
+
+    def install(self, vsix: Path) -> str:
+        done = subprocess.run(
+            self.command("--install-extension", str(vsix)),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    def start(self, folder: Path) -> None:
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                self.command(str(folder)), stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2):
+                    return
+            except OSError:
+                assert self.process.poll() is None, self.log.read_text()
+                time.sleep(0.2)
+        raise AssertionError(f"code-server did not answer: {self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture(scope="module")
+def model() -> Iterator[ScriptedOpenAIServer]:
+    with ScriptedOpenAIServer(answer) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def session(
+    tmp_path_factory: pytest.TempPathFactory, model: ScriptedOpenAIServer
+) -> Iterator[dict[str, Any]]:
+    """One walk through the editor; the tests below each check one part of what it saw."""
+    home = tmp_path_factory.mktemp("code-server")
+    workspace = write_files(home / "calc-project", WORKSPACE)
+    server_log = home / "oci-lsp.log"
+    machine = {
+        "oci.server.python": sys.executable,
+        "oci.server.args": ["--log-file", str(server_log), "-v"],
+    }
+    settings = {
+        "oci.backend": "openai",
+        "oci.openai.baseUrl": model.base_url,
+        "oci.openai.model": model.models[0] if model.models else "test-model",
+        "workbench.startupEditor": "none",
+        "workbench.tips.enabled": False,
+        "telemetry.telemetryLevel": "off",
+        "extensions.autoCheckUpdates": False,
+        "extensions.autoUpdate": False,
+        "extensions.ignoreRecommendations": True,
+        "security.workspace.trust.enabled": False,
+    }
+    editor = CodeServer(home, settings, machine)
+    editor.install(VSIX)
+    editor.start(workspace)
+    if ARTIFACTS.exists():
+        shutil.rmtree(ARTIFACTS)
+    config = {
+        "url": f"http://127.0.0.1:{editor.port}/?folder={workspace}",
+        "chromium": str(CHROMIUM),
+        "shots": str(ARTIFACTS),
+        "source": "calc.py",
+        "expectStatus": "3 failed",
+        "expectModel": "test-model",
+        "expectFinalStatus": "3 passed, 0 failed",
+        "sourcePath": str(workspace / "calc.py"),
+        "expectProblems": ["test_add", "test_sub", "test_mul"],
+        "fixLine": 1,
+        "fixPrefix": "Fix `add` so `test_add` passes",
+        "expectFixed": "return a + b",
+        "instructionLine": 5,
+        "instructionPrefix": "Fix `sub` with an instruction",
+        "instruction": INSTRUCTION,
+        "expectInstructed": "# as instructed",
+        "stubLine": 9,
+        "generatePrefix": "Generate body of `mul`",
+        "expectGenerated": "return a * b",
+        "timeoutMs": 120_000,
+    }
+    config_path = home / "drive.json"
+    config_path.write_text(json.dumps(config))
+    try:
+        done = subprocess.run(
+            ["node", str(E2E / "drive.mjs"), str(config_path)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=E2E,
+        )
+        lines = done.stdout.strip().splitlines()
+        result: dict[str, Any] = json.loads(lines[-1]) if lines else {}
+        result["driver_log"] = done.stderr
+    finally:
+        editor.stop()
+    result["disk"] = (workspace / "calc.py").read_text()
+    result["server_log"] = server_log.read_text() if server_log.exists() else ""
+    result["code_server_log"] = editor.log.read_text()
+    # Kept with the screenshots: what the walk saw, for reading a CI failure afterwards.
+    (ARTIFACTS / "walk.json").write_text(json.dumps(result, indent=2))
+    yield result
+
+
+def explain(result: dict[str, Any]) -> str:
+    """What to read when the walk failed: the driver's error and the last words of each log."""
+    return "\n".join(
+        [
+            str(result.get("error")),
+            f"editor text: {result.get('lastText')}",
+            f"notifications: {result.get('notifications')}",
+            "driver: " + result.get("driver_log", "")[-3000:],
+            "server: " + result.get("server_log", "")[-3000:],
+            "code-server: " + result.get("code_server_log", "")[-2000:],
+        ]
+    )
+
+
+def test_the_walk_through_the_editor_completes(session: dict[str, Any]) -> None:
+    assert session.get("ok"), explain(session)
+
+
+def test_failing_tests_show_in_the_problems_view(session: dict[str, Any]) -> None:
+    problems = session.get("problems", "")
+    assert "test_add" in problems and "assert add(1, 2) == 3" in problems, explain(session)
+
+
+def test_the_quick_fix_menu_offers_the_actions(session: dict[str, Any]) -> None:
+    menu = session.get("fixMenu", [])
+    assert any(t.startswith("Fix `add` so `test_add` passes") for t in menu)
+    assert any(t.startswith("Fix `add` with an instruction") for t in menu), menu
+
+
+def test_the_fix_changes_the_editor(session: dict[str, Any]) -> None:
+    assert "return a + b" in session.get("fixedText", ""), explain(session)
+
+
+def test_the_accepted_edits_are_saved_and_the_tests_pass(session: dict[str, Any]) -> None:
+    # VS Code saves what a code action edited (files.refactoring.autoSave); that save runs the
+    # tests, which now pass: the Problems view empties and the status bar counts no failure.
+    assert "No problems" in session.get("finalProblems", ""), explain(session)
+    disk = session.get("disk", "")
+    assert "return a + b" in disk and "# as instructed" in disk and "return a * b" in disk
+    assert "3 passed, 0 failed" in session["finalStatusBar"]["label"], session["finalStatusBar"]
+
+
+def test_the_instruction_reaches_the_model(
+    session: dict[str, Any], model: ScriptedOpenAIServer
+) -> None:
+    prompt = session.get("inputPrompt", "")
+    assert "Fix `sub`" in prompt and "guidance" in prompt, prompt
+    assert "# as instructed" in session.get("instructedText", ""), explain(session)
+    asked = [json.dumps(body) for body in model.requests if INSTRUCTION in json.dumps(body)]
+    assert asked, "the instruction typed in the input box never reached the model"
+
+
+def test_the_stub_gets_its_body(session: dict[str, Any]) -> None:
+    assert "return a * b" in session.get("generatedText", ""), explain(session)
+
+
+def test_the_status_bar_shows_the_backend_and_the_tests(session: dict[str, Any]) -> None:
+    status = session.get("statusBar") or {}
+    assert "3 failed" in status.get("label", ""), explain(session)
+    assert "test-model" in status.get("text", ""), status
+
+
+def test_screenshots_are_kept(session: dict[str, Any]) -> None:
+    shots = [Path(p) for p in session.get("screenshots", [])]
+    assert len(shots) >= 6 and all(p.stat().st_size > 10_000 for p in shots), shots
