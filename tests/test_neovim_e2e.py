@@ -252,3 +252,29 @@ def neovim_help_tags() -> set[str]:
     )
     path = Path(done.stdout.strip()) / "doc" / "tags"
     return {line.split("\t")[0] for line in path.read_text().splitlines()}
+
+
+def test_a_project_without_markers_is_rooted_at_the_working_directory(tmp_path: Path) -> None:
+    """Opening tests/test_calc.py first in a project with no pyproject.toml or .git must not
+    make tests/ the root (its tests would import nothing); a file outside the working
+    directory is rooted at its own folder."""
+    project = write_files(tmp_path / "bare", {"calc.py": "", "tests/test_calc.py": ""})
+    elsewhere = write_files(tmp_path / "elsewhere", {"lib/x.py": ""})
+    script = (
+        f"vim.opt.rtp:prepend({json.dumps(str(PLUGIN))})\n"
+        "local oci = require('oci_lsp')\n"
+        "io.stdout:write(vim.json.encode({\n"
+        f"  oci.fallback_root({json.dumps(str(project / 'tests' / 'test_calc.py'))}),\n"
+        f"  oci.fallback_root({json.dumps(str(elsewhere / 'lib' / 'x.py'))}),\n"
+        "}))\n"
+    )
+    done = subprocess.run(
+        [str(NVIM), "--headless", "--clean", "-l", "-"],
+        input=script,
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [str(project), str(elsewhere / "lib")]

@@ -185,7 +185,11 @@ class _Child:
                 self.exited.set_result(code)
 
         def wait() -> None:
-            loop.call_soon_threadsafe(settle, self.popen.wait())
+            code = self.popen.wait()
+            # The server may be shutting down with the run still going: its loop is gone and
+            # nobody awaits the exit any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(settle, code)
 
         threading.Thread(target=wait, name=f"wait-{self.popen.pid}", daemon=True).start()
         assert self.popen.stdout is not None

@@ -9,21 +9,19 @@ local levels = vim.log.levels
 -- The diagnostic kinds the server offers a fix for (a collection error has no function).
 local FIXABLE = { ["test-failed"] = true, ["test-error"] = true, ["test-timeout"] = true }
 
--- The answer of oci.generate / oci.fix ({applied, verified, message}) as one message. When the
--- work is not applied the server has usually said why already; this keeps the outcome in one
--- place for users who missed it.
+-- The answer of oci.generate / oci.fix ({applied, verified, message}) as one message. When
+-- nothing is applied the server has already said why (window/showMessage), or the user
+-- cancelled it: saying it again would only double the message.
 local function report(what)
   return function(result)
     if type(result) ~= "table" then
       vim.notify(("oci-lsp: %s: no answer"):format(what), levels.WARN)
       return
     end
-    local message = clients.value(result.message) or ""
     if result.applied then
+      local message = clients.value(result.message) or ""
       local how = result.verified and "applied, verified" or "applied, NOT verified"
       vim.notify(("oci-lsp: %s: %s (%s)"):format(what, how, message), levels.INFO)
-    else
-      vim.notify(("oci-lsp: %s: not applied: %s"):format(what, message), levels.WARN)
     end
   end
 end

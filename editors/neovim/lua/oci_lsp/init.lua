@@ -37,6 +37,19 @@ function M.options()
   return state.options or config.resolve({})
 end
 
+--- The root of a file in a project without markers: the working directory when the file is
+--- inside it (opening tests/test_x.py first must not make tests/ the root), else its folder.
+---@param file string
+---@return string
+function M.fallback_root(file)
+  local cwd = vim.fs.normalize(vim.fn.getcwd())
+  local path = vim.fs.normalize(vim.fn.fnamemodify(file, ":p"))
+  if path:sub(1, #cwd + 1) == cwd .. "/" then
+    return cwd
+  end
+  return vim.fs.dirname(path)
+end
+
 --- Start (or reuse: one client per root) the server for a buffer.
 ---@param bufnr integer|nil
 ---@return integer|nil client id
@@ -55,7 +68,7 @@ function M.start(bufnr)
     return nil
   end
   local start = config.start_config(options, M.commands)
-  start.root_dir = vim.fs.root(bufnr, options.root_markers) or vim.fs.dirname(file)
+  start.root_dir = vim.fs.root(bufnr, options.root_markers) or M.fallback_root(file)
   return vim.lsp.start(start, { bufnr = bufnr })
 end
 
