@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import select
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -57,6 +58,18 @@ class Call:
 
 
 ReplyScript = Sequence[str | Reply] | Callable[[dict[str, Any]], str | Reply]
+
+
+def answers_by_function(answers: Mapping[str, str]) -> Callable[[dict[str, Any]], str]:
+    """A reply script that answers each request with the code for the function it asks for
+    (the task's last "Reply with the complete function `NAME`"), whatever the order."""
+
+    def answer(body: dict[str, Any]) -> str:
+        said = "\n".join(str(m.get("content", "")) for m in body["messages"])
+        asked = re.findall(r"Reply with the complete function `(\w+)`", said)
+        return answers.get(asked[-1], "No code for that.") if asked else "Which function?"
+
+    return answer
 
 
 class _Stop(Exception):

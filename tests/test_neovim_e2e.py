@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import processes_with, write_files
-from tests.openai_server import ScriptedOpenAIServer
+from tests.openai_server import ScriptedOpenAIServer, answers_by_function
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN = ROOT / "editors" / "neovim"
@@ -82,13 +82,7 @@ ANSWERS = {
 }
 
 
-def answer(body: dict[str, Any]) -> str:
-    """The right code for the function the request is about (the task names it)."""
-    said = "\n".join(str(m.get("content")) for m in body["messages"])
-    for name, code in ANSWERS.items():
-        if f"function `{name}`" in said:
-            return code
-    return "I do not know which function you mean."
+answer = answers_by_function(ANSWERS)
 
 
 def run_driver(root: Path, server: ScriptedOpenAIServer, tmp_path: Path) -> dict[str, Any]:

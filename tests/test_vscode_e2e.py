@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -25,7 +24,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import write_files
-from tests.openai_server import ScriptedOpenAIServer
+from tests.openai_server import ScriptedOpenAIServer, answers_by_function
 
 ROOT = Path(__file__).resolve().parent.parent
 EXTENSION = ROOT / "editors" / "vscode"
@@ -71,13 +70,6 @@ ANSWERS = {
     "mul": '```python\ndef mul(a, b):\n    """The product of a and b."""\n    return a * b\n```',
 }
 INSTRUCTION = "subtract b from a, do not add"
-
-
-def answer(body: dict[str, Any]) -> str:
-    """The right function for whichever function the request asks for."""
-    text = "\n".join(str(m.get("content", "")) for m in body["messages"])
-    asked = re.findall(r"Reply with the complete function `(\w+)`", text)
-    return ANSWERS[asked[-1]] if asked else "I cannot tell which function."
 
 
 def missing_prerequisites() -> list[str]:
@@ -176,7 +168,7 @@ class CodeServer:
 
 @pytest.fixture(scope="module")
 def model() -> Iterator[ScriptedOpenAIServer]:
-    with ScriptedOpenAIServer(answer) as server:
+    with ScriptedOpenAIServer(answers_by_function(ANSWERS)) as server:
         yield server
 
 
