@@ -101,8 +101,11 @@ def free_port() -> int:
 class CodeServer:
     """code-server on 127.0.0.1 with its own user data and extensions directories."""
 
-    def __init__(self, home: Path, settings: dict[str, Any], machine: dict[str, Any]) -> None:
+    def __init__(
+        self, home: Path, settings: dict[str, Any], machine: dict[str, Any], trust: bool
+    ) -> None:
         self.home = home
+        self.trust = trust  # False: VS Code asks whether to trust the folder
         self.user_data = home / "user-data"
         self.extensions = home / "extensions"
         self.port = free_port()
@@ -127,7 +130,7 @@ class CodeServer:
             str(self.extensions),
             "--disable-telemetry",
             "--disable-update-check",
-            "--disable-workspace-trust",
+            *(["--disable-workspace-trust"] if self.trust else []),
             *args,
         ]
 
@@ -173,11 +176,18 @@ def model() -> Iterator[ScriptedOpenAIServer]:
 
 
 @pytest.fixture(scope="module")
-def session(
-    tmp_path_factory: pytest.TempPathFactory, model: ScriptedOpenAIServer
-) -> Iterator[dict[str, Any]]:
-    """One walk through the editor; the tests below each check one part of what it saw."""
-    home = tmp_path_factory.mktemp("code-server")
+def artifacts() -> Path:
+    if ARTIFACTS.exists():
+        shutil.rmtree(ARTIFACTS)
+    ARTIFACTS.mkdir(parents=True)
+    return ARTIFACTS
+
+
+def walk(
+    home: Path, scenario: str, model: ScriptedOpenAIServer, shots: Path, **expect: Any
+) -> dict[str, Any]:
+    """Starts code-server on a fresh copy of the workspace with the .vsix installed, runs
+    drive.mjs's `scenario` in Chromium, and returns what it saw with the logs."""
     workspace = write_files(home / "calc-project", WORKSPACE)
     server_log = home / "oci-lsp.log"
     machine = {
@@ -194,34 +204,19 @@ def session(
         "extensions.autoCheckUpdates": False,
         "extensions.autoUpdate": False,
         "extensions.ignoreRecommendations": True,
-        "security.workspace.trust.enabled": False,
     }
-    editor = CodeServer(home, settings, machine)
+    editor = CodeServer(home, settings, machine, trust=scenario != "restricted")
     editor.install(VSIX)
     editor.start(workspace)
-    if ARTIFACTS.exists():
-        shutil.rmtree(ARTIFACTS)
     config = {
+        "scenario": scenario,
         "url": f"http://127.0.0.1:{editor.port}/?folder={workspace}",
         "chromium": str(CHROMIUM),
-        "shots": str(ARTIFACTS),
+        "shots": str(shots),
         "source": "calc.py",
-        "expectStatus": "3 failed",
-        "expectModel": "test-model",
-        "expectFinalStatus": "3 passed, 0 failed",
         "sourcePath": str(workspace / "calc.py"),
-        "expectProblems": ["test_add", "test_sub", "test_mul"],
-        "fixLine": 1,
-        "fixPrefix": "Fix `add` so `test_add` passes",
-        "expectFixed": "return a + b",
-        "instructionLine": 5,
-        "instructionPrefix": "Fix `sub` with an instruction",
-        "instruction": INSTRUCTION,
-        "expectInstructed": "# as instructed",
-        "stubLine": 9,
-        "generatePrefix": "Generate body of `mul`",
-        "expectGenerated": "return a * b",
         "timeoutMs": 120_000,
+        **expect,
     }
     config_path = home / "drive.json"
     config_path.write_text(json.dumps(config))
@@ -239,11 +234,39 @@ def session(
     finally:
         editor.stop()
     result["disk"] = (workspace / "calc.py").read_text()
+    result["server_started"] = server_log.exists()
     result["server_log"] = server_log.read_text() if server_log.exists() else ""
     result["code_server_log"] = editor.log.read_text()
     # Kept with the screenshots: what the walk saw, for reading a CI failure afterwards.
-    (ARTIFACTS / "walk.json").write_text(json.dumps(result, indent=2))
-    yield result
+    (shots / f"{scenario}.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+@pytest.fixture(scope="module")
+def session(
+    tmp_path_factory: pytest.TempPathFactory, model: ScriptedOpenAIServer, artifacts: Path
+) -> dict[str, Any]:
+    """One walk through a trusted workspace; the tests below each check one part of it."""
+    return walk(
+        tmp_path_factory.mktemp("trusted"),
+        "trusted",
+        model,
+        artifacts,
+        expectStatus="3 failed",
+        expectModel="test-model",
+        expectFinalStatus="3 passed, 0 failed",
+        expectProblems=["test_add", "test_sub", "test_mul"],
+        fixLine=1,
+        fixPrefix="Fix `add` so `test_add` passes",
+        expectFixed="return a + b",
+        instructionLine=5,
+        instructionPrefix="Fix `sub` with an instruction",
+        instruction=INSTRUCTION,
+        expectInstructed="# as instructed",
+        stubLine=9,
+        generatePrefix="Generate body of `mul`",
+        expectGenerated="return a * b",
+    )
 
 
 def explain(result: dict[str, Any]) -> str:
@@ -311,3 +334,18 @@ def test_the_status_bar_shows_the_backend_and_the_tests(session: dict[str, Any])
 def test_screenshots_are_kept(session: dict[str, Any]) -> None:
     shots = [Path(p) for p in session.get("screenshots", [])]
     assert len(shots) >= 6 and all(p.stat().st_size > 10_000 for p in shots), shots
+
+
+def test_an_untrusted_workspace_runs_nothing_and_says_why(
+    tmp_path_factory: pytest.TempPathFactory, model: ScriptedOpenAIServer, artifacts: Path
+) -> None:
+    """The user answers VS Code's trust dialog with "No": the server never starts (it would
+    run the workspace's tests), the status bar says so, and a command explains why."""
+    asked_before = len(model.requests)
+    result = walk(tmp_path_factory.mktemp("restricted"), "restricted", model, artifacts)
+    assert result.get("ok"), explain(result)
+    assert "restricted" in result["restrictedStatusBar"]["text"]
+    assert "Restricted Mode" in result["restrictedNotice"]
+    assert "Manage Workspace Trust" in result["restrictedNotice"]
+    assert result["server_started"] is False, result["server_log"]
+    assert len(model.requests) == asked_before

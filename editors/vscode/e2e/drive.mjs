@@ -4,8 +4,9 @@
 //
 //   node drive.mjs CONFIG.json
 //
-// CONFIG: {url, shots, chromium, source, stubLine, fixLine, instructionLine, instruction,
-//          expectFixed, expectGenerated, expectInstructed, timeoutMs}
+// CONFIG: {scenario: "trusted" | "restricted", url, shots, chromium, source, sourcePath,
+//          fixLine, fixPrefix, instructionLine, instructionPrefix, instruction, stubLine,
+//          generatePrefix, expect* (texts to wait for), timeoutMs}
 // Lines are 1-based, as VS Code's "Go to Line" takes them.
 import { readFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -55,7 +56,8 @@ const page = await browser.newPage();
 await page.setViewport({ width: 1400, height: 900 });
 
 async function shot(name) {
-  const path = join(config.shots, `${String(result.screenshots.length + 1).padStart(2, "0")}-${name}.png`);
+  const number = String(result.screenshots.length + 1).padStart(2, "0");
+  const path = join(config.shots, `${config.scenario}-${number}-${name}.png`);
   await page.screenshot({ path });
   result.screenshots.push(path);
 }
@@ -119,26 +121,80 @@ async function statusBar() {
   });
 }
 
-try {
+async function openWorkbench() {
   const started = Date.now();
   await page.goto(config.url, { waitUntil: "domcontentloaded" });
   await page.waitForSelector(".monaco-workbench", { timeout });
   step("workbench", { ms: Date.now() - started });
+}
 
-  // Open the source file with Quick Open, as a user would.
+// Open a file with Quick Open, as a user would.
+async function openFile(name) {
   await until("Quick Open", async () => {
     await chord("Control", "p");
     return page.waitForSelector(".quick-input-widget input", { visible: true, timeout: 2000 }).catch(() => null);
   });
-  await page.keyboard.type(config.source);
+  await page.keyboard.type(name);
   // Enter picks the first row only once the file search has answered.
-  await until("Quick Open to find " + config.source, async () => {
+  await until("Quick Open to find " + name, async () => {
     const rows = await page.$$eval(".quick-input-list .monaco-list-row", (els) => els.map((e) => e.textContent));
-    return rows.some((row) => row.startsWith(config.source)) ? rows : { ok: false, rows };
+    return rows.some((row) => row.startsWith(name)) ? rows : { ok: false, rows };
   });
   await page.keyboard.press("Enter");
-  await until("the editor of " + config.source, async () => (await editorText())?.includes("def "));
-  step("opened", { file: config.source });
+  await until("the editor of " + name, async () => (await editorText())?.includes("def "));
+  step("opened", { file: name });
+}
+
+// Runs a command from the Command Palette by its title.
+async function palette(title) {
+  await chord("Control", "Shift", "p");
+  await page.waitForSelector(".quick-input-widget input", { visible: true });
+  await page.keyboard.type(title);
+  await until("the palette to list " + title, async () => {
+    const rows = await page.$$eval(".quick-input-list .monaco-list-row", (els) => els.map((e) => e.textContent));
+    return rows.some((row) => row.includes(title)) ? rows : { ok: false, rows };
+  });
+  await page.keyboard.press("Enter");
+}
+
+async function notifications() {
+  return page.$$eval(".notifications-toasts .notification-list-item", (els) => els.map((e) => e.innerText.trim()));
+}
+
+// An untrusted workspace: the user answers VS Code's trust dialog with "No"; nothing of
+// oci-lsp may run, and the extension says why.
+async function restrictedWalk() {
+  await openWorkbench();
+  await until("the workspace trust dialog", async () => {
+    const buttons = await page.$$(".monaco-dialog-box .monaco-button");
+    for (const button of buttons) {
+      const label = await button.evaluate((e) => e.textContent);
+      if (label.startsWith("No, I don't trust")) {
+        await button.click();
+        return true;
+      }
+    }
+    return false;
+  });
+  step("not trusted");
+  await openFile(config.source);
+  result.restrictedStatusBar = await until("the status bar to say restricted", async () => {
+    const item = await statusBar();
+    return item?.text.includes("restricted") ? item : { ok: false, item };
+  });
+  await palette("OpenCodeInterpreter: Run All Tests");
+  result.restrictedNotice = await until("the notice of Restricted Mode", async () => {
+    const shown = await notifications();
+    const notice = shown.find((text) => text.includes("Restricted Mode"));
+    return notice ?? { ok: false, shown };
+  });
+  await shot("restricted");
+}
+
+// A trusted workspace: a save, the failures, the three code actions, the tests passing.
+async function trustedWalk() {
+  await openWorkbench();
+  await openFile(config.source);
   await shot("opened");
 
   // The server is up once the status bar names the model (the extension asked oci.status);
@@ -224,6 +280,10 @@ try {
   result.disk = end.disk;
   result.finalStatusBar = end.item;
   await shot("all-pass");
+}
+
+try {
+  await (config.scenario === "restricted" ? restrictedWalk() : trustedWalk());
   result.ok = true;
 } catch (error) {
   result.ok = false;
