@@ -24,7 +24,7 @@ import { currentLaunch, firstLocalFolder, locate, runVersion } from "./serverExe
 import { startFailedMessage, stderrSummary } from "./serverLaunch";
 import type { Launch } from "./serverLaunch";
 import { ServerProcess } from "./serverProcess";
-import { initializationOptions, SECTION } from "./settings";
+import { initializationOptions, removedKeys, SECTION } from "./settings";
 
 export type ControllerPhase =
   | { kind: "restricted" }
@@ -51,6 +51,8 @@ export class ServerController implements vscode.Disposable {
   /** window/showMessage texts with their time, to not repeat what the server just said. */
   private shown: { text: string; at: number }[] = [];
   private lastSettings: string | undefined;
+  /** The settings the running server got as initializationOptions. */
+  private initialSettings: Record<string, unknown> = {};
 
   readonly onDidChangePhase = this.phaseEmitter.event;
   /** Fires when a server command starts and when it is answered (the status bar refreshes). */
@@ -209,13 +211,14 @@ export class ServerController implements vscode.Disposable {
     const serverOptions: ServerOptions = async () => this.spawnServer(executable, launch.args, cwd);
     const budget = new CrashBudget();
     let everRunning = false;
+    this.initialSettings = explicitOciSettings(undefined);
     const clientOptions: LanguageClientOptions = {
       documentSelector: [{ scheme: "file", language: "python" }],
       outputChannel: this.output,
       // Errors are shown as messages with a "Show Log" button; popping the log is too loud.
       revealOutputChannelOn: RevealOutputChannelOn.Never,
       diagnosticCollectionName: "oci-lsp",
-      initializationOptions: initializationOptions(explicitOciSettings(undefined)),
+      initializationOptions: initializationOptions(this.initialSettings),
       synchronize: { configurationSection: SECTION },
       // No retry and no notification of the library's own: start() says what went wrong.
       initializationFailedHandler: () => false,
@@ -260,9 +263,11 @@ export class ServerController implements vscode.Disposable {
               return;
             }
             this.lastSettings = snapshot;
+            const current = explicitOciSettings(undefined);
             await this.client?.sendNotification(DidChangeConfigurationNotification.type, {
-              settings: { [SECTION]: explicitOciSettings(undefined) },
+              settings: { [SECTION]: current },
             });
+            this.offerRestartFor(removedKeys(this.initialSettings, current));
           },
         },
         executeCommand: async (command, args, next) => this.runCommand(command, args, next),
@@ -283,6 +288,23 @@ export class ServerController implements vscode.Disposable {
       }
     });
     return client;
+  }
+
+  /**
+   * A removed setting keeps its start-time value in the server until it restarts (see
+   * removedKeys), so say so and offer the restart rather than leave the user guessing.
+   */
+  private offerRestartFor(keys: string[]): void {
+    if (keys.length === 0) {
+      return;
+    }
+    const names = keys.map((key) => `oci.${key}`).join(", ");
+    const message = `oci-lsp keeps using the removed ${names} until the server restarts.`;
+    void vscode.window.showInformationMessage(message, "Restart the Server").then((choice) => {
+      if (choice !== undefined) {
+        void this.restart();
+      }
+    });
   }
 
   /** Replaces the client's window/showMessage handler: the same pop-ups, but remembered. */

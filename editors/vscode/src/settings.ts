@@ -105,3 +105,30 @@ export function initializationOptions(settings: Record<string, unknown>): Record
   // promptForInstruction: we register `oci.fixWithInstruction`, so the server may offer it.
   return { ...settings, promptForInstruction: true };
 }
+
+/**
+ * The dotted keys set in `initial` (what the server got as initializationOptions) that are
+ * no longer set in `current`. The server keeps such a key's start-time value: its
+ * initializationOptions layer is fixed at start, and the configuration it asks for now simply
+ * lacks the key. Only a restart drops it.
+ */
+export function removedKeys(initial: Record<string, unknown>, current: Record<string, unknown>): string[] {
+  const removed: string[] = [];
+  for (const key of SERVER_KEYS) {
+    if (valueAt(initial, key) !== undefined && valueAt(current, key) === undefined) {
+      removed.push(key);
+    }
+  }
+  return removed;
+}
+
+function valueAt(settings: Record<string, unknown>, key: string): unknown {
+  let node: unknown = settings;
+  for (const part of key.split(".")) {
+    if (typeof node !== "object" || node === null || Array.isArray(node)) {
+      return undefined;
+    }
+    node = (node as Record<string, unknown>)[part];
+  }
+  return node;
+}

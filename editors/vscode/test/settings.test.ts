@@ -5,6 +5,7 @@ import {
   explicitSettings,
   explicitValue,
   initializationOptions,
+  removedKeys,
   SERVER_KEYS,
 } from "../src/settings";
 import type { InspectedValue } from "../src/settings";
@@ -91,5 +92,22 @@ describe("initializationOptions", () => {
     const settings = { model: "ds-1.3b" };
     initializationOptions(settings);
     assert.deepEqual(settings, { model: "ds-1.3b" });
+  });
+});
+
+describe("removedKeys", () => {
+  it("names the start-time settings the user has removed since", () => {
+    const initial = { device: "cpu", tests: { scope: "all", timeout: 60 }, promptForInstruction: true };
+    const current = { tests: { timeout: 120 } };
+    assert.deepEqual(removedKeys(initial, current), ["device", "tests.scope"]);
+  });
+
+  it("is empty when settings were only changed or added", () => {
+    assert.deepEqual(removedKeys({ device: "cpu" }, { device: "cuda", model: "ds-6.7b" }), []);
+    assert.deepEqual(removedKeys({}, { device: "cpu" }), []);
+  });
+
+  it("keeps an explicit null as set", () => {
+    assert.deepEqual(removedKeys({ tests: { command: ["tox"] } }, { tests: { command: null } }), []);
   });
 });
