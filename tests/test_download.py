@@ -446,3 +446,14 @@ def test_progress_bar_redraws_one_line_on_a_terminal() -> None:
     text = out.getvalue()
     assert text.count("\n") == 2 and text.count("\r") == 3
     assert text.endswith("b [#---]  25%  1 B/4 B\n")
+
+
+def test_progress_bar_draws_a_finished_file_once() -> None:
+    """A file is reported complete again after its check: no second line for it."""
+    out = io.StringIO()
+    bar = ProgressBar(out, interactive=True, width=4)
+    bar("a", 2, 2)
+    bar("a", 2, 2)
+    bar("b", 4, 4)
+    assert out.getvalue().count("a [####] 100%") == 1
+    assert out.getvalue().count("\n") == 2

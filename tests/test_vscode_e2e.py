@@ -24,6 +24,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import write_files
+from tests.hf_checkpoints import build_llama_checkpoint
+from tests.hub_server import FakeHub, FakeRepo
 from tests.openai_server import ScriptedOpenAIServer, answers_by_function
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,10 +146,13 @@ class CodeServer:
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout
 
-    def start(self, folder: Path) -> None:
+    def start(self, folder: Path, env: dict[str, str] | None = None) -> None:
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                self.command(str(folder)), stdout=log, stderr=subprocess.STDOUT
+                self.command(str(folder)),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
             )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -184,7 +189,12 @@ def artifacts() -> Path:
 
 
 def walk(
-    home: Path, scenario: str, model: ScriptedOpenAIServer, shots: Path, **expect: Any
+    home: Path,
+    scenario: str,
+    shots: Path,
+    server_settings: dict[str, Any],
+    env: dict[str, str] | None = None,
+    **expect: Any,
 ) -> dict[str, Any]:
     """Starts code-server on a fresh copy of the workspace with the .vsix installed, runs
     drive.mjs's `scenario` in Chromium, and returns what it saw with the logs."""
@@ -195,10 +205,10 @@ def walk(
         "oci.server.args": ["--log-file", str(server_log), "-v"],
     }
     settings = {
-        "oci.backend": "openai",
-        "oci.openai.baseUrl": model.base_url,
-        "oci.openai.model": model.models[0] if model.models else "test-model",
+        **server_settings,
         "workbench.startupEditor": "none",
+        # The DOM renderer, whose text can be read back (headless Chromium has no GPU).
+        "terminal.integrated.gpuAcceleration": "off",
         "workbench.tips.enabled": False,
         "telemetry.telemetryLevel": "off",
         "extensions.autoCheckUpdates": False,
@@ -207,7 +217,7 @@ def walk(
     }
     editor = CodeServer(home, settings, machine, trust=scenario != "restricted")
     editor.install(VSIX)
-    editor.start(workspace)
+    editor.start(workspace, env)
     config = {
         "scenario": scenario,
         "url": f"http://127.0.0.1:{editor.port}/?folder={workspace}",
@@ -237,9 +247,18 @@ def walk(
     result["server_started"] = server_log.exists()
     result["server_log"] = server_log.read_text() if server_log.exists() else ""
     result["code_server_log"] = editor.log.read_text()
+    result["user_settings"] = json.loads((editor.user_data / "User" / "settings.json").read_text())
     # Kept with the screenshots: what the walk saw, for reading a CI failure afterwards.
     (shots / f"{scenario}.json").write_text(json.dumps(result, indent=2))
     return result
+
+
+def openai_settings(model: ScriptedOpenAIServer) -> dict[str, Any]:
+    return {
+        "oci.backend": "openai",
+        "oci.openai.baseUrl": model.base_url,
+        "oci.openai.model": model.models[0] if model.models else "test-model",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -250,8 +269,8 @@ def session(
     return walk(
         tmp_path_factory.mktemp("trusted"),
         "trusted",
-        model,
         artifacts,
+        openai_settings(model),
         expectStatus="3 failed",
         expectModel="test-model",
         expectFinalStatus="3 passed, 0 failed",
@@ -342,10 +361,42 @@ def test_an_untrusted_workspace_runs_nothing_and_says_why(
     """The user answers VS Code's trust dialog with "No": the server never starts (it would
     run the workspace's tests), the status bar says so, and a command explains why."""
     asked_before = len(model.requests)
-    result = walk(tmp_path_factory.mktemp("restricted"), "restricted", model, artifacts)
+    home = tmp_path_factory.mktemp("restricted")
+    result = walk(home, "restricted", artifacts, openai_settings(model))
     assert result.get("ok"), explain(result)
     assert "restricted" in result["restrictedStatusBar"]["text"]
     assert "Restricted Mode" in result["restrictedNotice"]
     assert "Manage Workspace Trust" in result["restrictedNotice"]
     assert result["server_started"] is False, result["server_log"]
     assert len(model.requests) == asked_before
+
+
+def test_pulling_a_model_from_the_palette(
+    tmp_path_factory: pytest.TempPathFactory, artifacts: Path
+) -> None:
+    """Pull a Model…: the catalog in a pick list, `oci-lsp model pull` with its progress in a
+    terminal (from a hub on 127.0.0.1 serving a tiny checkpoint), then "Use ds-1.3b" makes it
+    the model: the user's settings name it and the status bar shows it."""
+    home = tmp_path_factory.mktemp("pull")
+    checkpoint = build_llama_checkpoint(home / "ckpt" / "OpenCodeInterpreter-DS-1.3B")
+    files = {p.name: p.read_bytes() for p in checkpoint.iterdir() if p.is_file()}
+    cache = home / "cache"
+    env = {
+        "XDG_CACHE_HOME": str(cache),
+        "HF_TOKEN_PATH": str(home / "no-token"),
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+    }
+    with FakeHub([FakeRepo("m-a-p/OpenCodeInterpreter-DS-1.3B", files)]) as hub:
+        env["HF_ENDPOINT"] = hub.endpoint
+        # Another model first: "Use ds-1.3b" must change the setting for the status to follow.
+        settings = {"oci.model": "ds-6.7b", "oci.device": "cpu"}
+        result = walk(home, "pull", artifacts, settings, env, pullId="ds-1.3b", timeoutMs=300_000)
+    assert result.get("ok"), explain(result)
+    assert any(row.startswith("ds-1.3b") for row in result["pullPicks"]), result["pullPicks"]
+    assert "Use ds-1.3b" in result["pullNotice"], result["pullNotice"]
+    assert "installed ds-1.3b" in result["pullTerminal"], result["pullTerminal"]
+    assert (cache / "oci-lsp" / "models" / "ds-1.3b" / "model.bin").exists()
+    assert result["user_settings"]["oci.model"] == "ds-1.3b"
+    # Before: the configured model, not installed; after: the pulled one, ready to load.
+    assert "ds-6.7b: error" in result["pullStatusBefore"]["text"], result["pullStatusBefore"]
+    assert "ds-1.3b: not loaded" in result["pullStatusBar"]["text"], result["pullStatusBar"]

@@ -960,6 +960,7 @@ class ProgressBar:
         self._line_len = 0
         self._started: dict[str, tuple[float, int]] = {}
         self._printed: dict[str, int] = {}
+        self._finished: set[str] = set()
 
     def __call__(self, file: str, done: int, total: int) -> None:
         if self.interactive:
@@ -968,6 +969,9 @@ class ProgressBar:
             self._log(file, done, total)
 
     def _draw(self, file: str, done: int, total: int) -> None:
+        complete = total > 0 and done >= total
+        if complete and file in self._finished:
+            return  # reported complete again (after its check): its line is already drawn
         now = time.monotonic()
         start = self._started.setdefault(file, (now, done))
         elapsed = now - start[0]
@@ -979,7 +983,8 @@ class ProgressBar:
         line = format_progress(file, done, total, width=self.width, rate=rate)
         self.stream.write("\r" + line + " " * max(0, self._line_len - len(line)))
         self._line_len = len(line)
-        if total > 0 and done >= total:
+        if complete:
+            self._finished.add(file)
             self.stream.write("\n")
             self._current = None
             self._line_len = 0

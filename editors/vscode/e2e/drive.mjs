@@ -4,9 +4,9 @@
 //
 //   node drive.mjs CONFIG.json
 //
-// CONFIG: {scenario: "trusted" | "restricted", url, shots, chromium, source, sourcePath,
+// CONFIG: {scenario: "trusted" | "restricted" | "pull", url, shots, chromium, source, sourcePath,
 //          fixLine, fixPrefix, instructionLine, instructionPrefix, instruction, stubLine,
-//          generatePrefix, expect* (texts to wait for), timeoutMs}
+//          generatePrefix, pullId, expect* (texts to wait for), timeoutMs}
 // Lines are 1-based, as VS Code's "Go to Line" takes them.
 import { readFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -191,6 +191,48 @@ async function restrictedWalk() {
   await shot("restricted");
 }
 
+// Pull a model from the palette: the catalog pick list, the pull's progress in a terminal,
+// then "Use ID", which makes it the model the status bar shows.
+async function pullWalk() {
+  await openWorkbench();
+  await openFile(config.source);
+  await palette("OpenCodeInterpreter: Pull a Model");
+  result.pullPicks = await until("the catalog in the pick list", async () => {
+    const rows = await page.$$eval(".quick-input-list .monaco-list-row", (els) => els.map((e) => e.innerText));
+    return rows.some((row) => row.includes(config.pullId)) ? rows : { ok: false, rows };
+  });
+  await shot("pull-picker");
+  await page.keyboard.type(config.pullId);
+  await sleep(300);
+  await page.keyboard.press("Enter");
+  step("pull started", { id: config.pullId });
+  const use = `Use ${config.pullId}`;
+  result.pullNotice = await until("the pull to finish", async () => {
+    const shown = await notifications();
+    return shown.find((text) => text.includes(use) || text.includes("failed")) ?? { ok: false, shown };
+  }, 300000);
+  result.pullTerminal = await page
+    .$eval(".terminal-wrapper.active .xterm-rows, .terminal .xterm-rows", (e) => e.innerText)
+    .catch(() => "");
+  await shot("pull-finished");
+  result.pullStatusBefore = await statusBar();
+  await until(`the ${use} button`, async () => {
+    for (const button of await page.$$(".notifications-toasts .monaco-button")) {
+      if ((await button.evaluate((e) => e.textContent.trim())) === use) {
+        await button.click();
+        return true;
+      }
+    }
+    return false;
+  });
+  step("used", { id: config.pullId });
+  result.pullStatusBar = await until("the status bar to show the pulled model, installed", async () => {
+    const item = await statusBar();
+    return item?.text.includes(config.pullId) && !item.text.includes("error") ? item : { ok: false, item };
+  });
+  await shot("pull-used");
+}
+
 // A trusted workspace: a save, the failures, the three code actions, the tests passing.
 async function trustedWalk() {
   await openWorkbench();
@@ -283,7 +325,8 @@ async function trustedWalk() {
 }
 
 try {
-  await (config.scenario === "restricted" ? restrictedWalk() : trustedWalk());
+  const walks = { trusted: trustedWalk, restricted: restrictedWalk, pull: pullWalk };
+  await walks[config.scenario]();
   result.ok = true;
 } catch (error) {
   result.ok = false;

@@ -1,15 +1,19 @@
 // The status bar item: the model's state and the test counts. It asks `oci.status` when the
-// server starts, after each command, when oci-lsp's diagnostics change (debounced), and
-// every 2 s only while something moves on its own (a test run, a model load).
+// server starts, after each command, when oci-lsp's diagnostics change (debounced), after a
+// model pull and a settings change, and every 2 s only while something moves on its own (a
+// test run, a model load).
 
 import * as vscode from "vscode";
 import { PALETTE } from "./commandIds";
 import type { ControllerPhase, ServerController } from "./serverController";
+import { TASK_TYPE } from "./modelPull";
+import { SECTION } from "./settings";
 import { needsPolling, parseStatus, statusView } from "./statusView";
 import type { OciStatus, Phase } from "./statusView";
 
 const POLL_MS = 2000;
 const DEBOUNCE_MS = 400;
+const SETTINGS_DELAY_MS = 1000;
 
 export class StatusBar implements vscode.Disposable {
   private readonly item: vscode.StatusBarItem;
@@ -32,6 +36,18 @@ export class StatusBar implements vscode.Disposable {
       controller.onDidChangePhase((phase) => this.phaseChanged(phase)),
       controller.onDidRunCommand(() => this.refreshSoon()),
       vscode.languages.onDidChangeDiagnostics((event) => this.diagnosticsChanged(event)),
+      // A pull ends outside the server (a task): the model it reported missing may be there now.
+      vscode.tasks.onDidEndTaskProcess((event) => {
+        if (event.execution.task.definition.type === TASK_TYPE) {
+          this.refreshSoon();
+        }
+      }),
+      // Another model, device or backend: the server re-reads its settings first, then answers.
+      vscode.workspace.onDidChangeConfiguration((event) => {
+        if (event.affectsConfiguration(SECTION)) {
+          this.refreshSoon(SETTINGS_DELAY_MS);
+        }
+      }),
     );
     this.render();
     this.item.show();
@@ -66,9 +82,9 @@ export class StatusBar implements vscode.Disposable {
     }
   }
 
-  refreshSoon(): void {
+  refreshSoon(delay = DEBOUNCE_MS): void {
     clearTimeout(this.debounceTimer);
-    this.debounceTimer = setTimeout(() => void this.refresh(), DEBOUNCE_MS);
+    this.debounceTimer = setTimeout(() => void this.refresh(), delay);
   }
 
   private phaseChanged(phase: ControllerPhase): void {
