@@ -140,7 +140,7 @@ function modelLine(status: OciStatus): string {
     case "loading":
       return `Model: ${name}, loading${device ? ` on ${device}` : ""}`;
     case "error":
-      return `Model: ${name}, failed to load`;
+      return `Model: ${name}, not usable (the error below says why)`;
     default:
       return `Model: ${name}, not loaded (it loads on the first generate or fix)`;
   }
