@@ -183,6 +183,9 @@ async def test_fix_from_a_failing_test_after_one_feedback_round(
         )
         # mul's failure is not add's: it stays.
         assert any("test_mul" in d.message for d in editor.diagnostics(root / "calc.py"))
+        # The counts that status bars show follow: test_add passes now, test_mul still fails.
+        tests = (await editor.command("oci.status"))["tests"]
+        assert (tests["failed"], tests["passed"]) == (1, 3), tests
 
 
 async def test_never_right_is_not_applied_but_offered_unverified(

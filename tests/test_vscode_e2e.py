@@ -278,6 +278,7 @@ def session(
         fixLine=1,
         fixPrefix="Fix `add` so `test_add` passes",
         expectFixed="return a + b",
+        expectFixedStatus="1 passed, 2 failed",
         instructionLine=5,
         instructionPrefix="Fix `sub` with an instruction",
         instruction=INSTRUCTION,
@@ -319,6 +320,8 @@ def test_the_quick_fix_menu_offers_the_actions(session: dict[str, Any]) -> None:
 
 def test_the_fix_changes_the_editor(session: dict[str, Any]) -> None:
     assert "return a + b" in session.get("fixedText", ""), explain(session)
+    # The status bar counts the fixed test as passing without waiting for a save.
+    assert "1 passed, 2 failed" in session["fixedStatusBar"]["label"], session["fixedStatusBar"]
 
 
 def test_the_accepted_edits_are_saved_and_the_tests_pass(session: dict[str, Any]) -> None:

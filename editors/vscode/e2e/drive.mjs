@@ -282,6 +282,11 @@ async function trustedWalk() {
     return text?.includes(config.expectFixed) ? text : { ok: false, text };
   });
   await shot("fixed");
+  // The counts follow the verified fix (test_add passes now), as soon as it is applied.
+  result.fixedStatusBar = await until("the status bar to count the fixed test", async () => {
+    const item = await statusBar();
+    return item?.label.includes(config.expectFixedStatus) ? item : { ok: false, item };
+  }, 15000);
 
   // Fix with an instruction: the extension's input box, then the verified edit.
   await goToLine(config.instructionLine, 6);
