@@ -134,7 +134,12 @@ async def test_multi_root_and_unusual_paths(editor: Editor, tmp_path: Path) -> N
     }
     first = write_files(tmp_path / "my wörk space", calc)
     second = write_files(
-        tmp_path / "двa", {**calc, "calc.py": "def add(a, b):\n    return a * b\n"}
+        tmp_path / "двa",
+        {
+            **calc,
+            "calc.py": "def add(a, b):\n    return a * b\n",
+            "pyproject.toml": '[tool.oci-lsp]\nmodel = "ds-6.7b"\ndevice = "cpu"\n',
+        },
     )
     await editor.start(first, second)
     editor.save(first / "calc.py")
@@ -143,6 +148,14 @@ async def test_multi_root_and_unusual_paths(editor: Editor, tmp_path: Path) -> N
     two = await editor.wait_for_diagnostics(second / "calc.py")
     assert one[0].message.endswith("(got -1)")
     assert two[0].message.endswith("(got 2)")
+    # oci.status of a file: its folder's model (from its settings) and its folder's tests.
+    await editor.wait_idle()
+    mine = await editor.command("oci.status", {"uri": (second / "calc.py").as_uri()})
+    assert mine["model"]["id"] == "ds-6.7b" and mine["model"]["device"] == "cpu"
+    assert (mine["tests"]["failed"], mine["tests"]["passed"]) == (1, 0)
+    everything = await editor.command("oci.status", {})
+    assert everything["model"]["id"] != "ds-6.7b"  # the first folder's: `auto`
+    assert everything["tests"]["failed"] == 2
     # Removing a folder clears its diagnostics.
     editor.client.workspace_did_change_workspace_folders(
         types.DidChangeWorkspaceFoldersParams(

@@ -287,8 +287,14 @@ class OciLanguageServer(LanguageServer):
 
     # -- oci.status ----------------------------------------------------------------------------
 
-    def status(self) -> dict[str, Any]:
+    def status(self, uri: str | None = None) -> dict[str, Any]:
+        """The model and the tests of the folder holding `uri` (a multi-root window has one
+        model per folder's settings), or of the first folder and every folder's tests."""
         folders = list(self.folders)
+        path = _path_of(uri) if uri else None
+        folder = self.folders.for_path(path) if path else None
+        if folder is not None:
+            folders = [folder]
         settings = folders[0].settings if folders else None
         sessions = [f.session for f in folders if f.session is not None]
         model = self.models.status(settings) if settings else None
@@ -448,7 +454,9 @@ def create_server(command_line: Mapping[str, Any] | None = None) -> OciLanguageS
 
     @server.command(COMMAND_STATUS)
     def status(ls: OciLanguageServer, *args: Any) -> dict[str, Any]:
-        return ls.status()
+        argument = args[0] if args else {}
+        uri = argument.get("uri") if isinstance(argument, Mapping) else None
+        return ls.status(uri if isinstance(uri, str) else None)
 
     @server.command(COMMAND_RUN_TESTS)
     async def run_tests(ls: OciLanguageServer, *args: Any) -> dict[str, Any]:

@@ -90,12 +90,14 @@ export class ServerController implements vscode.Disposable {
   }
 
   /** `oci.status`, straight to the server (not through the command middleware). */
-  async status(): Promise<unknown> {
+  /** `oci.status` of the folder holding `uri` (its model and tests), or of the whole window. */
+  async status(uri?: string): Promise<unknown> {
     const client = this.runningClient;
     if (client === undefined) {
       return undefined;
     }
-    return client.sendRequest(ExecuteCommandRequest.type, { command: SERVER.status, arguments: [{}] });
+    const argument = uri === undefined ? {} : { uri };
+    return client.sendRequest(ExecuteCommandRequest.type, { command: SERVER.status, arguments: [argument] });
   }
 
   dispose(): void {

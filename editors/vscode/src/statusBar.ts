@@ -42,6 +42,8 @@ export class StatusBar implements vscode.Disposable {
           this.refreshSoon();
         }
       }),
+      // In a multi-root window each folder has its own settings, so its own model and tests.
+      vscode.window.onDidChangeActiveTextEditor(() => this.refreshSoon()),
       // Another model, device or backend: the server re-reads its settings first, then answers.
       vscode.workspace.onDidChangeConfiguration((event) => {
         if (event.affectsConfiguration(SECTION)) {
@@ -69,7 +71,7 @@ export class StatusBar implements vscode.Disposable {
     }
     this.inFlight = true;
     try {
-      const answer = await this.controller.status().catch(() => undefined);
+      const answer = await this.controller.status(activeFileUri()).catch(() => undefined);
       this.status = this.controller.runningClient ? parseStatus(answer) ?? this.status : undefined;
     } finally {
       this.inFlight = false;
@@ -142,4 +144,10 @@ export class StatusBar implements vscode.Disposable {
           ? new vscode.ThemeColor("statusBarItem.warningBackground")
           : undefined;
   }
+}
+
+/** The active editor's file, whose folder the status describes; none for other documents. */
+function activeFileUri(): string | undefined {
+  const uri = vscode.window.activeTextEditor?.document.uri;
+  return uri?.scheme === "file" ? uri.toString() : undefined;
 }

@@ -193,7 +193,9 @@ function M.create_user_commands()
   end, { bang = true, desc = "oci-lsp: run the tests this file affects (! for all)" })
 
   user_command("OciStatus", function(client, bufnr)
-    clients.execute(client, "oci.status", vim.empty_dict(), bufnr, function(result)
+    -- The buffer's folder: in a multi-root session each folder has its own model and tests.
+    local argument = { uri = vim.uri_from_bufnr(bufnr) }
+    clients.execute(client, "oci.status", argument, bufnr, function(result)
       vim.notify(status_text(type(result) == "table" and result or {}), levels.INFO)
     end)
   end, { desc = "oci-lsp: the server's version, model and test counts" })

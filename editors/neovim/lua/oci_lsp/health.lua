@@ -85,7 +85,7 @@ local function check_client(client, bufnr)
   end
   local answer, err = clients.request_sync(client, "workspace/executeCommand", {
     command = "oci.status",
-    arguments = { vim.empty_dict() },
+    arguments = { { uri = vim.uri_from_bufnr(bufnr) } },
   }, 10000, bufnr)
   if answer == nil or answer.err then
     health.warn("oci.status got no answer: " .. tostring(err or (answer.err or {}).message))
