@@ -272,3 +272,51 @@ def test_a_project_without_markers_is_rooted_at_the_working_directory(tmp_path: 
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == [str(project), str(elsewhere / "lib")]
+
+
+def test_setup_again_gives_running_servers_the_new_settings(tmp_path: Path) -> None:
+    """A reloaded config calls setup() again: the running server takes the new settings, as
+    oci.status shows with the model it names (no model is loaded for that)."""
+    root = write_files(tmp_path / "ws", WORKSPACE)
+    cmd = [sys.executable, "-m", "oci_lsp"]
+    script = f"""
+vim.opt.rtp:prepend({json.dumps(str(PLUGIN))})
+local oci = require("oci_lsp")
+local clients = require("oci_lsp.client")
+local function setup(model)
+  oci.setup({{ cmd = vim.json.decode({json.dumps(json.dumps(cmd))}),
+               settings = {{ model = model, device = "cpu" }} }})
+end
+local function model_id(bufnr)
+  local client = clients.for_buffer(bufnr)
+  local answer = clients.request_sync(client, "workspace/executeCommand",
+    {{ command = "oci.status", arguments = {{ {{ uri = vim.uri_from_bufnr(bufnr) }} }} }},
+    10000, bufnr)
+  return answer.result.model.id
+end
+setup("ds-6.7b")
+vim.cmd.edit({json.dumps(str(root / "calc.py"))})
+local bufnr = vim.api.nvim_get_current_buf()
+assert(vim.wait(30000, function()
+  local c = clients.for_buffer(bufnr)
+  return c ~= nil and c.initialized
+end, 50), "the client did not start")
+local seen = {{ model_id(bufnr) }}
+setup("sc2-3b")
+vim.wait(3000, function() return model_id(bufnr) == "sc2-3b" end, 100)
+seen[2] = model_id(bufnr)
+seen[3] = #clients.all()
+io.stdout:write(vim.json.encode(seen))
+for _, c in ipairs(clients.all()) do c:stop() end
+vim.wait(5000, function() return #clients.all() == 0 end, 50)
+"""
+    done = subprocess.run(
+        [str(NVIM), "--headless", "--clean", "-l", "-"],
+        input=script,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == ["ds-6.7b", "sc2-3b", 1]

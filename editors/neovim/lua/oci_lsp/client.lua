@@ -115,6 +115,21 @@ function M.execute(client, command, argument, bufnr, on_result)
   end, bufnr)
 end
 
+--- Give a running client new settings: what it answers for workspace/configuration, then the
+--- notification that makes the server ask again.
+---@param client vim.lsp.Client
+---@param settings table the `settings` of the start configuration ({ oci = ... })
+function M.update_settings(client, settings)
+  client.settings = settings
+  client.config.settings = settings -- what 0.10 reads
+  local params = { settings = settings }
+  if has_011 then
+    client:notify("workspace/didChangeConfiguration", params)
+  else
+    client.notify("workspace/didChangeConfiguration", params)
+  end
+end
+
 --- A JSON null (vim.NIL) read as nil, so that answers can be tested with `or`.
 function M.value(x)
   if x == vim.NIL then

@@ -77,6 +77,12 @@ end
 ---@param opts table|nil
 function M.setup(opts)
   state.options = config.resolve(opts)
+  -- Called again (a reloaded config): running servers take the new settings now. Settings
+  -- removed since stay in their initializationOptions until the server restarts.
+  local settings = config.start_config(state.options, M.commands).settings
+  for _, client in ipairs(require("oci_lsp.client").all()) do
+    require("oci_lsp.client").update_settings(client, settings)
+  end
   commands.create_user_commands()
   require("oci_lsp.progress").enable(state.options.progress)
   local group = vim.api.nvim_create_augroup("oci_lsp", { clear = true })
