@@ -284,7 +284,7 @@ def session(
         instruction=INSTRUCTION,
         expectInstructed="# as instructed",
         stubLine=9,
-        generatePrefix="Generate body of `mul`",
+        generateCommand="OpenCodeInterpreter: Generate the Function Body at the Cursor",
         expectGenerated="return a * b",
     )
 
@@ -343,7 +343,8 @@ def test_the_instruction_reaches_the_model(
     assert asked, "the instruction typed in the input box never reached the model"
 
 
-def test_the_stub_gets_its_body(session: dict[str, Any]) -> None:
+def test_the_stub_gets_its_body_from_the_command_palette(session: dict[str, Any]) -> None:
+    assert "Generate body of `mul` (OpenCodeInterpreter)" in session.get("stubMenu", [])
     assert "return a * b" in session.get("generatedText", ""), explain(session)
 
 

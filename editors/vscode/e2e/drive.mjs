@@ -6,7 +6,7 @@
 //
 // CONFIG: {scenario: "trusted" | "restricted" | "pull", url, shots, chromium, source, sourcePath,
 //          fixLine, fixPrefix, instructionLine, instructionPrefix, instruction, stubLine,
-//          generatePrefix, pullId, expect* (texts to wait for), timeoutMs}
+//          generateCommand, pullId, expect* (texts to wait for), timeoutMs}
 // Lines are 1-based, as VS Code's "Go to Line" takes them.
 import { readFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -303,10 +303,11 @@ async function trustedWalk() {
   });
   await shot("instructed");
 
-  // The stub's body, from the code action menu at the stub.
+  // The stub's body: the code action menu lists it; the Command Palette runs it.
   await goToLine(config.stubLine, 6);
   result.stubMenu = await quickFixMenu();
-  result.stubChosen = await chooseAction(config.generatePrefix);
+  await page.keyboard.press("Escape");
+  await palette(config.generateCommand);
   result.generatedText = await until("the generated body in the editor", async () => {
     const text = await editorText();
     return text?.includes(config.expectGenerated) ? text : { ok: false, text };
