@@ -15,6 +15,7 @@ if [ ! -f "$tarball" ]; then
   tar czf "$tarball" -C "$staging" rg
   rm -r "$staging"
 fi
-# code-server's postinstall builds its bundled VS Code's modules; npm must run install scripts.
+# code-server's postinstall builds its bundled VS Code's native modules: npm 11 runs it because
+# package.json's allowScripts names it, and it refuses to run as root unless unsafe-perm is set.
 npm_config_yes=true npm_config_unsafe_perm=true npm ci --no-audit --no-fund
 test -x node_modules/.bin/code-server || { echo "setup.sh: code-server did not install" >&2; exit 2; }
