@@ -121,6 +121,44 @@ async function statusBar() {
   });
 }
 
+// Waits until the active editor's text contains `needle`, and returns the text.
+async function editorTextWith(what, needle) {
+  return until(what, async () => {
+    const text = await editorText();
+    return text?.includes(needle) ? text : { ok: false, text };
+  });
+}
+
+// Waits until the status bar item passes `test`, and returns it.
+async function statusBarWhere(what, test) {
+  return until(what, async () => {
+    const item = await statusBar();
+    return item && test(item) ? item : { ok: false, item };
+  });
+}
+
+// Waits until a row of the open quick input (Quick Open, the palette, a pick list) passes
+// `test`, and returns every row's text.
+async function quickInputRows(what, test) {
+  return until(what, async () => {
+    const rows = await page.$$eval(".quick-input-list .monaco-list-row", (els) => els.map((e) => e.innerText));
+    return rows.some(test) ? rows : { ok: false, rows };
+  });
+}
+
+// Waits for a button whose text passes `test` among `selector` and clicks it.
+async function clickButton(what, selector, test) {
+  await until(what, async () => {
+    for (const button of await page.$$(selector)) {
+      if (test(await button.evaluate((e) => e.textContent.trim()))) {
+        await button.click();
+        return true;
+      }
+    }
+    return false;
+  });
+}
+
 async function openWorkbench() {
   const started = Date.now();
   await page.goto(config.url, { waitUntil: "domcontentloaded" });
@@ -136,12 +174,9 @@ async function openFile(name) {
   });
   await page.keyboard.type(name);
   // Enter picks the first row only once the file search has answered.
-  await until("Quick Open to find " + name, async () => {
-    const rows = await page.$$eval(".quick-input-list .monaco-list-row", (els) => els.map((e) => e.textContent));
-    return rows.some((row) => row.startsWith(name)) ? rows : { ok: false, rows };
-  });
+  await quickInputRows("Quick Open to find " + name, (row) => row.startsWith(name));
   await page.keyboard.press("Enter");
-  await until("the editor of " + name, async () => (await editorText())?.includes("def "));
+  await editorTextWith("the editor of " + name, "def ");
   step("opened", { file: name });
 }
 
@@ -150,10 +185,7 @@ async function palette(title) {
   await chord("Control", "Shift", "p");
   await page.waitForSelector(".quick-input-widget input", { visible: true });
   await page.keyboard.type(title);
-  await until("the palette to list " + title, async () => {
-    const rows = await page.$$eval(".quick-input-list .monaco-list-row", (els) => els.map((e) => e.textContent));
-    return rows.some((row) => row.includes(title)) ? rows : { ok: false, rows };
-  });
+  await quickInputRows("the palette to list " + title, (row) => row.includes(title));
   await page.keyboard.press("Enter");
 }
 
@@ -165,23 +197,14 @@ async function notifications() {
 // oci-lsp may run, and the extension says why.
 async function restrictedWalk() {
   await openWorkbench();
-  await until("the workspace trust dialog", async () => {
-    const buttons = await page.$$(".monaco-dialog-box .monaco-button");
-    for (const button of buttons) {
-      const label = await button.evaluate((e) => e.textContent);
-      if (label.startsWith("No, I don't trust")) {
-        await button.click();
-        return true;
-      }
-    }
-    return false;
-  });
+  await clickButton("the workspace trust dialog", ".monaco-dialog-box .monaco-button", (label) =>
+    label.startsWith("No, I don't trust"),
+  );
   step("not trusted");
   await openFile(config.source);
-  result.restrictedStatusBar = await until("the status bar to say restricted", async () => {
-    const item = await statusBar();
-    return item?.text.includes("restricted") ? item : { ok: false, item };
-  });
+  result.restrictedStatusBar = await statusBarWhere("the status bar to say restricted", (item) =>
+    item.text.includes("restricted"),
+  );
   await palette("OpenCodeInterpreter: Run All Tests");
   result.restrictedNotice = await until("the notice of Restricted Mode", async () => {
     const shown = await notifications();
@@ -197,13 +220,10 @@ async function pullWalk() {
   await openWorkbench();
   await openFile(config.source);
   await palette("OpenCodeInterpreter: Pull a Model");
-  result.pullPicks = await until("the catalog in the pick list", async () => {
-    const rows = await page.$$eval(".quick-input-list .monaco-list-row", (els) => els.map((e) => e.innerText));
-    return rows.some((row) => row.includes(config.pullId)) ? rows : { ok: false, rows };
-  });
+  result.pullPicks = await quickInputRows("the catalog in the pick list", (row) => row.includes(config.pullId));
   await shot("pull-picker");
   await page.keyboard.type(config.pullId);
-  await sleep(300);
+  await quickInputRows("the pick list to narrow", (row) => row.startsWith(config.pullId));
   await page.keyboard.press("Enter");
   step("pull started", { id: config.pullId });
   const use = `Use ${config.pullId}`;
@@ -216,20 +236,12 @@ async function pullWalk() {
     .catch(() => "");
   await shot("pull-finished");
   result.pullStatusBefore = await statusBar();
-  await until(`the ${use} button`, async () => {
-    for (const button of await page.$$(".notifications-toasts .monaco-button")) {
-      if ((await button.evaluate((e) => e.textContent.trim())) === use) {
-        await button.click();
-        return true;
-      }
-    }
-    return false;
-  });
+  await clickButton(`the ${use} button`, ".notifications-toasts .monaco-button", (label) => label === use);
   step("used", { id: config.pullId });
-  result.pullStatusBar = await until("the status bar to show the pulled model, installed", async () => {
-    const item = await statusBar();
-    return item?.text.includes(config.pullId) && !item.text.includes("error") ? item : { ok: false, item };
-  });
+  result.pullStatusBar = await statusBarWhere(
+    "the status bar to show the pulled model, installed",
+    (item) => item.text.includes(config.pullId) && !item.text.includes("error"),
+  );
   await shot("pull-used");
 }
 
@@ -241,10 +253,7 @@ async function trustedWalk() {
 
   // The server is up once the status bar names the model (the extension asked oci.status);
   // a save before that would reach no server.
-  result.startStatusBar = await until("the server to start", async () => {
-    const item = await statusBar();
-    return item?.text.includes(config.expectModel) ? item : { ok: false, item };
-  });
+  result.startStatusBar = await statusBarWhere("the server to start", (item) => item.text.includes(config.expectModel));
   step("server started", result.startStatusBar);
 
   // A save runs the tests: make the buffer dirty without changing its text, then Ctrl+S.
@@ -265,10 +274,9 @@ async function trustedWalk() {
   result.problems = problems;
   step("problems");
   await shot("problems");
-  result.statusBar = await until("the status bar's test counts", async () => {
-    const item = await statusBar();
-    return item?.label.includes(config.expectStatus) ? item : { ok: false, item };
-  });
+  result.statusBar = await statusBarWhere("the status bar's test counts", (item) =>
+    item.label.includes(config.expectStatus),
+  );
 
   // Quick Fix on the failing function's name, then the plain fix.
   await page.click(".editor-group-container.active .monaco-editor .view-lines");
@@ -277,16 +285,12 @@ async function trustedWalk() {
   await shot("quick-fix-menu");
   result.fixChosen = await chooseAction(config.fixPrefix);
   step("fix chosen", { title: result.fixChosen });
-  result.fixedText = await until("the fixed function in the editor", async () => {
-    const text = await editorText();
-    return text?.includes(config.expectFixed) ? text : { ok: false, text };
-  });
+  result.fixedText = await editorTextWith("the fixed function in the editor", config.expectFixed);
   await shot("fixed");
   // The counts follow the verified fix (test_add passes now), as soon as it is applied.
-  result.fixedStatusBar = await until("the status bar to count the fixed test", async () => {
-    const item = await statusBar();
-    return item?.label.includes(config.expectFixedStatus) ? item : { ok: false, item };
-  }, 15000);
+  result.fixedStatusBar = await statusBarWhere("the status bar to count the fixed test", (item) =>
+    item.label.includes(config.expectFixedStatus),
+  );
 
   // Fix with an instruction: the extension's input box, then the verified edit.
   await goToLine(config.instructionLine, 6);
@@ -297,10 +301,7 @@ async function trustedWalk() {
   await shot("instruction-input");
   await page.keyboard.type(config.instruction);
   await page.keyboard.press("Enter");
-  result.instructedText = await until("the instructed fix in the editor", async () => {
-    const text = await editorText();
-    return text?.includes(config.expectInstructed) ? text : { ok: false, text };
-  });
+  result.instructedText = await editorTextWith("the instructed fix in the editor", config.expectInstructed);
   await shot("instructed");
 
   // The stub's body: the code action menu lists it; the Command Palette runs it.
@@ -308,10 +309,7 @@ async function trustedWalk() {
   result.stubMenu = await quickFixMenu();
   await page.keyboard.press("Escape");
   await palette(config.generateCommand);
-  result.generatedText = await until("the generated body in the editor", async () => {
-    const text = await editorText();
-    return text?.includes(config.expectGenerated) ? text : { ok: false, text };
-  });
+  result.generatedText = await editorTextWith("the generated body in the editor", config.expectGenerated);
   await shot("generated");
 
   // VS Code saves the files a code action edited (files.refactoring.autoSave, on by default);

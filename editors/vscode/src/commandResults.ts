@@ -1,9 +1,8 @@
 // What to tell the user when `oci.generate`/`oci.fix`/`oci.applyUnverified` answer
 // `{applied, verified, message}`, or `oci.runTests` answers `{failed, passed}`.
 //
-// The server already explains most refusals itself with window/showMessage ("already working
-// on `add`", "no model to generate with: …"). A second notification with the same reason
-// would be noise, so a result whose message the server has just shown is not repeated.
+// When nothing is applied the server has already said why with window/showMessage (README,
+// "Commands"), or the user cancelled: the client adds nothing then.
 
 export interface EditResult {
   applied: boolean;
@@ -33,36 +32,18 @@ export function parseEditResult(value: unknown): EditResult | undefined {
   };
 }
 
-/** The user cancelled it: saying "not applied" would only repeat what they did. */
-const SILENT_MESSAGES = new Set(["cancelled"]);
-
-/**
- * The notice for an edit command's answer. `serverMessages` are the window/showMessage
- * texts the server sent while the command ran.
- */
-export function editResultNotice(value: unknown, serverMessages: readonly string[]): Notice {
+/** The notice for an edit command's answer: only the outcome of an applied edit. */
+export function editResultNotice(value: unknown): Notice {
   const result = parseEditResult(value);
-  if (result === undefined) {
+  if (result === undefined || !result.applied) {
     return { kind: "none" };
   }
-  if (result.applied) {
-    if (result.verified) {
-      return { kind: "status", text: "$(check) oci-lsp: applied, the tests pass" };
-    }
-    // Only with refine.verify off, or "nothing to change": say what was not checked.
-    const why = result.message && result.message !== "applied" ? `: ${result.message}` : "";
-    return { kind: "info", text: `oci-lsp: applied without passing the tests${why}` };
+  if (result.verified) {
+    return { kind: "status", text: "$(check) oci-lsp: applied, the tests pass" };
   }
-  if (SILENT_MESSAGES.has(result.message)) {
-    return { kind: "none" };
-  }
-  if (result.message && serverMessages.some((m) => m.includes(result.message))) {
-    return { kind: "none" };
-  }
-  return {
-    kind: "warning",
-    text: `oci-lsp: nothing applied${result.message ? `: ${result.message}` : ""}`,
-  };
+  // Only with refine.verify off, or "nothing to change": say what was not checked.
+  const why = result.message && result.message !== "applied" ? `: ${result.message}` : "";
+  return { kind: "info", text: `oci-lsp: applied without passing the tests${why}` };
 }
 
 /** The notice for `oci.runTests`' answer `{failed, passed}`. */

@@ -9,9 +9,7 @@ import {
   ErrorAction,
   ExecuteCommandRequest,
   LanguageClient,
-  MessageType,
   RevealOutputChannelOn,
-  ShowMessageNotification,
   State,
 } from "vscode-languageclient/node";
 import type { CloseHandlerResult, ErrorHandlerResult, LanguageClientOptions, ServerOptions } from "vscode-languageclient/node";
@@ -48,8 +46,6 @@ export class ServerController implements vscode.Disposable {
   private queue: Promise<void> = Promise.resolve();
   private readonly phaseEmitter = new vscode.EventEmitter<ControllerPhase>();
   private readonly commandEmitter = new vscode.EventEmitter<{ command: string; done: boolean }>();
-  /** window/showMessage texts with their time, to not repeat what the server just said. */
-  private shown: { text: string; at: number }[] = [];
   private lastSettings: string | undefined;
   /** The settings the running server got as initializationOptions. */
   private initialSettings: Record<string, unknown> = {};
@@ -89,8 +85,10 @@ export class ServerController implements vscode.Disposable {
     return this.queue;
   }
 
-  /** `oci.status`, straight to the server (not through the command middleware). */
-  /** `oci.status` of the folder holding `uri` (its model and tests), or of the whole window. */
+  /**
+   * `oci.status` of the folder holding `uri` (its model and tests), or of the whole window;
+   * straight to the server, not through the command middleware.
+   */
   async status(uri?: string): Promise<unknown> {
     const client = this.runningClient;
     if (client === undefined) {
@@ -277,7 +275,6 @@ export class ServerController implements vscode.Disposable {
     };
     const client = new LanguageClient("oci", "oci-lsp", serverOptions, clientOptions);
     this.lastSettings = explicitSettingsSnapshot();
-    client.onNotification(ShowMessageNotification.type, (params) => this.showServerMessage(params.type, params.message));
     client.onDidChangeState((event) => {
       if (this.client !== client) {
         return;
@@ -309,35 +306,16 @@ export class ServerController implements vscode.Disposable {
     });
   }
 
-  /** Replaces the client's window/showMessage handler: the same pop-ups, but remembered. */
-  private showServerMessage(type: MessageType, text: string): void {
-    const now = Date.now();
-    this.shown = this.shown.filter((m) => now - m.at < 10 * 60 * 1000).slice(-50);
-    this.shown.push({ text, at: now });
-    switch (type) {
-      case MessageType.Error:
-        void vscode.window.showErrorMessage(text);
-        break;
-      case MessageType.Warning:
-        void vscode.window.showWarningMessage(text);
-        break;
-      default:
-        void vscode.window.showInformationMessage(text);
-    }
-  }
-
   private async runCommand(
     command: string,
     args: unknown[],
     next: (command: string, args: unknown[]) => vscode.ProviderResult<unknown>,
   ): Promise<unknown> {
-    const started = Date.now();
     this.commandEmitter.fire({ command, done: false });
     try {
       const result = await next(command, args);
-      const said = this.shown.filter((m) => m.at >= started).map((m) => m.text);
       if (EDITING_COMMANDS.has(command)) {
-        showNotice(editResultNotice(result, said));
+        showNotice(editResultNotice(result));
       } else if (command === SERVER.runTests) {
         showNotice(runTestsNotice(result));
       }
