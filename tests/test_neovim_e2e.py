@@ -236,15 +236,23 @@ def test_the_help_file_builds_its_tags(tmp_path: Path) -> None:
     assert links - tags - neovim_help_tags() == set()
 
 
-def neovim_help_tags() -> set[str]:
+def lua(script: str, cwd: Path | None = None) -> Any:
+    """Runs a Lua script in headless Neovim with the plugin on 'runtimepath'; returns what it
+    wrote to stdout, decoded as JSON."""
     done = subprocess.run(
         [str(NVIM), "--headless", "--clean", "-l", "-"],
-        input="io.stdout:write(vim.env.VIMRUNTIME)",
+        input=f"vim.opt.rtp:prepend({json.dumps(str(PLUGIN))})\n{script}",
+        cwd=cwd,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
     )
-    path = Path(done.stdout.strip()) / "doc" / "tags"
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def neovim_help_tags() -> set[str]:
+    path = Path(lua("io.stdout:write(vim.json.encode(vim.env.VIMRUNTIME))")) / "doc" / "tags"
     return {line.split("\t")[0] for line in path.read_text().splitlines()}
 
 
@@ -254,24 +262,15 @@ def test_a_project_without_markers_is_rooted_at_the_working_directory(tmp_path: 
     directory is rooted at its own folder."""
     project = write_files(tmp_path / "bare", {"calc.py": "", "tests/test_calc.py": ""})
     elsewhere = write_files(tmp_path / "elsewhere", {"lib/x.py": ""})
-    script = (
-        f"vim.opt.rtp:prepend({json.dumps(str(PLUGIN))})\n"
+    roots = lua(
         "local oci = require('oci_lsp')\n"
         "io.stdout:write(vim.json.encode({\n"
         f"  oci.fallback_root({json.dumps(str(project / 'tests' / 'test_calc.py'))}),\n"
         f"  oci.fallback_root({json.dumps(str(elsewhere / 'lib' / 'x.py'))}),\n"
-        "}))\n"
-    )
-    done = subprocess.run(
-        [str(NVIM), "--headless", "--clean", "-l", "-"],
-        input=script,
+        "}))\n",
         cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=60,
     )
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == [str(project), str(elsewhere / "lib")]
+    assert roots == [str(project), str(elsewhere / "lib")]
 
 
 def test_setup_again_gives_running_servers_the_new_settings(tmp_path: Path) -> None:
@@ -280,7 +279,6 @@ def test_setup_again_gives_running_servers_the_new_settings(tmp_path: Path) -> N
     root = write_files(tmp_path / "ws", WORKSPACE)
     cmd = [sys.executable, "-m", "oci_lsp"]
     script = f"""
-vim.opt.rtp:prepend({json.dumps(str(PLUGIN))})
 local oci = require("oci_lsp")
 local clients = require("oci_lsp.client")
 local function setup(model)
@@ -310,13 +308,4 @@ io.stdout:write(vim.json.encode(seen))
 for _, c in ipairs(clients.all()) do c:stop() end
 vim.wait(5000, function() return #clients.all() == 0 end, 50)
 """
-    done = subprocess.run(
-        [str(NVIM), "--headless", "--clean", "-l", "-"],
-        input=script,
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == ["ds-6.7b", "sc2-3b", 1]
+    assert lua(script, cwd=root) == ["ds-6.7b", "sc2-3b", 1]

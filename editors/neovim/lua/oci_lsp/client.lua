@@ -77,24 +77,27 @@ function M.get(bufnr)
   return client
 end
 
+-- A client function called as 0.11's method (`client:request(...)`) or as 0.10's field
+-- (`client.request(...)`), whichever this Neovim has.
+local function call(client, name, ...)
+  if has_011 then
+    return client[name](client, ...)
+  end
+  return client[name](...)
+end
+
 ---@param client vim.lsp.Client
 ---@param method string
 ---@param params table|nil
 ---@param handler fun(err: table|nil, result: any, ctx: table)
 ---@param bufnr integer|nil
 function M.request(client, method, params, handler, bufnr)
-  if has_011 then
-    return client:request(method, params, handler, bufnr)
-  end
-  return client.request(method, params, handler, bufnr)
+  return call(client, "request", method, params, handler, bufnr)
 end
 
 ---@return {err: table|nil, result: any}|nil answer, string|nil error (timeout)
 function M.request_sync(client, method, params, timeout_ms, bufnr)
-  if has_011 then
-    return client:request_sync(method, params, timeout_ms, bufnr)
-  end
-  return client.request_sync(method, params, timeout_ms, bufnr)
+  return call(client, "request_sync", method, params, timeout_ms, bufnr)
 end
 
 --- workspace/executeCommand with oci-lsp's one argument object.
@@ -122,12 +125,7 @@ end
 function M.update_settings(client, settings)
   client.settings = settings
   client.config.settings = settings -- what 0.10 reads
-  local params = { settings = settings }
-  if has_011 then
-    client:notify("workspace/didChangeConfiguration", params)
-  else
-    client.notify("workspace/didChangeConfiguration", params)
-  end
+  call(client, "notify", "workspace/didChangeConfiguration", { settings = settings })
 end
 
 --- A JSON null (vim.NIL) read as nil, so that answers can be tested with `or`.
