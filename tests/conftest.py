@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Union
+from urllib.parse import unquote, urlsplit
 
 import pytest
 import pytest_lsp
@@ -61,6 +62,8 @@ class Editor:
         self.versions: dict[str, int] = {}
         self.texts: dict[str, str] = {}  # the buffers of the open documents, by URI
         self.applied_edits: list[types.ApplyWorkspaceEditParams] = []
+        # Clients spell URIs their own way (Path.as_uri() here, unless a test says otherwise).
+        self.spellings: dict[Path, str] = {}
         # lsprotocol reads any code action with a `command` as a bare Command (its union hook
         # tests for the key, not for a string): read those the way editors do.
         converter = client.protocol._converter
@@ -94,8 +97,12 @@ class Editor:
         )
         return result
 
+    def uri(self, path: Path) -> str:
+        """The URI this client uses for path."""
+        return self.spellings.get(path.resolve()) or path.resolve().as_uri()
+
     def open(self, path: Path) -> None:
-        self._open(path.resolve().as_uri(), path.read_text(encoding="utf-8"))
+        self._open(self.uri(path), path.read_text(encoding="utf-8"))
 
     def _open(self, uri: str, text: str) -> None:
         self.versions[uri] = 1
@@ -107,11 +114,11 @@ class Editor:
         )
 
     def text(self, path: Path) -> str:
-        return self.texts[path.resolve().as_uri()]
+        return self.texts[self.uri(path)]
 
     def change(self, path: Path, text: str) -> None:
         """Type into the buffer (didChange), without saving."""
-        self._changed(path.resolve().as_uri(), text)
+        self._changed(self.uri(path), text)
 
     def _changed(self, uri: str, text: str) -> None:
         self.versions[uri] += 1
@@ -139,7 +146,7 @@ class Editor:
                     applied=False, failure_reason=f"version {version} is not the buffer's"
                 )
             if uri not in self.texts:
-                self._open(uri, Path(uri.removeprefix("file://")).read_text(encoding="utf-8"))
+                self._open(uri, Path(unquote(urlsplit(uri).path)).read_text(encoding="utf-8"))
             self._changed(uri, _apply_text_edits(self.texts[uri], edits))
         return types.ApplyWorkspaceEditResult(applied=True)
 
@@ -150,7 +157,7 @@ class Editor:
         position = types.Position(line=line, character=0)
         result = await self.client.text_document_code_action_async(
             types.CodeActionParams(
-                text_document=types.TextDocumentIdentifier(path.resolve().as_uri()),
+                text_document=types.TextDocumentIdentifier(self.uri(path)),
                 range=types.Range(start=position, end=position),
                 context=types.CodeActionContext(diagnostics=list(diagnostics)),
             )
@@ -159,12 +166,12 @@ class Editor:
 
     def close(self, path: Path) -> None:
         self.client.text_document_did_close(
-            types.DidCloseTextDocumentParams(types.TextDocumentIdentifier(path.resolve().as_uri()))
+            types.DidCloseTextDocumentParams(types.TextDocumentIdentifier(self.uri(path)))
         )
 
     def save(self, path: Path, text: str | None = None) -> None:
         """Write (when text is given) and send didSave, as an editor's save does."""
-        uri = path.resolve().as_uri()
+        uri = self.uri(path)
         if text is None and uri in self.texts:
             path.write_text(self.texts[uri], encoding="utf-8")  # the buffer, as editors save
         if text is not None:
@@ -177,7 +184,7 @@ class Editor:
         )
 
     def diagnostics(self, path: Path) -> Sequence[types.Diagnostic]:
-        return self.client.diagnostics.get(path.resolve().as_uri(), [])
+        return self.client.diagnostics.get(self.uri(path), [])
 
     async def wait_until(
         self, condition: Callable[[], bool], what: str, timeout: float = WAIT

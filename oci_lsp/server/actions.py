@@ -202,7 +202,7 @@ class CodeActions:
         failing = _failing_tests_of(folder, path, qualname, source)
         others = await folder.session.tests_of(Path(path), stub.definition.name)
         plan = TestPlan(failing=failing, others=others)
-        work = Work("generate", uri, path, qualname, folder, source, plan)
+        work = Work("generate", self.server.uri_for(path), path, qualname, folder, source, plan)
         return await self._run(work)
 
     async def fix(self, argument: Any) -> dict[str, Any]:
@@ -374,7 +374,8 @@ class CodeActions:
     async def _apply(self, work: Work, source: str, label: str) -> tuple[bool, str]:
         """One versioned edit of the changed lines, if the function is as it was."""
         current = self.server.read(work.path)
-        version = self._version(work.uri)
+        document = self.server.open_document(work.path)
+        version = document.version if document is not None else None
         edits = line_edits(work.original, source)
         if current is None:
             return False, self._refused(f"cannot read {work.path} any more")["message"]
@@ -417,10 +418,6 @@ class CodeActions:
             self._tell(f"oci-lsp: `{work.name}`: {why}")
             return False, why
         return True, "applied"
-
-    def _version(self, uri: str) -> int | None:
-        document = self.server.workspace.text_documents.get(uri)
-        return document.version if document is not None else None
 
     def _function_of_test(self, folder: Folder, test: str) -> tuple[str, str, str] | None:
         """(path, qualname, failure text) of the function a failing test points at."""

@@ -16,6 +16,7 @@ from typing import Any
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
+from pygls.workspace import TextDocument
 
 from oci_lsp import __version__
 from oci_lsp.engine.backend import BackendError
@@ -27,7 +28,8 @@ from oci_lsp.server.actions import (
     COMMAND_GENERATE,
     CodeActions,
 )
-from oci_lsp.server.diagnostics import DiagnosticsPublisher, path_to_uri
+from oci_lsp.server.diagnostics import DiagnosticsPublisher
+from oci_lsp.server.documents import ClientUris
 from oci_lsp.server.progress import Progress
 from oci_lsp.server.protocol import OciProtocol
 from oci_lsp.server.workspaces import Folder, Folders, SettingsSources
@@ -58,6 +60,7 @@ class OciLanguageServer(LanguageServer):
         self.folders = Folders()
         self.prompt_for_instruction = False
         self.seen = SeenFiles()
+        self.uris = ClientUris()
         self._shown: set[str] = set()
         self.session_events = _SessionEvents(self)
         self.models = ModelManager()  # one model per process, shared by every folder
@@ -78,11 +81,14 @@ class OciLanguageServer(LanguageServer):
 
     # -- reading the workspace -------------------------------------------------------------
 
+    def open_document(self, path: str) -> TextDocument | None:
+        """The editor's buffer of path, when it has the file open."""
+        uri = self.uris.open_uri(path)
+        return self.workspace.get_text_document(uri) if uri is not None else None
+
     def _open_document_text(self, path: str) -> str | None:
-        for uri, doc in self.workspace.text_documents.items():
-            if _path_of(uri) == path:
-                return str(doc.source)
-        return None
+        document = self.open_document(path)
+        return str(document.source) if document is not None else None
 
     def read(self, path: str) -> str | None:
         """The text of a file as the user sees it: the editor's buffer, else the disk."""
@@ -113,10 +119,7 @@ class OciLanguageServer(LanguageServer):
         return lines[line] if 0 <= line < len(lines) else None
 
     def uri_for(self, path: str) -> str:
-        for uri in self.workspace.text_documents:
-            if _path_of(uri) == path:
-                return str(uri)
-        return path_to_uri(path)
+        return self.uris.uri_for(path)
 
     def marks_for_path(self, path: str) -> list[FailureMark]:
         marks: list[FailureMark] = []
@@ -409,8 +412,17 @@ def create_server(command_line: Mapping[str, Any] | None = None) -> OciLanguageS
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: OciLanguageServer, params: types.DidOpenTextDocumentParams) -> None:
         path = _path_of(params.text_document.uri)
-        if path is not None and ls.marks_for_path(path):
+        if path is None:
+            return
+        ls.uris.opened(path, params.text_document.uri)
+        if ls.marks_for_path(path):
             ls.publisher.publish_now(path)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: OciLanguageServer, params: types.DidCloseTextDocumentParams) -> None:
+        path = _path_of(params.text_document.uri)
+        if path is not None:
+            ls.uris.closed(path)
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
     async def did_save(ls: OciLanguageServer, params: types.DidSaveTextDocumentParams) -> None:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable
-from pathlib import Path
 
 from lsprotocol import types
 from pygls.workspace import PositionCodec
 
+from oci_lsp.server.documents import path_to_uri
 from oci_lsp.testing.failures import FailureMark, Span
 
 SOURCE = "oci-lsp"
@@ -31,10 +31,6 @@ def span_to_range(span: Span, line_text: str | None, codec: PositionCodec) -> ty
     start = codec.position_to_client_units(lines, types.Position(0, span.start)).character
     end = codec.position_to_client_units(lines, types.Position(0, span.end)).character
     return types.Range(types.Position(span.line, start), types.Position(span.line, end))
-
-
-def path_to_uri(path: str) -> str:
-    return Path(path).as_uri()
 
 
 class DiagnosticsPublisher:
