@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -68,6 +69,68 @@ async def test_affected_tests_run_first(editor: Editor, tmp_path: Path) -> None:
     (root / "go").write_text("go")
     status = await editor.wait_idle()
     assert status["tests"] == {"running": False, "failed": 1, "passed": 1}
+
+
+ORDER_DEPENDENT = {
+    "app.py": "def value():\n    return 1\n",
+    "shared.py": "READY = []\nPOLLUTED = []\n",
+    # pytest's order runs these first: one sets up state a later test needs, one pollutes it.
+    "tests/test_a_setup.py": "import shared\n\ndef test_setup():\n    shared.READY.append(1)\n",
+    "tests/test_b_polluter.py": "import shared\n\ndef test_pollute():\n    shared.POLLUTED.append(1)\n",
+    # The two tests the saved app.py affects: alone, the first fails and the second passes.
+    "tests/test_c_needs_setup.py": """
+        import shared
+        from app import value
+
+        def test_needs_setup():
+            assert shared.READY and value() == 1
+        """,
+    "tests/test_d_needs_clean.py": """
+        import shared
+        from app import value
+
+        def test_needs_clean_state():
+            assert not shared.POLLUTED and value() == 1
+        """,
+}
+
+
+def plain_pytest_failures(root: Path) -> set[str]:
+    """The failing tests of one plain `pytest` run in the project's own order."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rf", "-p", "no:cacheprovider"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+    return {line.split()[1] for line in result.stdout.splitlines() if line.startswith("FAILED ")}
+
+
+async def test_a_run_ends_with_what_plain_pytest_reports(editor: Editor, tmp_path: Path) -> None:
+    root = write_files(tmp_path / "ws", ORDER_DEPENDENT)
+    await editor.start(root)
+    editor.save(root / "app.py")
+    await editor.wait_until(
+        lambda: any(kind == "end" for kind, _ in progress_messages(editor.client)), "the run"
+    )
+    status = await editor.wait_idle()
+    shown = {
+        d.data["test"]
+        for name in ("tests/test_c_needs_setup.py", "tests/test_d_needs_clean.py")
+        for d in editor.diagnostics(root / name)
+    }
+    assert (
+        shown
+        == plain_pytest_failures(root)
+        == {"tests/test_d_needs_clean.py::test_needs_clean_state"}
+    )
+    assert status["tests"] == {"running": False, "failed": 1, "passed": 3}
+    # The affected tests ran first, on their own, before the ordered run confirmed them.
+    reports = [m for kind, m in progress_messages(editor.client) if kind == "report"]
+    assert any(m and m.startswith("affected tests: ") for m in reports), reports
+    assert [m for kind, m in progress_messages(editor.client) if kind == "end"] == [
+        "4 tests run, 1 failed"
+    ]
 
 
 async def test_scope_affected_runs_only_the_affected_tests(editor: Editor, tmp_path: Path) -> None:

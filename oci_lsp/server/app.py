@@ -342,7 +342,9 @@ class _SessionEvents:
         p = session.progress
         percentage = int(100 * p.done / p.total) if p.total else None
         failed = f", {p.failed} failed" if p.failed else ""
-        progress.report(f"{p.done}/{p.total} tests{failed}", percentage)
+        # The affected tests run first, then the whole suite in its own order (session.py).
+        phase = "affected tests: " if p.phase == "affected" else ""
+        progress.report(f"{phase}{p.done}/{p.total} tests{failed}", percentage)
 
     def marks_changed(self, session: TestSession, paths: set[str]) -> None:
         self.server.publisher.changed(paths)

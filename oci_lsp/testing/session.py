@@ -2,8 +2,14 @@
 
 A save (or a change seen on disk) asks for a run; saves within the debounce window become one
 run, and a newer request cancels a run in progress (the runner kills its process group). The
-tests that import the changed modules run first, the rest after (`tests.scope`). What is
+tests that import the changed modules run first, for a quick first diagnostic; then the whole
+suite runs as one plain `pytest` would, in the project's own order (`tests.scope`). What is
 failing is kept as marks per test, ready for the server to publish or for --fix to read.
+
+Why the whole suite and not just the rest: suites with session state (a session fixture, an
+autouse fixture that fills the doctest namespace, tests that depend on the order) fail or pass
+differently when their files run apart. So the affected run's results are provisional: the
+ordered run reports every test again, and when it completes the marks are exactly its own.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -51,10 +57,14 @@ class SessionListener(Protocol):
 class RunProgress:
     running: bool = False
     phase: str = ""  # "affected" or "all"
-    done: int = 0
-    total: int = 0
-    failed: int = 0
+    done: int = 0  # tests reported in this phase
+    total: int = 0  # tests collected in this phase
+    failing: set[str] = field(default_factory=set)  # tests whose last result this run failed
     started_at: float = 0.0
+
+    @property
+    def failed(self) -> int:
+        return len(self.failing)
 
 
 class TestSession:
@@ -220,7 +230,8 @@ class TestSession:
             return [("affected", files, [])] if files else []
         if not files:
             return [("all", [], [])]
-        return [("affected", files, []), ("all", [], files)]
+        # The ordered run repeats the affected files: see the module's docstring.
+        return [("affected", files, []), ("all", [], [])]
 
     async def _run(self, changed: set[Path] | None, previous: asyncio.Task[None] | None) -> None:
         if previous is not None and not previous.done():
@@ -239,6 +250,8 @@ class TestSession:
         try:
             for name, selection, skip in phases:
                 self.progress.phase = name
+                self.progress.done = self.progress.total = 0
+                self._seen_this_run = set()  # what the last phase saw is what stays
                 spec = RunSpec(
                     self.root,
                     python,
@@ -247,9 +260,7 @@ class TestSession:
                     timeout=settings.timeout,
                     command=settings.command,
                 )
-                result = await run_tests(
-                    spec, _Collector(self, base_total=self.progress.done), self.launcher
-                )
+                result = await run_tests(spec, _Collector(self), self.launcher)
                 if result.message:
                     self.listener.problem(self, result.message)
                 if result.pytest_missing:
@@ -301,9 +312,10 @@ class TestSession:
         if report.failed:
             self._passed.discard(report.test_id)
             marks = self.locator.marks_for(report)
-            self.progress.failed += 1
+            self.progress.failing.add(report.test_id)
         else:
             self._passed.add(report.test_id)
+            self.progress.failing.discard(report.test_id)
             marks = []
         touched = self._set_marks(report.test_id, marks, report.path)
         if touched:
@@ -321,12 +333,11 @@ class TestSession:
 class _Collector:
     """Runner events of one phase into the session's state."""
 
-    def __init__(self, session: TestSession, base_total: int) -> None:
+    def __init__(self, session: TestSession) -> None:
         self.session = session
-        self.base = base_total
 
     def collected(self, count: int) -> None:
-        self.session.progress.total = self.base + count
+        self.session.progress.total = count
         self.session.listener.run_progress(self.session)
 
     def started(self, test_id: str) -> None:
