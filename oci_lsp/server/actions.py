@@ -40,6 +40,7 @@ from oci_lsp.testing.runner import default_python
 if TYPE_CHECKING:
     from oci_lsp.server.app import OciLanguageServer
     from oci_lsp.server.workspaces import Folder
+    from oci_lsp.testing.session import TestSession
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,8 @@ class Work:
     uri: str  # the document of the function
     path: str
     qualname: str
-    folder: Folder
+    folder: Folder  # its settings
+    session: TestSession  # the tests of the function's project, run from its root
     original: str  # the module's text when the work began
     plan: TestPlan
     instruction: str | None = None
@@ -196,13 +198,15 @@ class CodeActions:
         if stub is None:
             return self._refused("there is no stub function to write at that position")
         folder = self.server.folders.for_path(path)
-        if folder is None or folder.session is None:
+        session = self.server.session_for(path)
+        if folder is None or session is None:
             return self._refused(f"{Path(path).name} is outside the workspace folders")
         qualname = stub.definition.qualname
-        failing = _failing_tests_of(folder, path, qualname, source)
-        others = await folder.session.tests_of(Path(path), stub.definition.name)
+        failing = _failing_tests_of(session, path, qualname, source)
+        others = await session.tests_of(Path(path), stub.definition.name)
         plan = TestPlan(failing=failing, others=others)
-        work = Work("generate", self.server.uri_for(path), path, qualname, folder, source, plan)
+        uri = self.server.uri_for(path)
+        work = Work("generate", uri, path, qualname, folder, session, source, plan)
         return await self._run(work)
 
     async def fix(self, argument: Any) -> dict[str, Any]:
@@ -212,9 +216,10 @@ class CodeActions:
         if uri is None or test is None or path is None:
             return self._refused("oci.fix needs {uri, test}")
         folder = self.server.folders.for_path(path)
-        if folder is None or folder.session is None:
+        session = self.server.session_for(path)
+        if folder is None or session is None:
             return self._refused(f"{Path(path).name} is outside the workspace folders")
-        located = self._function_of_test(folder, test)
+        located = self._function_of_test(session, test)
         if located is None:
             return self._refused(
                 f"`{test}` is not failing now, or the function it tests is not known;"
@@ -225,7 +230,7 @@ class CodeActions:
         if source is None:
             return self._refused(f"cannot read {function_path}")
         name = qualname.rpartition(".")[2]
-        others = await folder.session.tests_of(Path(function_path), name)
+        others = await session.tests_of(Path(function_path), name)
         plan = TestPlan(failing=[test], others=others, failure=failure)
         work = Work(
             "fix",
@@ -233,6 +238,7 @@ class CodeActions:
             function_path,
             qualname,
             folder,
+            session,
             source,
             plan,
             instruction,
@@ -293,12 +299,12 @@ class CodeActions:
         if backend is None:
             return None
         refiner = Refiner.from_settings(
-            backend, self._sandbox(work.folder), settings, conversations=self.conversations
+            backend, self._sandbox(work), settings, conversations=self.conversations
         )
         reporter = RefineProgress(progress, settings.refine.max_rounds, len(work.plan.selection))
         progress.report(reporter.starting(), stage=True)
         return await refiner.refine(
-            Target(work.folder.root, Path(work.path), work.qualname, work.original),
+            Target(work.session.root, Path(work.path), work.qualname, work.original),
             work.plan,
             mode=work.mode,
             instruction=work.instruction,
@@ -332,11 +338,12 @@ class CodeActions:
             )
             return None
 
-    def _sandbox(self, folder: Folder) -> Sandbox:
-        python = default_python(folder.root, folder.settings.tests.python)
-        key = (str(folder.root), python)
+    def _sandbox(self, work: Work) -> Sandbox:
+        root = work.session.root
+        python = default_python(root, work.folder.settings.tests.python)
+        key = (str(root), python)
         if key not in self.sandboxes:
-            self.sandboxes[key] = Sandbox(folder.root, python)
+            self.sandboxes[key] = Sandbox(root, python)
         return self.sandboxes[key]
 
     async def _conclude(
@@ -357,12 +364,12 @@ class CodeActions:
             return {"applied": False, "verified": False, "message": result.message}
         applied, why = await self._apply(work, result.source, work.mode)
         progress.end(result.message if applied else "not applied")
-        if applied and result.verified and work.folder.session is not None:
+        if applied and result.verified:
             winner = next(
                 (c.outcome for r in result.rounds for c in r.candidates if c.passed), None
             )
             if winner is not None:
-                work.folder.session.record_verified(winner.reports)
+                work.session.record_verified(winner.reports)
                 self.server.publisher.flush()
         return {
             "applied": applied,
@@ -419,10 +426,9 @@ class CodeActions:
             return False, why
         return True, "applied"
 
-    def _function_of_test(self, folder: Folder, test: str) -> tuple[str, str, str] | None:
+    def _function_of_test(self, session: TestSession, test: str) -> tuple[str, str, str] | None:
         """(path, qualname, failure text) of the function a failing test points at."""
-        assert folder.session is not None
-        for mark in folder.session.marks_of_test(test):
+        for mark in session.marks_of_test(test):
             if not mark.function:
                 continue
             source = self.server.read(mark.span.path)
@@ -453,15 +459,14 @@ def _same_function(original: str, current: str, qualname: str) -> bool:
     return old_lines == new_lines
 
 
-def _failing_tests_of(folder: Folder, path: str, qualname: str, source: str) -> list[str]:
+def _failing_tests_of(session: TestSession, path: str, qualname: str, source: str) -> list[str]:
     """The failing tests whose mark is on this function."""
-    assert folder.session is not None
     found = find_function(source, qualname)
     if found is None:
         return []
     tests = []
-    for test in folder.session.failing_tests_at(path):
-        for mark in folder.session.marks_of_test(test):
+    for test in session.failing_tests_at(path):
+        for mark in session.marks_of_test(test):
             if mark.span.path == path and mark.span.line + 1 == found.def_line:
                 tests.append(test)
                 break

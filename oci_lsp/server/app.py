@@ -34,6 +34,7 @@ from oci_lsp.server.progress import Progress
 from oci_lsp.server.protocol import OciProtocol
 from oci_lsp.server.workspaces import Folder, Folders, SettingsSources
 from oci_lsp.testing.failures import FailureMark
+from oci_lsp.testing.projects import find_projects, is_project_marker
 from oci_lsp.testing.runner import RunResult
 from oci_lsp.testing.session import TestSession
 from oci_lsp.testing.watch import SeenFiles, is_relevant, watch_roots
@@ -45,6 +46,7 @@ CONFIG_SECTION = "oci"
 CLIENT_OPTIONS = ("promptForInstruction",)
 COMMAND_STATUS = "oci.status"
 COMMAND_RUN_TESTS = "oci.runTests"
+MAX_WARM_PROJECTS = 4
 
 
 def _path_of(uri: str) -> str | None:
@@ -124,8 +126,8 @@ class OciLanguageServer(LanguageServer):
     def marks_for_path(self, path: str) -> list[FailureMark]:
         marks: list[FailureMark] = []
         for folder in self.folders:
-            if folder.session is not None:
-                marks.extend(folder.session.marks_for_path(path))
+            for session in folder.all_sessions():
+                marks.extend(session.marks_for_path(path))
         return marks
 
     # -- talking to the client --------------------------------------------------------------
@@ -145,7 +147,7 @@ class OciLanguageServer(LanguageServer):
 
     # -- folders and settings ---------------------------------------------------------------
 
-    def add_folder(self, uri: str) -> Folder | None:
+    async def add_folder(self, uri: str) -> Folder | None:
         path = _path_of(uri)
         if path is None or not os.path.isdir(path):
             log.warning("workspace folder %s is not a local directory; ignored", uri)
@@ -153,19 +155,40 @@ class OciLanguageServer(LanguageServer):
         folder = Folder(root=Path(path).resolve(), uri=uri)
         self.folders.add(folder)
         self._resolve(folder)
-        folder.session = TestSession(
-            folder.root, lambda: folder.settings.tests, self.session_events, self.read
-        )
-        folder.session.start()
+        # A monorepo's projects each get a session, found before the first save is served.
+        for root in await asyncio.to_thread(find_projects, folder.root):
+            self.add_project(folder, root)
         return folder
+
+    def add_project(self, folder: Folder, root: Path) -> TestSession:
+        """A session for the project at root, whose tests run from there."""
+        session = TestSession(root, lambda: folder.settings.tests, self.session_events, self.read)
+        folder.add_session(session)
+        session.start()
+        if len(folder.sessions) > 1:
+            log.info("project %s in %s has its own test session", root, folder.root)
+        return session
+
+    def session_for(self, path: str) -> TestSession | None:
+        """The test session of the project holding path (a new project gets one)."""
+        folder = self.folders.for_path(path)
+        if folder is None:
+            return None
+        if is_project_marker(Path(path)):
+            parent = Path(path).parent
+            if parent not in folder.sessions and parent in find_projects(folder.root):
+                self.add_project(folder, parent).warm()
+        return folder.session_for(path)
 
     def remove_folder(self, uri: str) -> None:
         folder = self.folders.remove(uri)
-        if folder is None or folder.session is None:
+        if folder is None:
             return
-        folder.session.close()
-        paths = folder.session.paths_with_marks()
-        folder.session = None
+        paths: set[str] = set()
+        for session in folder.all_sessions():
+            session.close()
+            paths |= session.paths_with_marks()
+        folder.sessions.clear()
         for path in paths:
             self.publisher.publish_now(path)
 
@@ -173,10 +196,11 @@ class OciLanguageServer(LanguageServer):
         before = folder.settings
         for problem in folder.resolve(self.sources):
             self.show_once(str(problem))
-        if folder.session is not None and before.tests != folder.settings.tests:
-            folder.session.enable()  # a changed interpreter or command deserves a new try
-            if self.ready.is_set():
-                folder.session.warm()
+        if before.tests != folder.settings.tests:
+            for session in folder.all_sessions():
+                session.enable()  # a changed interpreter or command deserves a new try
+                if self.ready.is_set():
+                    session.warm()
 
     async def refresh_client_settings(self) -> None:
         """Ask the client for the `oci` section of each folder (after `initialized` only)."""
@@ -209,8 +233,12 @@ class OciLanguageServer(LanguageServer):
 
     def warm_all(self) -> None:
         for folder in self.folders:
-            if folder.session is not None:
-                folder.session.warm()
+            sessions = folder.all_sessions()
+            # A standby interpreter is one idle process per project: a monorepo of many
+            # projects warms each one when a file of it is opened (did_open) instead.
+            if len(sessions) <= MAX_WARM_PROJECTS:
+                for session in sessions:
+                    session.warm()
 
     def preload_model(self) -> None:
         """`generation.preload`: load the model in the background, with progress, at startup."""
@@ -255,38 +283,40 @@ class OciLanguageServer(LanguageServer):
         if self._watch_stop is not None:
             self._watch_stop.set()
         for folder in self.folders:
-            if folder.session is not None:
-                folder.session.close()
+            for session in folder.all_sessions():
+                session.close()
 
     # -- what triggers runs -----------------------------------------------------------------
 
     def file_saved(self, path: str) -> None:
         folder = self.folders.for_path(path)
-        if folder is None or folder.session is None:
+        session = self.session_for(path)
+        if folder is None or session is None:
             return
         self.seen.saved(Path(path))
         if Path(path).name == "pyproject.toml" and Path(path).parent == folder.root:
             self._resolve(folder)
         if not is_relevant(Path(path)):
             return
-        folder.session.file_changed(Path(path))
+        session.file_changed(Path(path))
         if folder.settings.tests.on_save:
-            folder.session.request_run({Path(path)})
+            session.request_run({Path(path)})
 
     def files_changed_on_disk(self, paths: set[Path]) -> None:
-        by_folder: dict[str, tuple[Folder, set[Path]]] = {}
+        by_session: dict[Path, tuple[Folder, TestSession, set[Path]]] = {}
         for path in paths:
             folder = self.folders.for_path(str(path))
-            if folder is None or folder.session is None or not self.seen.is_new(path):
+            session = self.session_for(str(path))
+            if folder is None or session is None or not self.seen.is_new(path):
                 continue
-            folder.session.file_changed(path)
+            session.file_changed(path)
             if path.name == "pyproject.toml" and path.parent == folder.root:
                 self._resolve(folder)
-            by_folder.setdefault(folder.uri, (folder, set()))[1].add(path)
-        for folder, changed in by_folder.values():
+            by_session.setdefault(session.root, (folder, session, set()))[2].add(path)
+        for folder, session, changed in by_session.values():
             log.info("changed outside the editor: %s", ", ".join(map(str, sorted(changed))))
-            if folder.session is not None and folder.settings.tests.on_save:
-                folder.session.request_run(changed)
+            if folder.settings.tests.on_save:
+                session.request_run(changed)
 
     # -- oci.status ----------------------------------------------------------------------------
 
@@ -299,7 +329,7 @@ class OciLanguageServer(LanguageServer):
         if folder is not None:
             folders = [folder]
         settings = folders[0].settings if folders else None
-        sessions = [f.session for f in folders if f.session is not None]
+        sessions = [s for f in folders for s in f.all_sessions()]
         model = self.models.status(settings) if settings else None
         return {
             "version": __version__,
@@ -378,7 +408,7 @@ def create_server(command_line: Mapping[str, Any] | None = None) -> OciLanguageS
     @server.feature(types.INITIALIZED)
     async def initialized(ls: OciLanguageServer, params: types.InitializedParams) -> None:
         for folder_uri in _initial_folder_uris(ls):
-            ls.add_folder(folder_uri)
+            await ls.add_folder(folder_uri)
         await ls.refresh_client_settings()
         ls.ready.set()
         ls.warm_all()
@@ -417,6 +447,9 @@ def create_server(command_line: Mapping[str, Any] | None = None) -> OciLanguageS
         if path is None:
             return
         ls.uris.opened(path, params.text_document.uri)
+        session = ls.session_for(path) if ls.ready.is_set() else None
+        if session is not None:
+            session.warm()
         if ls.marks_for_path(path):
             ls.publisher.publish_now(path)
 
@@ -446,7 +479,7 @@ def create_server(command_line: Mapping[str, Any] | None = None) -> OciLanguageS
         for removed in params.event.removed:
             ls.remove_folder(removed.uri)
         for added in params.event.added:
-            ls.add_folder(added.uri)
+            await ls.add_folder(added.uri)
         await ls.refresh_client_settings()
         ls.warm_all()
         ls.start_watching()
@@ -478,8 +511,10 @@ def create_server(command_line: Mapping[str, Any] | None = None) -> OciLanguageS
         argument = args[0] if args else {}
         uri = argument.get("uri") if isinstance(argument, Mapping) else None
         path = _path_of(uri) if isinstance(uri, str) else None
-        targets = [ls.folders.for_path(path)] if path else list(ls.folders)
-        sessions = [f.session for f in targets if f is not None and f.session is not None]
+        if path:
+            sessions = [s for s in [ls.session_for(path)] if s is not None]
+        else:
+            sessions = [s for f in ls.folders for s in f.all_sessions()]
         for session in sessions:
             if session.disabled:
                 ls.show_once(f"oci-lsp: {session.disabled}")

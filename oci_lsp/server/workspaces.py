@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from oci_lsp.config import Settings, SettingsProblem, read_pyproject_settings, resolve_settings
+from oci_lsp.testing.projects import contains, innermost, nested_in
 from oci_lsp.testing.session import TestSession
 
 
@@ -26,7 +26,9 @@ class Folder:
     uri: str
     settings: Settings = field(default_factory=Settings)
     client_settings: Mapping[str, Any] | None = None  # workspace/configuration section "oci"
-    session: TestSession | None = None
+    # One test session per project in the folder (testing/projects.py), by project root;
+    # the folder's own root is one of them.
+    sessions: dict[Path, TestSession] = field(default_factory=dict)
 
     def resolve(self, sources: SettingsSources) -> list[SettingsProblem]:
         pyproject, problem = read_pyproject_settings(self.root)
@@ -41,8 +43,21 @@ class Folder:
         return ([problem] if problem else []) + problems
 
     def contains(self, path: str) -> bool:
-        root = str(self.root)
-        return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+        return contains(self.root, path)
+
+    def session_for(self, path: str) -> TestSession | None:
+        """The session of the innermost project holding path."""
+        root = innermost(self.sessions, path)
+        return self.sessions.get(root) if root is not None else None
+
+    def all_sessions(self) -> list[TestSession]:
+        return list(self.sessions.values())
+
+    def add_session(self, session: TestSession) -> None:
+        """A project of the folder; each session leaves the projects below it to theirs."""
+        self.sessions[session.root] = session
+        for each in self.sessions.values():
+            each.nested = nested_in(each.root, self.sessions)
 
 
 class Folders:

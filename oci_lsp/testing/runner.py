@@ -55,6 +55,7 @@ class RunSpec:
     python: str  # the interpreter that runs pytest
     selection: Sequence[str] = ()  # files or node ids; empty: what pytest collects by default
     skip_files: Sequence[str] = ()  # absolute paths pytest must not collect
+    ignore: Sequence[str] = ()  # directories left out (`--ignore`): projects of their own
     timeout: float = 300.0
     command: Sequence[str] | None = None  # another runner that writes JUnit XML
 
@@ -84,6 +85,7 @@ def pytest_args(spec: RunSpec) -> list[str]:
         "--no-header",
         "-o",
         "console_output_style=classic",
+        *(f"--ignore={path}" for path in spec.ignore),
         *spec.selection,
     ]
 

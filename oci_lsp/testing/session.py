@@ -27,6 +27,7 @@ from oci_lsp.code.modules import ModuleIndex
 from oci_lsp.config import TestSettings
 from oci_lsp.testing.failures import FailureLocator, FailureMark, ReadSource
 from oci_lsp.testing.impact import ImportGraph
+from oci_lsp.testing.projects import innermost
 from oci_lsp.testing.results import CollectionError, TestReport
 from oci_lsp.testing.runner import (
     PytestLauncher,
@@ -83,6 +84,9 @@ class TestSession:
         self.locator = FailureLocator(root, read, self.index)
         self.progress = RunProgress()
         self.launcher = PytestLauncher()
+        # Projects below this one's root (a monorepo), which have sessions of their own: runs
+        # here leave them out (testing/projects.py).
+        self.nested: list[Path] = []
         self.disabled: str | None = None  # why runs are off (pytest missing) until settings change
         self._marks: dict[str, list[FailureMark]] = {}  # by test id or "collect:" + collector
         self._keys_by_path: dict[str, set[str]] = {}
@@ -225,7 +229,9 @@ class TestSession:
         affected = self.graph.affected_tests(changed)
         if affected is None:
             return [("all", [], [])]
-        files = sorted(str(p) for p in affected)
+        files = sorted(
+            str(p) for p in affected if innermost([self.root, *self.nested], str(p)) == self.root
+        )
         if settings.scope == "affected":
             return [("affected", files, [])] if files else []
         if not files:
@@ -257,6 +263,7 @@ class TestSession:
                     python,
                     selection=selection,
                     skip_files=skip,
+                    ignore=[str(p) for p in self.nested],
                     timeout=settings.timeout,
                     command=settings.command,
                 )
