@@ -290,3 +290,26 @@ def test_a_file_changed_on_disk_during_the_run_is_not_overwritten(tmp_path: Path
         write_atomic(seen, "A = 3\n")
     assert path.read_text() == "A = 2  # the user's edit meanwhile\n"
     assert not list(tmp_path.glob(".*.oci-lsp.tmp"))
+
+
+def test_projects_below_the_root_are_left_to_their_own_runs(tmp_path: Path) -> None:
+    root = write_files(tmp_path / "mono", CALC)
+    # Two projects of their own, whose clashing test files the root's run would trip over.
+    for name in ("pkg_a", "pkg_b"):
+        write_files(
+            root / name,
+            {
+                "pyproject.toml": "[project]\nname = 'x'\n",
+                f"{name}.py": "def one():\n    return 2\n",
+                "tests/test_calc.py": f"from {name} import one\n\ndef test_one():\n    assert one() == 1\n",
+            },
+        )
+    before = [snapshot(root / "pkg_a"), snapshot(root / "pkg_b")]
+    report = tmp_path / "report.json"
+    with ScriptedOpenAIServer(answer(RIGHT)) as server:
+        done = fix(root, server, "--json", str(report))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "left out, projects of their own (run --fix in each): pkg_a, pkg_b" in done.stderr
+    fixed = {g["function"] for g in json.loads(report.read_text())["groups"]}
+    assert fixed == {"add", "mul"}
+    assert [snapshot(root / "pkg_a"), snapshot(root / "pkg_b")] == before

@@ -32,6 +32,7 @@ from oci_lsp.refine.isolation import Sandbox, SandboxError
 from oci_lsp.refine.loop import Conversations, Refiner, RefineResult, Target, TestPlan
 from oci_lsp.testing.failures import FailureLocator
 from oci_lsp.testing.impact import ImportGraph
+from oci_lsp.testing.projects import find_projects, nested_in
 from oci_lsp.testing.results import Collected, TestReport
 from oci_lsp.testing.runner import RunResult, RunSpec, default_python, run_tests
 
@@ -104,6 +105,7 @@ class _FixRun:
         self.conversations = Conversations()
         self.index = ModuleIndex(self.root)
         self.graph = ImportGraph(self.root, self.index)
+        self._told_nested = False
 
     async def close(self) -> None:
         if self.sandbox is not None:
@@ -197,7 +199,20 @@ class _FixRun:
 
     async def _suite(self) -> _Suite:
         tests = self.settings.tests
-        spec = RunSpec(self.root, self.python, timeout=tests.timeout, command=tests.command)
+        # Projects below the root run from their own directories (testing/projects.py):
+        # --fix there; here they are left out, as the server's runs leave them out.
+        nested = nested_in(self.root, find_projects(self.root))
+        if nested and not self._told_nested:
+            self._told_nested = True
+            names = ", ".join(os.path.relpath(p, self.root) for p in nested)
+            self.display.say(f"left out, projects of their own (run --fix in each): {names}")
+        spec = RunSpec(
+            self.root,
+            self.python,
+            ignore=[str(p) for p in nested],
+            timeout=tests.timeout,
+            command=tests.command,
+        )
         suite = _Suite()
         suite.result = await run_tests(spec, suite)
         result = suite.result
