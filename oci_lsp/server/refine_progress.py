@@ -54,10 +54,12 @@ def _verdict(candidate: CandidateRecord) -> str:
     """One candidate's result, as a progress message says it."""
     number = f"candidate {candidate.index + 1}"
     outcome = candidate.outcome
-    if outcome is None:
+    if outcome is None:  # no usable code, or refused by the guard of the original's lines
         return f"{number}: {candidate.error or 'no code'}"
     if outcome.verdict == "passed":
-        return f"{number} passed {outcome.passed} test(s)"
+        # What the guard put back is part of what will be applied: say it.
+        kept = f" ({'; '.join(candidate.kept)})" if candidate.kept else ""
+        return f"{number} passed {outcome.passed} test(s){kept}"
     failure = outcome.first_failure
     which = failure.test_id.rpartition("::")[2] if failure is not None else outcome.verdict
     return f"{number} failed ({which})"
