@@ -43,8 +43,10 @@ def naturalsize(value, binary=False):
     return f"{value / base:.1f} {suffix}"'''
 
 # The same function as models also write it: the docstring's example fence at column 0.
-FLUSH_LEFT = FUNCTION.replace("        ```", "```").replace("        >>>", ">>>").replace(
-    "        '3.0", "'3.0"
+FLUSH_LEFT = (
+    FUNCTION.replace("        ```", "```")
+    .replace("        >>>", ">>>")
+    .replace("        '3.0", "'3.0")
 )
 
 
@@ -170,3 +172,17 @@ def test_other_languages_close_at_their_first_fence() -> None:
     blocks, _ = split_fences("```pycon\n>>> f()\n```\n```bash\nls\n```", reads)
     assert [b.language for b in blocks] == ["pycon", "bash"]
     assert [b.text for b in blocks] == [">>> f()", "ls"]
+
+
+def test_reading_on_past_closing_fences_is_bounded_for_the_whole_reply() -> None:
+    calls: list[str] = []
+
+    def never(language: str, text: str) -> bool:
+        calls.append(text)
+        return False
+
+    blocks, _ = split_fences("```python\nx = (\n```\n" * 200, never)
+    assert len(blocks) == 200 and all(b == Block("x = (", "python", True) for b in blocks)
+    # The first block, then twelve tries past its fence; the others close where CommonMark
+    # closes them, unread.
+    assert len(calls) == 1 + 12

@@ -4,14 +4,16 @@ The loop asks the model to write or fix one function, and models answer in every
 or several fenced blocks (the last one maybe cut off by the token limit), bare code, prose
 around code, the whole function, only its body, the whole module with example usage, a
 method alone or inside its class, the function under another name. `extract_candidate`
-finds the code, picks what replaces the target and fits it to the target's indentation,
-keeping what the model did not mean to change: the decorators, the annotated header when
-only the annotations were dropped, the docstring. `apply_candidate` splices it into the
-module with the imports and helpers it needs and leaves every other byte alone, so the
-user's diff shows only the function.
+finds the code (Markdown fences as fences.py reads them), picks what replaces the target and
+fits it to the target's indentation, keeping what the model did not mean to change: the
+annotated header when only the annotations were dropped, and (keep.py) the decorators,
+docstring and comments the reply lost. `apply_candidate` splices it into the module with the
+imports and helpers it needs and leaves every other byte alone, so the user's diff shows
+only the function.
 
 Neither raises anything but `ExtractionError`, whose message is one line fit for a log and
 for the next prompt: replies are untrusted text, and one bad candidate must not end a round.
+A candidate that would lose lines that cannot be put back raises `LostLinesError`.
 """
 
 from __future__ import annotations

@@ -12,12 +12,13 @@ Nothing here knows Python: whether a block reads is the caller's `reads`.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-# At most this many later closing fences are tried when a block does not read: each try
-# costs reading the block so far.
+# At most this many later closing fences (or the reply's end) are tried, for all the blocks
+# of a reply together: each try costs reading a block, and a hostile reply must stay cheap.
 _MAX_LOOKAHEAD = 12
 # CommonMark's limit on a fence's indentation (beyond its container's).
 _MAX_INDENT = 3
@@ -48,6 +49,7 @@ def split_fences(reply: str, reads: Reads | None = None) -> tuple[list[Block], l
     lines = reply.split("\n")
     blocks: list[Block] = []
     outside: list[str] = []
+    tries = _Tries(reads)
     container = 0  # the content column of the list item the lines are in
     index = 0
     while index < len(lines):
@@ -65,7 +67,7 @@ def split_fences(reply: str, reads: Reads | None = None) -> tuple[list[Block], l
         fence, language, indent = opening
         if item is not None:
             indent += item.end()
-        block, index = _read_block(lines, index + 1, fence, language, indent, container, reads)
+        block, index = _read_block(lines, index + 1, fence, language, indent, container, tries)
         blocks.append(block)
     return blocks, outside
 
@@ -86,6 +88,14 @@ def _opening(line: str, container: int) -> tuple[str, str, int] | None:
     return fence, language, indent
 
 
+class _Tries:
+    """`reads`, and how many more tries past a closing fence the reply may cost."""
+
+    def __init__(self, reads: Reads | None) -> None:
+        self.reads = reads
+        self.left = _MAX_LOOKAHEAD
+
+
 def _read_block(
     lines: list[str],
     start: int,
@@ -93,18 +103,23 @@ def _read_block(
     language: str,
     indent: int,
     container: int,
-    reads: Reads | None,
+    tries: _Tries,
 ) -> tuple[Block, int]:
     """The block opened before `start`, and the index of the line after it."""
-    closers = [
-        index for index in range(start, len(lines)) if _closes(lines[index], fence, container)
-    ]
-    if not closers:
-        return Block(_content(lines[start:], indent), language, False), len(lines)
-    end = closers[0]
-    if reads is not None and not reads(language, _content(lines[start:end], indent)):
-        later = [*closers[1 : _MAX_LOOKAHEAD + 1], len(lines)]
-        end = next((e for e in later if reads(language, _content(lines[start:e], indent))), end)
+    closers = (i for i in range(start, len(lines)) if _closes(lines[i], fence, container))
+    end = next(closers, len(lines))
+    reads = tries.reads
+    if (
+        end < len(lines)
+        and reads is not None
+        and tries.left > 0
+        and not reads(language, _content(lines[start:end], indent))
+    ):
+        for later in [*itertools.islice(closers, tries.left - 1), len(lines)]:
+            tries.left -= 1
+            if reads(language, _content(lines[start:later], indent)):
+                end = later
+                break
     if end == len(lines):
         return Block(_content(lines[start:], indent), language, False), end
     return Block(_content(lines[start:end], indent), language, True), end + 1

@@ -8,16 +8,18 @@ back where it was. What counts as meant, hunk by hunk of a line diff:
 
 - A part the reply leaves out entirely (no docstring, no decorators) is the original's.
 - Lines the reply drops without writing anything in their place are lost, and come back.
-  Lines it replaces are its change, unless the replacement says less (fewer words, fewer
-  decorators) or drops a docstring example (a `>>>` session or a fenced block, which are the
-  user's tests): then the original's lines stay for that hunk.
-- Comments are the body's when the new body replaced the code around them; a comment line
-  dropped between lines of code the reply kept, or a comment cut off a line it kept, comes
-  back.
+- Lines it replaces are its change (an edited sentence, another decorator), unless the
+  replacement says less: fewer words or fewer decorators, or a docstring example gone or
+  altered (a `>>>` session with its output, a fenced block: the user's tests). Then each
+  line it edited (one alike the original's) stays the reply's and the others are the
+  original's; a docstring line the reply only re-indented is the original's.
+- Comments are the body's where the new body replaced the code around them. A comment line
+  dropped next to code the reply kept (with no comment written in its place), or a comment
+  cut off a line it kept, comes back; a stub's comments (`# TODO` over `pass`) do not.
 
 A repair never changes the reply's code: restored comments are checked token by token, a
-merged docstring must still be one string. Where a repair cannot be made safely the
-candidate is refused (`CannotKeep`), with the lines it would have lost.
+merged docstring must still be one string (else the original's is kept whole). Where a
+repair cannot be made safely the candidate is refused (`CannotKeep`), saying what it lost.
 """
 
 from __future__ import annotations
@@ -99,6 +101,7 @@ def _keep_decorators(
         [_normalise("".join(u)) for u in ours_units],
         [_normalise("".join(u)) for u in theirs_units],
         fewer,
+        moves=True,
     )
     if not lost:
         return theirs
@@ -166,7 +169,7 @@ def _keep_docstring(
     merged, lost = _merge(ours_keys, theirs_keys, says_less, prefer_ours=True, resolve=line_by_line)
     lines = [(ours if side else theirs)[i] for side, i in merged]
     if not lost:
-        return lines
+        return lines if _one_string(lines) else theirs
     count = len(lost)
     if not _one_string(lines):
         lines = ours  # the halves do not make one string: the user's docstring, whole
@@ -238,6 +241,12 @@ def _keep_comments(ours: list[str], theirs: list[str], notes: list[str]) -> list
     theirs_at = [j for j, row in enumerate(theirs_rows) if row.key]
     ours_keys = [ours_rows[i].key for i in ours_at]
     theirs_keys = [theirs_rows[j].key for j in theirs_at]
+    # A comment the reply has elsewhere moved there: it is not lost.
+    written = {
+        line[row.comment :].strip()
+        for line, row in zip(theirs, theirs_rows, strict=True)
+        if row.comment is not None
+    }
     out = list(theirs)
     restored: list[str] = []
     # (index in `out` before which to insert, lines), applied from the end.
@@ -247,17 +256,29 @@ def _keep_comments(ours: list[str], theirs: list[str], notes: list[str]) -> list
         if tag == "equal":
             for a, b in zip(range(i1, i2), range(j1, j2), strict=True):
                 mine, yours = ours_rows[ours_at[a]], theirs_rows[theirs_at[b]]
-                if mine.code and mine.comment is not None and yours.comment is None:
+                if (
+                    mine.code
+                    and mine.comment is not None
+                    and yours.comment is None
+                    and ours[ours_at[a]][mine.comment :].strip() not in written
+                ):
                     line = ours[ours_at[a]]
                     code_end = len(line[: mine.comment].rstrip())
                     out[theirs_at[b]] = theirs[theirs_at[b]].rstrip() + line[code_end:]
                     restored.append(line[mine.comment :])
-        elif tag == "delete" and _lost_comments(ours_rows, ours_at, ours_keys, i1, i2):
+        elif (
+            i2 > i1
+            and _lost_comments(ours_rows, ours_at, ours_keys, i1, i2)
+            and all(theirs_rows[theirs_at[j]].code for j in range(j1, j2))
+            and not any(ours[ours_at[i]].strip() in written for i in range(i1, i2))
+        ):
+            # Comment lines gone, and no comment written in their place: they go back just
+            # above the line they were above (after any code the reply put before it).
             first = ours_at[i1]
             last = ours_at[i2] if i2 < len(ours_at) else len(ours)
             lines = ours[first:last]
-            if j1 < len(theirs_at):
-                at = theirs_at[j1]
+            if j2 < len(theirs_at):
+                at = theirs_at[j2]
                 if i2 < len(ours_at):
                     lines = _aligned(lines, ours[ours_at[i2]], theirs[at])
             else:
@@ -311,7 +332,8 @@ def _placeholder(rows: list[_Row]) -> bool:
 
 
 def _lost_comments(rows: list[_Row], at: list[int], keys: list[str], i1: int, i2: int) -> bool:
-    """Whether a hunk the reply dropped is comment lines between code it kept."""
+    """Whether the lines of ours the reply dropped in a hunk are comment lines next to code
+    it kept (not next to a stub's `pass`)."""
     if any(rows[at[i]].code for i in range(i1, i2)):
         return False  # it dropped code too: on purpose, with its comments
     anchors = [keys[i].removeprefix("code:") for i in (i1 - 1, i2) if 0 <= i < len(keys)]
@@ -358,26 +380,31 @@ def _merge(
     *,
     prefer_ours: bool = False,
     resolve: Callable[[range, range], _Merged] | None = None,
+    moves: bool = False,
 ) -> tuple[_Merged, list[int]]:
     """Lines of `theirs` with the hunks that lost lines of `ours` taken from `ours`.
 
     Returns the merged lines as (from ours?, index) and the indices of the non-blank lines
     of ours put back. Blank lines dropped alone are not lost; equal lines come from `ours`
     with `prefer_ours`; `resolve` merges a lossy replacement line by line (else it is ours).
+    With `moves`, a line found elsewhere in `theirs` moved there: it is not lost.
     """
+    present = frozenset(theirs) if moves else frozenset()
     merged: _Merged = []
-    matcher = difflib.SequenceMatcher(None, ours, theirs, autojunk=False)
     lost: list[int] = []
+    matcher = difflib.SequenceMatcher(None, ours, theirs, autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         deleted, inserted = range(i1, i2), range(j1, j2)
+        missing = [i for i in deleted if ours[i] and ours[i] not in present]
         if tag == "equal":
             merged.extend(
                 [(True, i) for i in deleted] if prefer_ours else [(False, j) for j in inserted]
             )
-        elif any(ours[i] for i in deleted) and (not inserted or lossy(deleted, inserted)):
-            hunk = (
-                resolve(deleted, inserted) if resolve and inserted else [(True, i) for i in deleted]
-            )
+        elif missing and (not inserted or lossy(deleted, inserted)):
+            if resolve is not None and inserted:
+                hunk = resolve(deleted, inserted)
+            else:
+                hunk = [(True, i) for i in deleted if ours[i] not in present]
             merged.extend(hunk)
             lost.extend(i for side, i in hunk if side and ours[i])
         else:
