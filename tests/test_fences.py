@@ -8,26 +8,6 @@ import pytest
 from oci_lsp.refine.extract import apply_candidate, extract_candidate
 from oci_lsp.refine.fences import Block, split_fences
 
-MODULE = '''\
-"""Human-readable numbers."""
-
-
-def naturalsize(value, binary=False):
-    """Format a number of bytes like a human-readable file size.
-
-    Examples:
-        ```pycon
-        >>> naturalsize(3000)
-        '3.0 kB'
-        ```
-    """
-    base = 1024 if binary else 1000
-    suffix = "KiB" if binary else "kB"
-    return f"{value / base:.2f} {suffix}"
-'''
-
-FIXED = MODULE.replace(":.2f}", ":.1f}")
-
 FUNCTION = '''\
 def naturalsize(value, binary=False):
     """Format a number of bytes like a human-readable file size.
@@ -41,6 +21,9 @@ def naturalsize(value, binary=False):
     base = 1024 if binary else 1000
     suffix = "KiB" if binary else "kB"
     return f"{value / base:.1f} {suffix}"'''
+
+MODULE = '"""Human-readable numbers."""\n\n\n' + FUNCTION.replace(":.1f}", ":.2f}") + "\n"
+FIXED = MODULE.replace(":.2f}", ":.1f}")
 
 # The same function as models also write it: the docstring's example fence at column 0.
 FLUSH_LEFT = (

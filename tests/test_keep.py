@@ -96,6 +96,15 @@ def test_a_docstring_rewritten_on_purpose_is_the_replys() -> None:
     assert not any("docstring" in note for note in extracted.kept)
 
 
+def test_a_summary_line_rewritten_shorter_is_the_replys() -> None:
+    module = (
+        'def add(a, b):\n    """Return the sum of the two numbers a and b."""\n    return a - b\n'
+    )
+    extracted = extract('def add(a, b):\n    """Add a and b."""\n    return a + b', module, "add")
+    assert extracted.function == 'def add(a, b):\n    """Add a and b."""\n    return a + b\n'
+    assert extracted.kept == ()
+
+
 def test_a_rewritten_sentence_stays_and_the_dropped_example_comes_back() -> None:
     edited = '    """Format a byte count as a human-readable file size.\n    """\n'
     assert fixed(function(edited)) == FIXED.replace("a number of bytes like", "a byte count as")

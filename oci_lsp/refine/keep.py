@@ -34,7 +34,10 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
-# A replacement that keeps less than this share of the words it replaces lost lines.
+from oci_lsp.code.functions import parse
+
+# A replacement in fewer lines that keeps less than this share of the words it replaces
+# lost lines.
 _KEPT_WORDS = 0.75
 # Body lines that anchor nothing: a comment next to them is a placeholder's.
 _PLACEHOLDERS = frozenset({"pass", "..."})
@@ -145,6 +148,10 @@ def _keep_docstring(
         written = {theirs_keys[j] for j in inserted}
         if any(i in examples and ours_keys[i] not in written for i in deleted):
             return True  # an example is the user's test, not prose to rewrite
+        if sum(map(bool, (theirs_keys[j] for j in inserted))) >= sum(
+            map(bool, (ours_keys[i] for i in deleted))
+        ):
+            return False  # line for line: an edit, however short
         before = sum(len(ours_keys[i].split()) for i in deleted)
         after = sum(len(theirs_keys[j].split()) for j in inserted)
         return after < before * _KEPT_WORDS
@@ -211,7 +218,7 @@ def _example_rows(lines: list[str]) -> set[int]:
 
 def _one_string(lines: list[str]) -> bool:
     """Whether the lines, as a body, are one string statement: a docstring."""
-    tree = _parse("def _():\n" + "\n".join(lines) + "\n")
+    tree = parse("def _():\n" + "\n".join(lines) + "\n")
     if tree is None or not isinstance(tree.body[0], ast.FunctionDef):
         return False
     body = tree.body[0].body
@@ -412,17 +419,8 @@ def _merge(
     return merged, lost
 
 
-def _parse(text: str) -> ast.Module | None:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return ast.parse(text)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return None
-
-
 def _parses(text: str) -> bool:
-    return _parse(textwrap.dedent(text)) is not None
+    return parse(textwrap.dedent(text)) is not None
 
 
 def _normalise(text: str) -> str:
