@@ -104,6 +104,15 @@ def test_a_python_block_in_a_numbered_list_item() -> None:
     assert fixed(reply) == FIXED
 
 
+def test_a_reply_indented_as_a_whole_still_has_its_fences() -> None:
+    # Not CommonMark (four spaces make the fences code lines), but no fence at the
+    # allowed indentation holds code: the indented ones are read, closing at their own
+    # indentation, so the docstring's example inside stays content.
+    indented = "\n".join("    " + line if line else "" for line in FUNCTION.split("\n"))
+    reply = f"Here is the fix:\n\n    ```python\n{indented}\n    ```\n\nThat is all."
+    assert fixed(reply) == FIXED
+
+
 # --- the reading itself --------------------------------------------------------------------
 
 

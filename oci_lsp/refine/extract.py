@@ -37,7 +37,7 @@ from oci_lsp.code.functions import (
     parse,
     split_lines,
 )
-from oci_lsp.refine.fences import split_fences
+from oci_lsp.refine.fences import Block, split_fences
 from oci_lsp.refine.keep import CannotKeep, Kept, Parts, keep_original
 
 _FUNCTION_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef)
@@ -238,7 +238,12 @@ class _Plan:
 
 def _choose(reply: str, target: _Target) -> _Plan:
     blocks, outside = split_fences(reply, _reads)
-    python = [b for b in blocks if b.language in _PYTHON_LANGUAGES and b.text.strip()]
+    python = _python_blocks(blocks)
+    if not python:
+        # No fence at CommonMark's indentation holds code: a reply indented as a whole?
+        blocks, rest = split_fences(reply, _reads, indented=True)
+        if _python_blocks(blocks):
+            python, outside = _python_blocks(blocks), rest
     readings: list[_Reading | str] = []
     if python:
         for index, block in enumerate(python):
@@ -260,6 +265,10 @@ def _choose(reply: str, target: _Target) -> _Plan:
     if errors:
         raise ExtractionError(f"the code does not parse: {errors[-1]}")
     raise ExtractionError("the reply has no code")
+
+
+def _python_blocks(blocks: list[Block]) -> list[Block]:
+    return [b for b in blocks if b.language in _PYTHON_LANGUAGES and b.text.strip()]
 
 
 def _reads(language: str, text: str) -> bool:

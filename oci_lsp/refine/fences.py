@@ -5,7 +5,9 @@ item's own indentation): a docstring's indented ```` ```pycon ```` example insid
 python block is content, not a fence. One liberty for code: a closing fence whose block does
 not read as code, where a later closing fence (or the reply's end) gives a block that does, is
 content too. Models write docstrings whose ```` ``` ```` examples sit at column 0; read
-strictly, such a reply's code would be cut inside its docstring.
+strictly, such a reply's code would be cut inside its docstring. And a reply indented as a
+whole can be read with its indented fences as fences (`indented`), each closing at its own
+indentation plus three.
 
 Nothing here knows Python: whether a block reads is the caller's `reads`.
 """
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 _MAX_LOOKAHEAD = 12
 # CommonMark's limit on a fence's indentation (beyond its container's).
 _MAX_INDENT = 3
+_UNLIMITED = 1 << 30
 
 _OPENING = re.compile(r"(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>.*?)[ \t]*")
 _CLOSING = re.compile(r"(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*")
@@ -40,11 +43,15 @@ class Block:
     closed: bool
 
 
-def split_fences(reply: str, reads: Reads | None = None) -> tuple[list[Block], list[str]]:
+def split_fences(
+    reply: str, reads: Reads | None = None, *, indented: bool = False
+) -> tuple[list[Block], list[str]]:
     """The fenced blocks of a Markdown reply, and the lines outside them.
 
     With `reads`, a block that does not read at its closing fence goes on to the first later
     closing fence (or the reply's end) where it does; where none does, it closes at the first.
+    With `indented`, a fence opens at any indentation (a reply indented as a whole) and closes
+    at up to three spaces more than it opened.
     """
     lines = reply.split("\n")
     blocks: list[Block] = []
@@ -59,7 +66,8 @@ def split_fences(reply: str, reads: Reads | None = None) -> tuple[list[Block], l
             container = item.end()
         elif line.strip() and _width(line[: len(line) - len(line.lstrip())]) < container:
             container = 0  # a paragraph left of the item's content ends the list
-        opening = _opening(line[item.end() :] if item else line, 0 if item else container)
+        limit = _UNLIMITED if indented else 0 if item else container
+        opening = _opening(line[item.end() :] if item else line, limit)
         if opening is None:
             outside.append(line)
             index += 1
@@ -67,7 +75,8 @@ def split_fences(reply: str, reads: Reads | None = None) -> tuple[list[Block], l
         fence, language, indent = opening
         if item is not None:
             indent += item.end()
-        block, index = _read_block(lines, index + 1, fence, language, indent, container, tries)
+        base = max(container, indent) if indented else container
+        block, index = _read_block(lines, index + 1, fence, language, indent, base, tries)
         blocks.append(block)
     return blocks, outside
 

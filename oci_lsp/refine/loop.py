@@ -285,7 +285,7 @@ class Refiner:
                     True,
                     rounds,
                     f"passed {winner.outcome.passed if winner.outcome else 0} test(s)"
-                    f" in round {number}" + _kept_note(winner.kept),
+                    f" in round {number}" + kept_note(winner.kept),
                     time.monotonic() - started,
                     kept=winner.kept,
                 )
@@ -400,7 +400,8 @@ class Refiner:
             on_event("verified", record.number, list(record.candidates))
 
 
-def _kept_note(kept: tuple[str, ...]) -> str:
+def kept_note(kept: tuple[str, ...]) -> str:
+    """What a candidate got back of the original, as a note after what it did."""
     return f" ({'; '.join(kept)})" if kept else ""
 
 

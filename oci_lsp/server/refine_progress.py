@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from oci_lsp.refine.loop import CandidateRecord
+from oci_lsp.refine.loop import CandidateRecord, kept_note
 from oci_lsp.server.progress import Progress
 
 
@@ -58,8 +58,7 @@ def _verdict(candidate: CandidateRecord) -> str:
         return f"{number}: {candidate.error or 'no code'}"
     if outcome.verdict == "passed":
         # What the guard put back is part of what will be applied: say it.
-        kept = f" ({'; '.join(candidate.kept)})" if candidate.kept else ""
-        return f"{number} passed {outcome.passed} test(s){kept}"
+        return f"{number} passed {outcome.passed} test(s){kept_note(candidate.kept)}"
     failure = outcome.first_failure
     which = failure.test_id.rpartition("::")[2] if failure is not None else outcome.verdict
     return f"{number} failed ({which})"
