@@ -139,6 +139,33 @@ async def test_generate_a_stub_verified_against_its_test(editor: Editor, tmp_pat
     assert "assert mul(2, 3) == 6" in server.requests[0]["messages"][-1]["content"]
 
 
+async def test_the_applied_edit_keeps_the_docstring_lines_the_reply_dropped(
+    editor: Editor, tmp_path: Path
+) -> None:
+    documented = CALC["calc.py"].replace(
+        '    """The product of a and b."""\n',
+        '    """The product of a and b.\n\n    ```pycon\n    >>> mul(2, 3)\n    6\n    ```\n    """\n',
+    )
+    root = write_files(tmp_path / "ws", {**CALC, "calc.py": documented})
+    # The whole function back, its docstring without the example.
+    reply = (
+        "Here is the implementation:\n\n"
+        '```python\ndef mul(a, b):\n    """The product of a and b."""\n    return a * b\n```'
+    )
+    with ScriptedOpenAIServer([reply]) as server:
+        await start(editor, root, settings(server))
+        stub_line = documented.splitlines().index("    ...")
+        actions = await editor.code_actions(root / "calc.py", stub_line)
+        generate = next(a for a in actions if a.title.startswith("Generate body of `mul`"))
+        result = await run(editor, generate)
+    assert result["applied"] and result["verified"], result
+    assert editor.text(root / "calc.py") == documented.replace("    ...\n", "    return a * b\n")
+    kept = "kept 5 line(s) of the docstring that the reply dropped or changed"
+    assert kept in result["message"]
+    shown = [m for kind, m in progress_messages(editor.client) if kind == "report"]
+    assert f"round 1/2: candidate 1 passed 1 test(s) ({kept})" in shown
+
+
 async def test_fix_from_a_failing_test_after_one_feedback_round(
     editor: Editor, tmp_path: Path
 ) -> None:

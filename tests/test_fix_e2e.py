@@ -94,12 +94,101 @@ def test_it_fixes_every_failing_function_and_a_second_run_changes_nothing(
     assert snapshot(root) == before
 
 
+SIZES = {
+    "sizes.py": '''\
+"""Human-readable sizes."""
+
+
+def naturalsize(value):
+    """Format a number of bytes like a human-readable file size.
+
+    ```pycon
+    >>> naturalsize(3000)
+    '3.0 kB'
+    ```
+    """
+    # Decimal units, as disks are sold.
+    base = 1000
+    return f"{value / base:.2f} kB"
+
+
+def label(name, size):
+    """Name and size on one line."""
+    text = name
+    # then the size, after a colon
+    text = text + ": " + size
+    return text.upper()
+''',
+    "tests/test_sizes.py": "from sizes import label, naturalsize\n\n\n"
+    "def test_naturalsize():\n    assert naturalsize(3000) == '3.0 kB'\n\n\n"
+    "def test_label():\n    assert label('a', '3.0 kB') == 'a: 3.0 kB'\n",
+}
+
+
+def sizes_model(body: dict[str, Any]) -> Reply:
+    """DeepSeek-style replies: first the whole function with its docstring's indented
+    ```pycon example (still wrong), then, after the failure, the right code with the
+    example and a comment lost. For `label`, code that can only be refused."""
+    task = body["messages"][0]["content"]
+    said = "\n".join(str(m["content"]) for m in body["messages"])
+    if "`label`" in task:
+        code = 'def label(name, size):\n    return f"""\n    text = name\n    text = text + ": " + size\n    """'
+        return Reply(f"```python\n{code}\n```")
+    if said.count("Execution result:") < 2:
+        docstring = (
+            SIZES["sizes.py"].split("def naturalsize(value):\n")[1].split("    # Decimal")[0]
+        )
+        code = f'def naturalsize(value):\n{docstring}    base = 1000\n    return f"{{value / base:.3f}} kB"'
+        return Reply(
+            f"Here is the corrected function:\n\n```python\n{code}\n```\n\nIt divides by 1000."
+        )
+    code = (
+        'def naturalsize(value):\n    """Format a number of bytes like a human-readable file size.\n    """\n'
+        '    base = 1000\n    return f"{value / base:.1f} kB"'
+    )
+    return Reply(f"```python\n{code}\n```")
+
+
+def test_a_fix_keeps_the_docstring_lines_the_reply_dropped_and_refuses_what_it_cannot_keep(
+    tmp_path: Path,
+) -> None:
+    root = write_files(tmp_path / "ws", SIZES)
+    report = tmp_path / "report.json"
+    with ScriptedOpenAIServer(sizes_model) as server:
+        done = fix(root, server, "--rounds", "2", "--candidates", "1", "--json", str(report))
+    assert done.returncode == 1, done.stdout + done.stderr  # label stays failing
+    # Every line of naturalsize but the format is as it was: docstring, example, comment.
+    assert (root / "sizes.py").read_text() == SIZES["sizes.py"].replace(":.2f}", ":.1f}")
+    data = json.loads(report.read_text())
+    natural = next(g for g in data["groups"] if g["function"] == "naturalsize")
+    label = next(g for g in data["groups"] if g["function"] == "label")
+    assert natural["status"] == "fixed" and len(natural["rounds"]) == 2
+    # Round 1's reply was read whole (its docstring's fence did not cut it) and ran.
+    assert "3.000 kB" in natural["rounds"][1]["feedback"]
+    assert natural["kept"] == [
+        "kept 4 line(s) of the docstring that the reply dropped or changed",
+        "kept 1 comment(s) the reply dropped from code it kept",
+    ]
+    assert label["status"] == "not-fixed"
+    refused = "candidate 1: rejected: the reply drops the comment `# then the size, after a colon`"
+    assert [r["rejected"] for r in label["rounds"]] == [
+        [refused + " from code it kept, and it cannot be put back there"]
+    ] * 2
+    # The text report says both.
+    [row] = [line for line in done.stdout.splitlines() if line.startswith("fixed ")]
+    assert row.endswith(
+        "kept 4 line(s) of the docstring that the reply dropped or changed;"
+        " kept 1 comment(s) the reply dropped from code it kept"
+    )
+    assert f"  sizes.py::label round 1: {refused}" in done.stdout
+
+
 def test_never_right_leaves_the_files_as_they_were(tmp_path: Path) -> None:
     root = write_files(tmp_path / "ws", CALC)
     before = snapshot(root)
     report = tmp_path / "report.json"
     with ScriptedOpenAIServer(answer({})) as server:
-        done = fix(root, server, "--rounds", "2", "--json", str(report))
+        done = fix(root, server, "--rounds", "2", "--candidates", "1", "--json", str(report))
     assert done.returncode == 1, done.stdout + done.stderr
     assert snapshot(root) == before
     data = json.loads(report.read_text())

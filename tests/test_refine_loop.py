@@ -247,6 +247,46 @@ async def test_a_fix_that_breaks_another_test_is_rejected(tmp_path: Path) -> Non
     assert first.reports[0].outcome == "passed"
 
 
+async def test_lines_a_reply_drops_come_back_or_the_candidate_is_refused(tmp_path: Path) -> None:
+    documented = CALC.replace(
+        '    """Return the sum of a and b."""\n    return a - b\n',
+        '    """Return the sum of a and b.\n\n    ```pycon\n    >>> add(1, 2)\n    3\n'
+        '    ```\n    """\n    total = a\n    # then the other one\n    total = total - b\n'
+        "    return total\n",
+    )
+    root = write_files(tmp_path / "ws", {"calc.py": documented, "tests/test_calc.py": TESTS})
+    # Its kept lines moved into a string: the comment between them has nowhere to go.
+    unkeepable = (
+        '```python\ndef add(a, b):\n    return f"""\n    total = a\n    total = total - b\n'
+        '    """\n```'
+    )
+    # Right, but its docstring lost the example.
+    short = '```python\ndef add(a, b):\n    """Return the sum of a and b."""\n    return a + b\n```'
+    backend = ScriptedBackend([[unkeepable, short]])
+    box = Sandbox(root, sys.executable)
+    try:
+        path = root / "calc.py"
+        result = await asyncio.wait_for(
+            refiner(backend, box).refine(Target(root, path, "add", documented), PLAN), WAIT
+        )
+    finally:
+        await box.close()
+    assert result.verified and len(result.rounds) == 1
+    refused, kept = result.rounds[0].candidates
+    assert refused.rejected and refused.outcome is None  # never run, never applied
+    assert refused.error is not None and "`# then the other one`" in refused.error
+    assert result.source is not None
+    assert documented[: documented.index("    total = a")] in result.source  # every line
+    assert (
+        result.kept
+        == kept.kept
+        == ("kept 5 line(s) of the docstring that the reply dropped or changed",)
+    )
+    assert result.message.endswith(
+        "(kept 5 line(s) of the docstring that the reply dropped or changed)"
+    )
+
+
 @pytest.mark.parametrize(
     ("shape", "reply"),
     [

@@ -326,22 +326,30 @@ class _FixRun:
             Target(self.root, group.path, group.qualname, current.text), plan, on_event=event
         )
         group.report.rounds = [
-            RoundReport(r.number, len(r.candidates), r.feedback) for r in result.rounds
+            RoundReport(
+                r.number,
+                len(r.candidates),
+                r.feedback,
+                [f"candidate {c.index + 1}: {c.error}" for c in r.candidates if c.rejected],
+            )
+            for r in result.rounds
         ]
         if not result.verified or result.source is None:
             group.report.status = "not-fixed"
             group.report.why = _why_not(result)
             return
         group.report.diff = _diff(group.report.path, current.text, result.source)
+        group.report.kept = list(result.kept)
         if self.options.dry_run:
             print(group.report.diff, end="")
-            group.report.status, group.report.why = "fixed", "dry run: not written"
+            why = ["dry run: not written", *result.kept]
+            group.report.status, group.report.why = "fixed", "; ".join(why)
             self.files[group.path] = _replaced(current, result.source)
             return
         write_atomic(current, result.source)
         group.before = current
         self.files[group.path] = read_text_file(group.path)
-        group.report.status, group.report.why = "fixed", ""
+        group.report.status, group.report.why = "fixed", "; ".join(result.kept)
 
     # -- after fixing -------------------------------------------------------------------------
 

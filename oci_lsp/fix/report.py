@@ -18,6 +18,9 @@ class RoundReport:
     number: int
     candidates: int
     feedback: str | None  # the execution result this round answered
+    # Candidates refused because they would drop lines of the function that could not be
+    # put back: "candidate 2: rejected: the reply drops the comment ...".
+    rejected: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -32,6 +35,8 @@ class GroupReport:
     rounds: list[RoundReport] = field(default_factory=list)
     diff: str = ""
     seconds: float = 0.0
+    # Lines of the original the written fix's reply dropped and that were put back.
+    kept: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -81,6 +86,13 @@ class Report:
             + ("  " + row[4] if row[4] else "")
             for row in rows
         ]
+        # Candidates refused because they would drop lines of the function: never silent.
+        lines.extend(
+            f"  {group.path}::{group.function} round {each.number}: {note}"
+            for group in self.groups
+            for each in group.rounds
+            for note in each.rejected
+        )
         counts = self.counts()
         after = "" if self.failing_after is None else f", {self.failing_after} failing after"
         lines.append(

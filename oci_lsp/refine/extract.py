@@ -4,14 +4,16 @@ The loop asks the model to write or fix one function, and models answer in every
 or several fenced blocks (the last one maybe cut off by the token limit), bare code, prose
 around code, the whole function, only its body, the whole module with example usage, a
 method alone or inside its class, the function under another name. `extract_candidate`
-finds the code, picks what replaces the target and fits it to the target's indentation,
-keeping what the model did not mean to change: the decorators, the annotated header when
-only the annotations were dropped, the docstring. `apply_candidate` splices it into the
-module with the imports and helpers it needs and leaves every other byte alone, so the
-user's diff shows only the function.
+finds the code (Markdown fences as fences.py reads them), picks what replaces the target and
+fits it to the target's indentation, keeping what the model did not mean to change: the
+annotated header when only the annotations were dropped, and (keep.py) the decorators,
+docstring and comments the reply lost. `apply_candidate` splices it into the module with the
+imports and helpers it needs and leaves every other byte alone, so the user's diff shows
+only the function.
 
 Neither raises anything but `ExtractionError`, whose message is one line fit for a log and
 for the next prompt: replies are untrusted text, and one bad candidate must not end a round.
+A candidate that would lose lines that cannot be put back raises `LostLinesError`.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from oci_lsp.code.functions import (
     parse,
     split_lines,
 )
+from oci_lsp.refine.fences import Block, split_fences
+from oci_lsp.refine.keep import CannotKeep, Kept, Parts, keep_original
 
 _FUNCTION_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef)
 _SCOPE_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
@@ -45,8 +49,6 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 # Fence info strings that mean Python; an empty one is a bare fence, which models use for code.
 _PYTHON_LANGUAGES = frozenset({"", "python", "py", "python3", "py3"})
-_FENCE = re.compile(r"[ \t]*(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>.*?)[ \t]*")
-_LANGUAGE = re.compile(r"[{.]*(?P<language>[\w+#.-]*)")
 # Lines of definitions: a cut-off block is trimmed at its end only where no definition is lost.
 _DEFINITION_LINE = re.compile(r"[ \t]*(?:async[ \t]+def|def|class)[ \t]")
 # Clause headers that do not parse alone but are code in an unfenced reply.
@@ -81,6 +83,9 @@ class Extracted:
     helpers: tuple[str, ...]
     # How the reply looked, for logs: "fenced function", "bare body", "embedded module"...
     shape: str
+    # What of the original the reply dropped without meaning to and got back (keep.py), one
+    # line each for the user: "kept the docstring's 4 line(s) the reply dropped".
+    kept: tuple[str, ...] = ()
 
 
 class ExtractionError(Exception):
@@ -88,6 +93,11 @@ class ExtractionError(Exception):
 
     def __init__(self, message: str) -> None:
         super().__init__(" ".join(message.split()))
+
+
+class LostLinesError(ExtractionError):
+    """The candidate would drop lines of the original it did not mean to change, and they
+    cannot be put back safely (keep.py): refused, never applied."""
 
 
 def extract_candidate(reply: str, module_source: str, qualname: str) -> Extracted:
@@ -202,13 +212,6 @@ def _indent_unit(lines: list[str], node: FunctionNode, prefix: str) -> str:
 # --- finding the code in the reply -------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Block:
-    text: str
-    language: str
-    closed: bool
-
-
 @dataclass
 class _Reading:
     """A piece of the reply that parses."""
@@ -234,8 +237,13 @@ class _Plan:
 
 
 def _choose(reply: str, target: _Target) -> _Plan:
-    blocks, outside = _split_fences(reply)
-    python = [b for b in blocks if b.language in _PYTHON_LANGUAGES and b.text.strip()]
+    blocks, outside = split_fences(reply, _reads)
+    python = _python_blocks(blocks)
+    if not python:
+        # No fence at CommonMark's indentation holds code: a reply indented as a whole?
+        blocks, rest = split_fences(reply, _reads, indented=True)
+        if _python_blocks(blocks):
+            python, outside = _python_blocks(blocks), rest
     readings: list[_Reading | str] = []
     if python:
         for index, block in enumerate(python):
@@ -259,34 +267,15 @@ def _choose(reply: str, target: _Target) -> _Plan:
     raise ExtractionError("the reply has no code")
 
 
-def _split_fences(reply: str) -> tuple[list[_Block], list[str]]:
-    """The fenced blocks of a Markdown reply, and the lines outside them."""
-    lines = reply.split("\n")
-    blocks: list[_Block] = []
-    outside: list[str] = []
-    index = 0
-    while index < len(lines):
-        match = _FENCE.fullmatch(lines[index])
-        if match is None or (match["fence"][0] == "`" and "`" in match["info"]):
-            outside.append(lines[index])
-            index += 1
-            continue
-        fence = match["fence"]
-        language_match = _LANGUAGE.match(match["info"])
-        language = language_match["language"].lower() if language_match else ""
-        body: list[str] = []
-        closed = False
-        index += 1
-        while index < len(lines):
-            stripped = lines[index].strip()
-            if len(stripped) >= len(fence) and stripped == fence[0] * len(stripped):
-                closed = True
-                index += 1
-                break
-            body.append(lines[index])
-            index += 1
-        blocks.append(_Block("\n".join(body), language, closed))
-    return blocks, outside
+def _python_blocks(blocks: list[Block]) -> list[Block]:
+    return [b for b in blocks if b.language in _PYTHON_LANGUAGES and b.text.strip()]
+
+
+def _reads(language: str, text: str) -> bool:
+    """Whether a fenced block reads as code: where a fence closes a python block."""
+    if language not in _PYTHON_LANGUAGES:
+        return True
+    return isinstance(_read(text, "fenced", trim=True), _Reading)
 
 
 def _read(text: str, origin: str, note: str = "", *, trim: bool = False) -> _Reading | str:
@@ -521,16 +510,6 @@ def _names_in(node: ast.AST) -> set[str]:
 
 
 @dataclass(frozen=True)
-class _Parts:
-    """A def's lines by role, at their final indentation."""
-
-    decorators: list[str]
-    header: list[str]  # from `def` to the colon (and a comment after it)
-    docstring: list[str] | None  # from after the header to the docstring's end
-    body: list[str]
-
-
-@dataclass(frozen=True)
 class _Layout:
     """How the lines of a piece of code are nested, from its tokens."""
 
@@ -544,7 +523,7 @@ def _extract(reply: str, module_source: str, qualname: str) -> Extracted:
     reply = reply.replace("\r\n", "\n").replace("\r", "\n")
     plan = _choose(reply, target)
     if plan.kind == "body":
-        lines, hoisted = _function_from_body(plan.reading, target)
+        kept, hoisted = _function_from_body(plan.reading, target)
         reading, node = plan.reading, None
         shape = "body"
     else:
@@ -554,8 +533,9 @@ def _extract(reply: str, module_source: str, qualname: str) -> Extracted:
         if plan.kind == "renamed":
             shape = f"function renamed from `{node.name}`"
             reading, node = _renamed(reading, node, target.name)
-        lines = _function_from_definition(reading, node, target)
+        kept = _function_from_definition(reading, node, target)
         hoisted = []
+    lines = kept.lines
     function = "\n".join(lines) + "\n"
     tree, error = _try_parse("\n".join(_strip_prefix(lines, target.prefix)))
     if tree is None:
@@ -577,7 +557,7 @@ def _extract(reply: str, module_source: str, qualname: str) -> Extracted:
     origin = " ".join(filter(None, [reading.origin, shape]))
     if reading.note:
         origin += f" ({reading.note})"
-    return Extracted(function, tuple(new_imports), tuple(helpers), origin)
+    return Extracted(function, tuple(new_imports), tuple(helpers), origin, kept.notes)
 
 
 def _definition_shape(tree: ast.Module, node: FunctionNode) -> str:
@@ -587,7 +567,7 @@ def _definition_shape(tree: ast.Module, node: FunctionNode) -> str:
     return "method in class" if isinstance(holder, ast.ClassDef) else "nested function"
 
 
-def _function_from_definition(reading: _Reading, node: FunctionNode, target: _Target) -> list[str]:
+def _function_from_definition(reading: _Reading, node: FunctionNode, target: _Target) -> Kept:
     layout = _layout(reading.text)
     start, end = definition_start(node), node.end_lineno or node.lineno
     base_level = layout.levels.get(node.lineno, 0)
@@ -606,12 +586,10 @@ def _function_from_definition(reading: _Reading, node: FunctionNode, target: _Ta
         header = [re.sub(r"^(\s*)def\b", r"\1async def", theirs.header[0]), *theirs.header[1:]]
     else:
         header = theirs.header
-    decorators = theirs.decorators or ours.decorators
-    docstring = theirs.docstring if theirs.docstring is not None else ours.docstring
-    return [*decorators, *header, *(docstring or []), *theirs.body]
+    return _keep(ours, theirs, header, target)
 
 
-def _function_from_body(reading: _Reading, target: _Target) -> tuple[list[str], list[ast.stmt]]:
+def _function_from_body(reading: _Reading, target: _Target) -> tuple[Kept, list[ast.stmt]]:
     """The target with this body; leading imports go to the module (returned apart)."""
     statements = reading.tree.body
     hoisted: list[ast.stmt] = []
@@ -627,20 +605,31 @@ def _function_from_body(reading: _Reading, target: _Target) -> tuple[list[str], 
     body_indent = target.prefix + target.unit
     body = _reindent(lines, first_row, len(lines), layout, 0, body_indent, target.unit)
     ours = _target_parts(target)
-    first = statements[len(hoisted)]
-    has_docstring = _docstring_end(lines, first) is not None
-    docstring = [] if has_docstring else (ours.docstring or [])
-    return [*ours.decorators, *ours.header, *docstring, *body], hoisted
+    doc_end = _docstring_end(lines, statements[len(hoisted)])
+    docstring = None
+    if doc_end is not None:
+        # The body's own docstring (and any comment above it) stands for the function's.
+        docstring, body = body[: doc_end - first_row + 1], body[doc_end - first_row + 1 :]
+    theirs = Parts(ours.decorators, ours.header, docstring, body)
+    return _keep(ours, theirs, ours.header, target), hoisted
 
 
-def _target_parts(target: _Target) -> _Parts:
+def _keep(ours: Parts, theirs: Parts, header: list[str], target: _Target) -> Kept:
+    """The new function with what the reply lost of the original put back (see keep.py)."""
+    try:
+        return keep_original(ours, theirs, header, target.prefix)
+    except CannotKeep as exc:
+        raise LostLinesError(f"rejected: {exc}") from exc
+
+
+def _target_parts(target: _Target) -> Parts:
     region = target.lines[target.start - 1 : target.end]
     return _split_def(target.lines, region, target.start, target.node, target.prefix + target.unit)
 
 
 def _split_def(
     source: list[str], region: list[str], first_row: int, node: FunctionNode, body_indent: str
-) -> _Parts:
+) -> Parts:
     """The def's parts from `region` (its lines, maybe re-indented, from `first_row`), using
     `source` (the lines as parsed) for positions."""
 
@@ -657,12 +646,12 @@ def _split_def(
         last = header[-1]
         header[-1] = last[: len(last) - len(rest)]
         body = [body_indent + rest.strip(), *(row(r) for r in range(colon_row + 1, end + 1))]
-        return _Parts(decorators, header, None, body)
+        return Parts(decorators, header, None, body)
     doc_end = _docstring_end(source, node.body[0])
     if doc_end is None:
-        return _Parts(decorators, header, None, [row(r) for r in range(colon_row + 1, end + 1)])
+        return Parts(decorators, header, None, [row(r) for r in range(colon_row + 1, end + 1)])
     docstring = [row(r) for r in range(colon_row + 1, doc_end + 1)]
-    return _Parts(decorators, header, docstring, [row(r) for r in range(doc_end + 1, end + 1)])
+    return Parts(decorators, header, docstring, [row(r) for r in range(doc_end + 1, end + 1)])
 
 
 def _header_end(lines: list[str], node: FunctionNode) -> tuple[int, int]:

@@ -26,7 +26,12 @@ from typing import Literal
 from oci_lsp.code.functions import find_function, split_lines
 from oci_lsp.config import RefineSettings, Settings
 from oci_lsp.engine.backend import Backend, Candidate, ChatMessage, GenerationOptions, Priority
-from oci_lsp.refine.extract import ExtractionError, apply_candidate, extract_candidate
+from oci_lsp.refine.extract import (
+    ExtractionError,
+    LostLinesError,
+    apply_candidate,
+    extract_candidate,
+)
 from oci_lsp.refine.isolation import CandidateOutcome, CandidateRun, Limits, Sandbox
 from oci_lsp.refine.prompts import (
     answer_message,
@@ -79,6 +84,10 @@ class CandidateRecord:
     function: str | None = None
     error: str | None = None  # why it could not be used or run
     outcome: CandidateOutcome | None = None
+    # What of the original the reply lost and got back ("kept the docstring the reply left
+    # out"), and whether it was refused for lines that could not be put back (keep.py).
+    kept: tuple[str, ...] = ()
+    rejected: bool = False
 
     @property
     def passed(self) -> bool:
@@ -108,6 +117,7 @@ class RefineResult:
     message: str  # one line for the user
     seconds: float = 0.0
     cancelled: bool = False
+    kept: tuple[str, ...] = ()  # what of the original the result's reply lost and got back
 
     @property
     def candidates_tried(self) -> int:
@@ -275,8 +285,9 @@ class Refiner:
                     True,
                     rounds,
                     f"passed {winner.outcome.passed if winner.outcome else 0} test(s)"
-                    f" in round {number}",
+                    f" in round {number}" + kept_note(winner.kept),
                     time.monotonic() - started,
+                    kept=winner.kept,
                 )
             usable = [c for c in record.candidates if c.source is not None] or record.candidates
             round_best = max(usable, key=lambda c: c.score) if usable else None
@@ -306,6 +317,7 @@ class Refiner:
             rounds,
             message,
             time.monotonic() - started,
+            kept=best.kept if best else (),
         )
 
     def _cancelled(self, rounds: list[RoundRecord], started: float) -> RefineResult:
@@ -347,8 +359,10 @@ class Refiner:
                 extracted = extract_candidate(reply.text, target.source, target.qualname)
                 candidate.source = apply_candidate(target.source, target.qualname, extracted)
                 candidate.function = extracted.function
+                candidate.kept = extracted.kept
             except ExtractionError as exc:
                 candidate.error = str(exc)
+                candidate.rejected = isinstance(exc, LostLinesError)
             record.candidates.append(candidate)
 
     async def _verify(
@@ -384,6 +398,11 @@ class Refiner:
         record.verification_seconds = time.monotonic() - began
         if on_event is not None:
             on_event("verified", record.number, list(record.candidates))
+
+
+def kept_note(kept: tuple[str, ...]) -> str:
+    """What a candidate got back of the original, as a note after what it did."""
+    return f" ({'; '.join(kept)})" if kept else ""
 
 
 def _relative(path: Path, root: Path) -> str:

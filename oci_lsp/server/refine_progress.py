@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from oci_lsp.refine.loop import CandidateRecord
+from oci_lsp.refine.loop import CandidateRecord, kept_note
 from oci_lsp.server.progress import Progress
 
 
@@ -54,10 +54,11 @@ def _verdict(candidate: CandidateRecord) -> str:
     """One candidate's result, as a progress message says it."""
     number = f"candidate {candidate.index + 1}"
     outcome = candidate.outcome
-    if outcome is None:
+    if outcome is None:  # no usable code, or refused by the guard of the original's lines
         return f"{number}: {candidate.error or 'no code'}"
     if outcome.verdict == "passed":
-        return f"{number} passed {outcome.passed} test(s)"
+        # What the guard put back is part of what will be applied: say it.
+        return f"{number} passed {outcome.passed} test(s){kept_note(candidate.kept)}"
     failure = outcome.first_failure
     which = failure.test_id.rpartition("::")[2] if failure is not None else outcome.verdict
     return f"{number} failed ({which})"
