@@ -35,7 +35,7 @@ from oci_lsp.refine.loop import (
 )
 from oci_lsp.server.progress import Progress
 from oci_lsp.server.refine_progress import RefineProgress
-from oci_lsp.testing.runner import default_python
+from oci_lsp.testing.interpreter import Interpreters
 
 if TYPE_CHECKING:
     from oci_lsp.server.app import OciLanguageServer
@@ -292,8 +292,9 @@ class CodeActions:
         backend = await self._backend(settings, cancel)
         if backend is None:
             return None
+        sandbox = await self._sandbox(work.folder)
         refiner = Refiner.from_settings(
-            backend, self._sandbox(work.folder), settings, conversations=self.conversations
+            backend, sandbox, settings, conversations=self.conversations
         )
         reporter = RefineProgress(progress, settings.refine.max_rounds, len(work.plan.selection))
         progress.report(reporter.starting(), stage=True)
@@ -332,11 +333,17 @@ class CodeActions:
             )
             return None
 
-    def _sandbox(self, folder: Folder) -> Sandbox:
-        python = default_python(folder.root, folder.settings.tests.python)
-        key = (str(folder.root), python)
+    async def _sandbox(self, folder: Folder) -> Sandbox:
+        """The sandbox of the folder's test interpreter (the one its runs on save use)."""
+        if folder.session is not None:
+            python = await folder.session.interpreter()
+        else:
+            python = await Interpreters().find(
+                folder.root, folder.settings.tests.python, folder.editor_interpreter
+            )
+        key = (str(folder.root), python.path)
         if key not in self.sandboxes:
-            self.sandboxes[key] = Sandbox(folder.root, python)
+            self.sandboxes[key] = Sandbox(folder.root, python.path, python_reason=python.reason)
         return self.sandboxes[key]
 
     async def _conclude(

@@ -30,7 +30,12 @@ from oci_lsp.server.actions import (
 from oci_lsp.server.diagnostics import DiagnosticsPublisher, path_to_uri
 from oci_lsp.server.progress import Progress
 from oci_lsp.server.protocol import OciProtocol
-from oci_lsp.server.workspaces import Folder, Folders, SettingsSources
+from oci_lsp.server.workspaces import (
+    Folder,
+    Folders,
+    SettingsSources,
+    split_editor_interpreter,
+)
 from oci_lsp.testing.failures import FailureMark
 from oci_lsp.testing.runner import RunResult
 from oci_lsp.testing.session import TestSession
@@ -153,6 +158,7 @@ class OciLanguageServer(LanguageServer):
         folder.session = TestSession(
             folder.root, lambda: folder.settings.tests, self.session_events, self.read
         )
+        folder.session.editor_python = folder.editor_interpreter
         folder.session.start()
         return folder
 
@@ -167,13 +173,18 @@ class OciLanguageServer(LanguageServer):
             self.publisher.publish_now(path)
 
     def _resolve(self, folder: Folder) -> None:
-        before = folder.settings
+        before = (folder.settings, folder.editor_interpreter)
         for problem in folder.resolve(self.sources):
             self.show_once(str(problem))
-        if folder.session is not None and before.tests != folder.settings.tests:
-            folder.session.enable()  # a changed interpreter or command deserves a new try
+        session = folder.session
+        if session is not None and before != (folder.settings, folder.editor_interpreter):
+            session.editor_python = folder.editor_interpreter
+        if session is not None and (
+            before[0].tests != folder.settings.tests or before[1] != folder.editor_interpreter
+        ):
+            session.enable()  # a changed interpreter or command deserves a new try
             if self.ready.is_set():
-                folder.session.warm()
+                session.warm()
 
     async def refresh_client_settings(self) -> None:
         """Ask the client for the `oci` section of each folder (after `initialized` only)."""
@@ -287,9 +298,10 @@ class OciLanguageServer(LanguageServer):
 
     # -- oci.status ----------------------------------------------------------------------------
 
-    def status(self, uri: str | None = None) -> dict[str, Any]:
+    async def status(self, uri: str | None = None) -> dict[str, Any]:
         """The model and the tests of the folder holding `uri` (a multi-root window has one
-        model per folder's settings), or of the first folder and every folder's tests."""
+        model per folder's settings), or of the first folder and every folder's tests; the
+        interpreter that runs that (first) folder's tests, and why."""
         folders = list(self.folders)
         path = _path_of(uri) if uri else None
         folder = self.folders.for_path(path) if path else None
@@ -298,6 +310,7 @@ class OciLanguageServer(LanguageServer):
         settings = folders[0].settings if folders else None
         sessions = [f.session for f in folders if f.session is not None]
         model = self.models.status(settings) if settings else None
+        python = (await sessions[0].interpreter()).to_json() if sessions else None
         return {
             "version": __version__,
             "backend": settings.backend if settings else None,
@@ -312,6 +325,7 @@ class OciLanguageServer(LanguageServer):
                 "running": any(s.progress.running for s in sessions),
                 "failed": sum(s.failing_count() for s in sessions),
                 "passed": sum(s.passed_count() for s in sessions),
+                "python": python,
             },
         }
 
@@ -368,7 +382,7 @@ def create_server(command_line: Mapping[str, Any] | None = None) -> OciLanguageS
         ls.prompt_for_instruction = bool(options.get("promptForInstruction", False))
         for key in CLIENT_OPTIONS:
             options.pop(key, None)
-        ls.sources.init_options = options
+        ls.sources.init_options, ls.sources.editor_interpreter = split_editor_interpreter(options)
 
     @server.feature(types.INITIALIZED)
     async def initialized(ls: OciLanguageServer, params: types.InitializedParams) -> None:
@@ -453,10 +467,10 @@ def create_server(command_line: Mapping[str, Any] | None = None) -> OciLanguageS
         return await ls.actions.apply_unverified(args[0] if args else None)
 
     @server.command(COMMAND_STATUS)
-    def status(ls: OciLanguageServer, *args: Any) -> dict[str, Any]:
+    async def status(ls: OciLanguageServer, *args: Any) -> dict[str, Any]:
         argument = args[0] if args else {}
         uri = argument.get("uri") if isinstance(argument, Mapping) else None
-        return ls.status(uri if isinstance(uri, str) else None)
+        return await ls.status(uri if isinstance(uri, str) else None)
 
     @server.command(COMMAND_RUN_TESTS)
     async def run_tests(ls: OciLanguageServer, *args: Any) -> dict[str, Any]:
@@ -478,7 +492,7 @@ def create_server(command_line: Mapping[str, Any] | None = None) -> OciLanguageS
             for session in sessions:
                 session.cancel()
             raise
-        result = ls.status()["tests"]
+        result = (await ls.status())["tests"]
         return {"failed": result["failed"], "passed": result["passed"]}
 
     return server

@@ -11,6 +11,12 @@ from typing import Any
 from oci_lsp.config import Settings, SettingsProblem, read_pyproject_settings, resolve_settings
 from oci_lsp.testing.session import TestSession
 
+# Not a setting: the interpreter the editor has selected for a folder (VS Code's Python
+# extension), sent beside the settings in the `oci` section of workspace/configuration (or in
+# initializationOptions, for the whole window). It ranks below an explicit `tests.python` from
+# any source, so it cannot be a setting: settings from the client rank above pyproject.toml.
+EDITOR_INTERPRETER = "editorInterpreter"
+
 
 @dataclass
 class SettingsSources:
@@ -18,6 +24,7 @@ class SettingsSources:
 
     init_options: Mapping[str, Any] | None = None
     command_line: Mapping[str, Any] | None = None
+    editor_interpreter: str | None = None  # from initializationOptions, for every folder
 
 
 @dataclass
@@ -27,14 +34,17 @@ class Folder:
     settings: Settings = field(default_factory=Settings)
     client_settings: Mapping[str, Any] | None = None  # workspace/configuration section "oci"
     session: TestSession | None = None
+    editor_interpreter: str | None = None  # see EDITOR_INTERPRETER
 
     def resolve(self, sources: SettingsSources) -> list[SettingsProblem]:
         pyproject, problem = read_pyproject_settings(self.root)
+        client, selected = split_editor_interpreter(self.client_settings)
+        self.editor_interpreter = selected or sources.editor_interpreter
         self.settings, problems = resolve_settings(
             [
                 ("pyproject.toml", pyproject),
                 ("initializationOptions", sources.init_options),
-                ("workspace configuration", self.client_settings),
+                ("workspace configuration", client),
                 ("command line", sources.command_line),
             ]
         )
@@ -43,6 +53,17 @@ class Folder:
     def contains(self, path: str) -> bool:
         root = str(self.root)
         return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def split_editor_interpreter(
+    raw: Mapping[str, Any] | None,
+) -> tuple[Mapping[str, Any] | None, str | None]:
+    """The settings without the editor's interpreter, and that interpreter (a non-empty path)."""
+    if raw is None or EDITOR_INTERPRETER not in raw:
+        return raw, None
+    rest = {k: v for k, v in raw.items() if k != EDITOR_INTERPRETER}
+    value = raw[EDITOR_INTERPRETER]
+    return rest, value if isinstance(value, str) and value else None
 
 
 class Folders:
