@@ -166,6 +166,11 @@ def test_the_servers_own_environment_activated_says_nothing(
     monkeypatch.setenv("VIRTUAL_ENV", str(server.parent.parent))
     interpreters = Interpreters(server_python=str(server), server_prefix=str(server.parent.parent))
     assert find(interpreters, root).path == str(above)
+    # Without one above, it is the server's own, and the reason says it is the active one too.
+    (tmp_path / "mono" / ".venv").rename(tmp_path / "mono" / "old")
+    found = find(interpreters, root)
+    assert (found.path, found.source) == (str(server), "server")
+    assert found.reason == "the server's own interpreter, the active `$VIRTUAL_ENV`"
 
 
 def test_the_real_environment_variables_are_read(

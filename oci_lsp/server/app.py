@@ -468,6 +468,7 @@ def create_server(command_line: Mapping[str, Any] | None = None) -> OciLanguageS
 
     @server.command(COMMAND_STATUS)
     async def status(ls: OciLanguageServer, *args: Any) -> dict[str, Any]:
+        await ls.ready.wait()  # the folders' settings (and interpreters) are known
         argument = args[0] if args else {}
         uri = argument.get("uri") if isinstance(argument, Mapping) else None
         return await ls.status(uri if isinstance(uri, str) else None)

@@ -264,6 +264,14 @@ class Interpreters:
             python = venv_python(conda)
             if python is not None:
                 return Interpreter(str(python), "conda-base", "conda's base environment")
+        for variable in ("VIRTUAL_ENV", "CONDA_PREFIX"):
+            value = self.environ.get(variable)
+            if value and _same_path(value, self.server_prefix):
+                return Interpreter(
+                    self.server_python,
+                    "server",
+                    f"the server's own interpreter, the active `${variable}`",
+                )
         return Interpreter(
             self.server_python, "server", "the server's own interpreter: no project environment"
         )
