@@ -5,6 +5,7 @@ selection changes (what the VS Code extension sends from the Python extension)."
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -155,3 +156,34 @@ async def _wait_for_python(editor: Editor, path: str) -> dict[str, object]:
             return status
         await asyncio.sleep(0.1)
     raise AssertionError(f"oci.status kept saying {status}, not {path}")
+
+
+def run_fix(root: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "oci_lsp", "--fix", str(root), "--json", str(root / "r.json")]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_fix_runs_in_the_same_interpreter_and_says_which(pytest_env: Path, tmp_path: Path) -> None:
+    root = write_files(
+        tmp_path / "ws", {**WORKSPACE, "calc.py": "def add(a, b):\n    return a + b\n"}
+    )
+    env = {k: v for k, v in os.environ.items() if k != "CONDA_PREFIX"}
+    done = run_fix(root, {**env, "VIRTUAL_ENV": str(pytest_env)})
+    assert done.returncode == 0, done.stdout + done.stderr
+    python = f"{pytest_env / 'bin' / 'python'}"
+    assert f"tests run with {python} (`$VIRTUAL_ENV` of the editor's environment)" in done.stderr
+    assert (root / "ran-with").read_text() == str(pytest_env)
+    report = json.loads((root / "r.json").read_text())
+    assert report["python"] == {
+        "path": python,
+        "source": "virtual-env",
+        "reason": "`$VIRTUAL_ENV` of the editor's environment",
+    }
+
+    # The folder's own .venv comes first, and without pytest it is one line that says so.
+    bare_venv(root / ".venv")
+    done = run_fix(root, {**env, "VIRTUAL_ENV": str(pytest_env)})
+    assert done.returncode == 2, done.stdout + done.stderr
+    [line] = [ln for ln in done.stderr.splitlines() if ln.startswith("oci-lsp:")]
+    own = root.resolve() / ".venv" / "bin" / "python"
+    assert line.startswith(f"oci-lsp: pytest is not installed for {own} (`.venv` in the folder)")
