@@ -458,38 +458,39 @@ def test_pdm_for_real(tmp_path: Path) -> None:
     assert (found.path, found.source) == (theirs, "pdm")
 
 
-def test_poetry_for_real(tmp_path: Path) -> None:
-    bin_dir = tool_bin("poetry", "poetry==2.5.1")
+# The tools that are asked: (requirement, pyproject.toml, how a user makes the environment,
+# how the tool itself says which interpreter runs the project's code).
+ASKED_TOOLS = {
+    "poetry": (
+        "poetry==2.5.1",
+        POETRY_PROJECT + 'package-mode = false\n[tool.poetry.dependencies]\npython = ">=3.10"\n',
+        ["env", "use", sys.executable],
+        ["env", "info", "--executable"],
+    ),
+    "hatch": (
+        "hatch==1.18.2",
+        '[project]\nname = "p"\nversion = "0.1.0"\n'
+        "[tool.hatch.envs.default]\nskip-install = true\ndependencies = []\n",
+        ["env", "create"],
+        ["run", "python", "-c", WHERE],
+    ),
+}
+
+
+@pytest.mark.parametrize("tool", sorted(ASKED_TOOLS))
+def test_asked_tools_for_real(tool: str, tmp_path: Path) -> None:
+    requirement, pyproject, make, where = ASKED_TOOLS[tool]
+    bin_dir = tool_bin(tool, requirement)
     env = tool_env(tmp_path)
     root = tmp_path / "project"
-    write(
-        root / "pyproject.toml",
-        POETRY_PROJECT + 'package-mode = false\n[tool.poetry.dependencies]\npython = ">=3.10"\n',
-    )
-    poetry = str(bin_dir / "poetry")
+    write(root / "pyproject.toml", pyproject)
+    executable = str(bin_dir / tool)
     # No environment yet: asking must not make one.
     assert find(tools_interpreters(env, bin_dir), root).source == "server"
     assert not list((tmp_path / "home").rglob("pyvenv.cfg"))
-    run([poetry, "env", "use", sys.executable], root, env)
-    theirs = run([poetry, "env", "info", "--executable"], root, env)
+    assert not (root / ".venv").exists()
+    run([executable, *make], root, env)
+    theirs = run([executable, *where], root, env)
     found = find(tools_interpreters(env, bin_dir), root)
-    assert (found.path, found.source) == (theirs, "poetry")
-
-
-def test_hatch_for_real(tmp_path: Path) -> None:
-    bin_dir = tool_bin("hatch", "hatch==1.18.2")
-    env = tool_env(tmp_path)
-    root = tmp_path / "project"
-    write(
-        root / "pyproject.toml",
-        '[project]\nname = "p"\nversion = "0.1.0"\n'
-        "[tool.hatch.envs.default]\nskip-install = true\ndependencies = []\n",
-    )
-    hatch = str(bin_dir / "hatch")
-    assert find(tools_interpreters(env, bin_dir), root).source == "server"
-    assert not list((tmp_path / "home").rglob("pyvenv.cfg"))  # finding made nothing
-    run([hatch, "env", "create"], root, env)
-    theirs = run([hatch, "run", "python", "-c", WHERE], root, env)
-    found = find(tools_interpreters(env, bin_dir), root)
-    assert found.source == "hatch"
+    assert found.source == tool
     assert os.path.samefile(found.path, theirs)
