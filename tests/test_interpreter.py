@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from oci_lsp.server.workspaces import Folder, SettingsSources
 from oci_lsp.testing.interpreter import (
     Interpreter,
     Interpreters,
@@ -494,3 +495,21 @@ def test_asked_tools_for_real(tool: str, tmp_path: Path) -> None:
     found = find(tools_interpreters(env, bin_dir), root)
     assert found.source == tool
     assert os.path.samefile(found.path, theirs)
+
+
+# -- the editor's selection reaches the server beside the settings -------------------------------
+
+
+def test_the_editors_interpreter_is_not_a_setting(tmp_path: Path) -> None:
+    folder = Folder(
+        root=tmp_path,
+        uri=tmp_path.as_uri(),
+        client_settings={"editorInterpreter": "/a/bin/python", "tests": {"scope": "all"}},
+    )
+    window = SettingsSources(init_options={}, editor_interpreter="/window/bin/python")
+    assert folder.resolve(window) == []  # not reported as an unknown setting
+    assert folder.editor_interpreter == "/a/bin/python"  # the folder's own wins
+    assert folder.settings.tests.scope == "all" and folder.settings.tests.python is None
+    folder.client_settings = {"editorInterpreter": ""}
+    folder.resolve(window)
+    assert folder.editor_interpreter == "/window/bin/python"  # initializationOptions' one

@@ -195,11 +195,7 @@ class Interpreters:
         self.server_prefix = server_prefix
         self.run_tool = run_tool or run_tool_command
         self._tools: dict[Path, _ToolAnswer] = {}
-        self._last: dict[Path, Interpreter] = {}
-
-    def last(self, root: Path) -> Interpreter | None:
-        """The latest answer for root, if one was given."""
-        return self._last.get(root)
+        self._last: dict[Path, Interpreter] = {}  # to log a change of interpreter once
 
     async def find(
         self, root: Path, configured: str | None = None, editor: str | None = None
