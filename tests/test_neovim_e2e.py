@@ -21,6 +21,7 @@ from typing import Any
 
 from tests.conftest import processes_with, write_files
 from tests.openai_server import ScriptedOpenAIServer, answers_by_function
+from tests.venvs import pytest_venv
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN = ROOT / "editors" / "neovim"
@@ -85,12 +86,18 @@ ANSWERS = {
 answer = answers_by_function(ANSWERS)
 
 
-def run_driver(root: Path, server: ScriptedOpenAIServer, tmp_path: Path) -> dict[str, Any]:
+def run_driver(
+    root: Path,
+    server: ScriptedOpenAIServer,
+    tmp_path: Path,
+    extra_env: dict[str, str] | None = None,
+) -> dict[str, Any]:
     log = tmp_path / "server.log"
     out = tmp_path / "driver.json"
     cmd = [sys.executable, "-m", "oci_lsp", "--log-file", str(log), "-v"]
     env = {
         **os.environ,
+        **(extra_env or {}),
         "OCI_WS": str(root),
         "OCI_PLUGIN": str(PLUGIN),
         "OCI_CMD": json.dumps(cmd),
@@ -133,8 +140,11 @@ def run_driver(root: Path, server: ScriptedOpenAIServer, tmp_path: Path) -> dict
 
 def test_the_plugin_in_neovim_against_the_real_server(tmp_path: Path) -> None:
     root = write_files(tmp_path / "ws", WORKSPACE)
+    # Neovim started from a shell where the project's environment is active: its tests run
+    # there, and :OciStatus and :checkhealth say so.
+    project_env = pytest_venv().parent.parent
     with ScriptedOpenAIServer(answer) as server:
-        results = run_driver(root, server, tmp_path)
+        results = run_driver(root, server, tmp_path, {"VIRTUAL_ENV": str(project_env)})
         requests = list(server.requests)
 
     # Only what the user set was sent: no defaults that would outrank pyproject.toml.
@@ -190,6 +200,8 @@ def test_the_plugin_in_neovim_against_the_real_server(tmp_path: Path) -> None:
     assert "  backend: openai" in status
     assert any(line.startswith("  model:   test-model (") for line in status), status
     assert "  tests:   0 failed, 5 passed" in status
+    interpreter = f"{project_env}/bin/python (`$VIRTUAL_ENV` of the editor's environment)"
+    assert f"  python:  {interpreter}" in status, status
 
     # Progress shown on one line of the message area, not in :messages.
     assert any(e.startswith("oci-lsp: Fixing add") for e in results["echoes"]), results["echoes"]
@@ -205,6 +217,7 @@ def test_the_plugin_in_neovim_against_the_real_server(tmp_path: Path) -> None:
         "- ✅ OK oci-lsp ",
         "attached, root " + str(root),
         "backend openai, model test-model",
+        f"- ✅ OK tests run with {interpreter}",
     ):
         assert line in health, f"{line!r} not in\n{health}"
 
@@ -229,7 +242,14 @@ def test_the_help_file_builds_its_tags(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr  # :helptags failed (a duplicate tag, ...)
     tags = {line.split("\t")[0] for line in (doc / "tags").read_text().splitlines()}
-    for tag in ("oci-lsp", "oci_lsp.setup()", ":OciFix", ":OciStatus", "oci-lsp-health"):
+    for tag in (
+        "oci-lsp",
+        "oci_lsp.setup()",
+        ":OciFix",
+        ":OciStatus",
+        "oci-lsp-health",
+        "oci-lsp-interpreter",
+    ):
         assert tag in tags
     # Every |link| goes to one of these tags or to Neovim's own help.
     links = set(re.findall(r"\|([^|\s]+)\|", (doc / "oci-lsp.txt").read_text()))

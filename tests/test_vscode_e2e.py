@@ -352,6 +352,9 @@ def test_the_status_bar_shows_the_backend_and_the_tests(session: dict[str, Any])
     status = session.get("statusBar") or {}
     assert "3 failed" in status.get("label", ""), explain(session)
     assert "test-model" in status.get("text", ""), status
+    # Its tooltip (read out in the label) names the interpreter that runs the tests, and why:
+    # code-server has no Python extension here, so the server chose by itself.
+    assert f"Tests run with: `{sys.executable}` (the server's own" in status["label"], status
 
 
 def test_screenshots_are_kept(session: dict[str, Any]) -> None:

@@ -78,6 +78,14 @@ def cached_venv(
         return python
 
 
+PYTEST = "pytest==9.2.0"
+
+
+def pytest_venv() -> Path:
+    """The interpreter of a virtualenv with pytest alone: a project's environment, not ours."""
+    return cached_venv("pytest", [PYTEST])
+
+
 def _pip(argv: list[str]) -> None:
     result = subprocess.run(argv, capture_output=True, text=True)
     if result.returncode != 0:

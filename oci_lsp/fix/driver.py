@@ -32,9 +32,10 @@ from oci_lsp.refine.isolation import Sandbox, SandboxError
 from oci_lsp.refine.loop import Conversations, Refiner, RefineResult, Target, TestPlan
 from oci_lsp.testing.failures import FailureLocator
 from oci_lsp.testing.impact import ImportGraph
+from oci_lsp.testing.interpreter import Interpreter, Interpreters
 from oci_lsp.testing.projects import find_projects, nested_in
 from oci_lsp.testing.results import Collected, TestReport
-from oci_lsp.testing.runner import RunResult, RunSpec, default_python, run_tests
+from oci_lsp.testing.runner import RunResult, RunSpec, run_tests
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ class _FixRun:
         self.report = Report(root=str(self.root), dry_run=options.dry_run)
         self.started = time.monotonic()
         self.settings = Settings()
-        self.python = ""
+        self.python = Interpreter("", "server", "")
         self.backend: Backend | None = None
         self.sandbox: Sandbox | None = None
         self.files: dict[Path, TextFile] = {}
@@ -119,6 +120,9 @@ class _FixRun:
     async def run(self) -> int:
         self._check_root()
         self._resolve_settings()
+        self.python = await Interpreters().find(self.root, self.settings.tests.python)
+        self.report.python = self.python.to_json()
+        self.display.say(f"tests run with {self.python.path} ({self.python.reason})")
         for stale in leftovers(self.root):  # what a killed run left: never the user's files
             with contextlib.suppress(OSError):
                 stale.unlink()
@@ -143,7 +147,7 @@ class _FixRun:
         self._check_clean([g.path for g in groups])
         await self._load_model()
         await asyncio.to_thread(self.graph.build)
-        self.sandbox = Sandbox(self.root, self.python)
+        self.sandbox = Sandbox(self.root, self.python.path, python_reason=self.python.reason)
         jobs = asyncio.Semaphore(max(1, self.options.jobs))
         await asyncio.gather(*(self._fix_group(group, jobs) for group in groups))
         written = [g for g in groups if g.before is not None]
@@ -195,7 +199,6 @@ class _FixRun:
         )
         for each in ([problem] if problem else []) + problems:
             self.display.say(str(each))
-        self.python = default_python(self.root, self.settings.tests.python)
 
     async def _suite(self) -> _Suite:
         tests = self.settings.tests
@@ -208,7 +211,8 @@ class _FixRun:
             self.display.say(f"left out, projects of their own (run --fix in each): {names}")
         spec = RunSpec(
             self.root,
-            self.python,
+            self.python.path,
+            python_reason=self.python.reason,
             ignore=[str(p) for p in nested],
             timeout=tests.timeout,
             command=tests.command,

@@ -48,6 +48,7 @@ class Report:
     failing_before: int = 0
     failing_after: int | None = None
     seconds: float = 0.0
+    python: dict[str, str] | None = None  # the interpreter that ran the tests: path, source, reason
 
     def counts(self) -> dict[str, int]:
         counts = {"fixed": 0, "not-fixed": 0, "skipped": 0, "rolled-back": 0}

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from oci_lsp.testing.interpreter import pytest_missing_message
 from oci_lsp.testing.results import Collected, CollectionError, TestReport
 from oci_lsp.testing.runner import PLUGIN_NAME, EventReader, OutputTail, child_env
 
@@ -122,9 +123,12 @@ class Sandbox:
     """The warm worker of one folder and interpreter; candidates run in parallel, each in a
     child of its own, up to `parallel` at a time (the CPUs this process may use)."""
 
-    def __init__(self, root: Path, python: str, parallel: int | None = None) -> None:
+    def __init__(
+        self, root: Path, python: str, parallel: int | None = None, python_reason: str = ""
+    ) -> None:
         self.root = root
         self.python = python
+        self.python_reason = python_reason  # why this interpreter, for the messages
         self.parallel = parallel or max(1, len(os.sched_getaffinity(0)))
         self._slots = asyncio.Semaphore(self.parallel)
         self._proc: subprocess.Popen[bytes] | None = None
@@ -160,9 +164,10 @@ class Sandbox:
             )
         except OSError as exc:
             ours.close()
+            why = f" ({self.python_reason})" if self.python_reason else ""
             raise SandboxError(
-                f"could not start {self.python} to verify candidates: {exc.strerror or exc};"
-                " check the `tests.python` setting"
+                f"could not start {self.python}{why} to verify candidates:"
+                f" {exc.strerror or exc}; check the `tests.python` setting"
             ) from exc
         finally:
             theirs.close()
@@ -238,8 +243,7 @@ class Sandbox:
         if self._ready is not None and not self._ready.done():
             missing = any("No module named" in line and "pytest" in line for line in said)
             why = (
-                f"pytest is not installed for {self.python}: run `{self.python} -m pip install"
-                " pytest`, or point the `tests.python` setting at the workspace's interpreter"
+                pytest_missing_message(self.python, self.python_reason)
                 if missing
                 else f"the verification worker exited: {said[-1] if said else 'no output'}"
             )

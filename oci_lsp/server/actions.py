@@ -35,7 +35,6 @@ from oci_lsp.refine.loop import (
 )
 from oci_lsp.server.progress import Progress
 from oci_lsp.server.refine_progress import RefineProgress
-from oci_lsp.testing.runner import default_python
 
 if TYPE_CHECKING:
     from oci_lsp.server.app import OciLanguageServer
@@ -298,8 +297,9 @@ class CodeActions:
         backend = await self._backend(settings, cancel)
         if backend is None:
             return None
+        sandbox = await self._sandbox(work)
         refiner = Refiner.from_settings(
-            backend, self._sandbox(work), settings, conversations=self.conversations
+            backend, sandbox, settings, conversations=self.conversations
         )
         reporter = RefineProgress(progress, settings.refine.max_rounds, len(work.plan.selection))
         progress.report(reporter.starting(), stage=True)
@@ -338,12 +338,13 @@ class CodeActions:
             )
             return None
 
-    def _sandbox(self, work: Work) -> Sandbox:
+    async def _sandbox(self, work: Work) -> Sandbox:
+        """The sandbox of the function's project, in the interpreter its runs on save use."""
         root = work.session.root
-        python = default_python(root, work.folder.settings.tests.python)
-        key = (str(root), python)
+        python = await work.session.interpreter()
+        key = (str(root), python.path)
         if key not in self.sandboxes:
-            self.sandboxes[key] = Sandbox(root, python)
+            self.sandboxes[key] = Sandbox(root, python.path, python_reason=python.reason)
         return self.sandboxes[key]
 
     async def _conclude(

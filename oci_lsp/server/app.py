@@ -32,7 +32,12 @@ from oci_lsp.server.diagnostics import DiagnosticsPublisher
 from oci_lsp.server.documents import ClientUris
 from oci_lsp.server.progress import Progress
 from oci_lsp.server.protocol import OciProtocol
-from oci_lsp.server.workspaces import Folder, Folders, SettingsSources
+from oci_lsp.server.workspaces import (
+    Folder,
+    Folders,
+    SettingsSources,
+    split_editor_interpreter,
+)
 from oci_lsp.testing.failures import FailureMark
 from oci_lsp.testing.projects import find_projects, is_project_marker
 from oci_lsp.testing.runner import RunResult
@@ -163,6 +168,7 @@ class OciLanguageServer(LanguageServer):
     def add_project(self, folder: Folder, root: Path) -> TestSession:
         """A session for the project at root, whose tests run from there."""
         session = TestSession(root, lambda: folder.settings.tests, self.session_events, self.read)
+        session.editor_python = folder.editor_interpreter
         folder.add_session(session)
         session.start()
         if len(folder.sessions) > 1:
@@ -193,11 +199,13 @@ class OciLanguageServer(LanguageServer):
             self.publisher.publish_now(path)
 
     def _resolve(self, folder: Folder) -> None:
-        before = folder.settings
+        before = (folder.settings, folder.editor_interpreter)
         for problem in folder.resolve(self.sources):
             self.show_once(str(problem))
-        if before.tests != folder.settings.tests:
-            for session in folder.all_sessions():
+        changed_interpreter = before[1] != folder.editor_interpreter
+        for session in folder.all_sessions():
+            session.editor_python = folder.editor_interpreter
+            if before[0].tests != folder.settings.tests or changed_interpreter:
                 session.enable()  # a changed interpreter or command deserves a new try
                 if self.ready.is_set():
                     session.warm()
@@ -320,9 +328,10 @@ class OciLanguageServer(LanguageServer):
 
     # -- oci.status ----------------------------------------------------------------------------
 
-    def status(self, uri: str | None = None) -> dict[str, Any]:
+    async def status(self, uri: str | None = None) -> dict[str, Any]:
         """The model and the tests of the folder holding `uri` (a multi-root window has one
-        model per folder's settings), or of the first folder and every folder's tests."""
+        model per folder's settings), or of the first folder and every folder's tests; the
+        interpreter that runs that (first) folder's tests, and why."""
         folders = list(self.folders)
         path = _path_of(uri) if uri else None
         folder = self.folders.for_path(path) if path else None
@@ -331,6 +340,10 @@ class OciLanguageServer(LanguageServer):
         settings = folders[0].settings if folders else None
         sessions = [s for f in folders for s in f.all_sessions()]
         model = self.models.status(settings) if settings else None
+        # The interpreter of the file's own project (a monorepo's projects each have theirs).
+        own = self.session_for(path) if path else None
+        first = own or (sessions[0] if sessions else None)
+        python = (await first.interpreter()).to_json() if first else None
         return {
             "version": __version__,
             "backend": settings.backend if settings else None,
@@ -345,6 +358,7 @@ class OciLanguageServer(LanguageServer):
                 "running": any(s.progress.running for s in sessions),
                 "failed": sum(s.failing_count() for s in sessions),
                 "passed": sum(s.passed_count() for s in sessions),
+                "python": python,
             },
         }
 
@@ -403,7 +417,7 @@ def create_server(command_line: Mapping[str, Any] | None = None) -> OciLanguageS
         ls.prompt_for_instruction = bool(options.get("promptForInstruction", False))
         for key in CLIENT_OPTIONS:
             options.pop(key, None)
-        ls.sources.init_options = options
+        ls.sources.init_options, ls.sources.editor_interpreter = split_editor_interpreter(options)
 
     @server.feature(types.INITIALIZED)
     async def initialized(ls: OciLanguageServer, params: types.InitializedParams) -> None:
@@ -500,10 +514,11 @@ def create_server(command_line: Mapping[str, Any] | None = None) -> OciLanguageS
         return await ls.actions.apply_unverified(args[0] if args else None)
 
     @server.command(COMMAND_STATUS)
-    def status(ls: OciLanguageServer, *args: Any) -> dict[str, Any]:
+    async def status(ls: OciLanguageServer, *args: Any) -> dict[str, Any]:
+        await ls.ready.wait()  # the folders' settings (and interpreters) are known
         argument = args[0] if args else {}
         uri = argument.get("uri") if isinstance(argument, Mapping) else None
-        return ls.status(uri if isinstance(uri, str) else None)
+        return await ls.status(uri if isinstance(uri, str) else None)
 
     @server.command(COMMAND_RUN_TESTS)
     async def run_tests(ls: OciLanguageServer, *args: Any) -> dict[str, Any]:
@@ -527,7 +542,7 @@ def create_server(command_line: Mapping[str, Any] | None = None) -> OciLanguageS
             for session in sessions:
                 session.cancel()
             raise
-        result = ls.status()["tests"]
+        result = (await ls.status())["tests"]
         return {"failed": result["failed"], "passed": result["passed"]}
 
     return server

@@ -11,6 +11,12 @@ from oci_lsp.config import Settings, SettingsProblem, read_pyproject_settings, r
 from oci_lsp.testing.projects import contains, innermost, nested_in
 from oci_lsp.testing.session import TestSession
 
+# Not a setting: the interpreter the editor has selected for a folder (VS Code's Python
+# extension), sent beside the settings in the `oci` section of workspace/configuration (or in
+# initializationOptions, for the whole window). It ranks below an explicit `tests.python` from
+# any source, so it cannot be a setting: settings from the client rank above pyproject.toml.
+EDITOR_INTERPRETER = "editorInterpreter"
+
 
 @dataclass
 class SettingsSources:
@@ -18,6 +24,7 @@ class SettingsSources:
 
     init_options: Mapping[str, Any] | None = None
     command_line: Mapping[str, Any] | None = None
+    editor_interpreter: str | None = None  # from initializationOptions, for every folder
 
 
 @dataclass
@@ -29,14 +36,17 @@ class Folder:
     # One test session per project in the folder (testing/projects.py), by project root;
     # the folder's own root is one of them.
     sessions: dict[Path, TestSession] = field(default_factory=dict)
+    editor_interpreter: str | None = None  # see EDITOR_INTERPRETER
 
     def resolve(self, sources: SettingsSources) -> list[SettingsProblem]:
         pyproject, problem = read_pyproject_settings(self.root)
+        client, selected = split_editor_interpreter(self.client_settings)
+        self.editor_interpreter = selected or sources.editor_interpreter
         self.settings, problems = resolve_settings(
             [
                 ("pyproject.toml", pyproject),
                 ("initializationOptions", sources.init_options),
-                ("workspace configuration", self.client_settings),
+                ("workspace configuration", client),
                 ("command line", sources.command_line),
             ]
         )
@@ -58,6 +68,17 @@ class Folder:
         self.sessions[session.root] = session
         for each in self.sessions.values():
             each.nested = nested_in(each.root, self.sessions)
+
+
+def split_editor_interpreter(
+    raw: Mapping[str, Any] | None,
+) -> tuple[Mapping[str, Any] | None, str | None]:
+    """The settings without the editor's interpreter, and that interpreter (a non-empty path)."""
+    if raw is None or EDITOR_INTERPRETER not in raw:
+        return raw, None
+    rest = {k: v for k, v in raw.items() if k != EDITOR_INTERPRETER}
+    value = raw[EDITOR_INTERPRETER]
+    return rest, value if isinstance(value, str) and value else None
 
 
 class Folders:

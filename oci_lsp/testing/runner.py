@@ -18,7 +18,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from oci_lsp.testing.interpreter import pytest_missing_message
 from oci_lsp.testing.junit import parse_junit_xml
 from oci_lsp.testing.results import CollectionError, Frame, FunctionRef, TestReport
 from oci_lsp.testing.summary import summarize
@@ -53,6 +53,7 @@ class RunListener(Protocol):
 class RunSpec:
     root: Path  # the working directory; pytest finds its rootdir and config from here
     python: str  # the interpreter that runs pytest
+    python_reason: str = ""  # why that one (testing/interpreter.py), for the messages
     selection: Sequence[str] = ()  # files or node ids; empty: what pytest collects by default
     skip_files: Sequence[str] = ()  # absolute paths pytest must not collect
     ignore: Sequence[str] = ()  # directories left out (`--ignore`): projects of their own
@@ -440,9 +441,10 @@ async def _run_pytest(
     try:
         standby = (launcher or PytestLauncher()).take(spec.root, spec.python)
     except OSError as exc:
+        why = f" ({spec.python_reason})" if spec.python_reason else ""
         return RunResult(
             "failed-to-start",
-            message=f"could not start the tests with {spec.python}: {exc.strerror or exc};"
+            message=f"could not start the tests with {spec.python}{why}: {exc.strerror or exc};"
             " check the `tests.python` setting",
         )
     skip_file = None
@@ -478,10 +480,7 @@ async def _run_pytest(
         result.message = f"the test process exited with status {code} during a test"
     elif not events.started and _PYTEST_MISSING.search(output):
         result.pytest_missing = True
-        result.message = (
-            f"pytest is not installed for {spec.python}: run `{spec.python} -m pip install"
-            " pytest`, or point the `tests.python` setting at the workspace's interpreter"
-        )
+        result.message = pytest_missing_message(spec.python, spec.python_reason)
     elif code not in (0, 1, 5) and not events.collection_errors:
         # A broken conftest already has its diagnostic; anything else is said here.
         last = [ln for ln in output.strip().splitlines() if ln.strip()]
@@ -534,15 +533,3 @@ async def _run_junit(spec: RunSpec, listener: RunListener) -> RunResult:
             result.seen.add(report.test_id)
             listener.report(report)
         return result
-
-
-def default_python(root: Path, configured: str | None) -> str:
-    """`tests.python`, else the workspace's .venv or venv, else the server's interpreter."""
-    if configured:
-        path = Path(configured).expanduser()
-        return str(path if path.is_absolute() else (root / path))
-    for name in (".venv", "venv"):
-        for candidate in (root / name / "bin" / "python", root / name / "Scripts" / "python.exe"):
-            if candidate.exists():
-                return str(candidate)
-    return sys.executable

@@ -27,15 +27,10 @@ from oci_lsp.code.modules import ModuleIndex
 from oci_lsp.config import TestSettings
 from oci_lsp.testing.failures import FailureLocator, FailureMark, ReadSource
 from oci_lsp.testing.impact import ImportGraph
+from oci_lsp.testing.interpreter import Interpreter, Interpreters, environment_stamp
 from oci_lsp.testing.projects import innermost
 from oci_lsp.testing.results import CollectionError, TestReport
-from oci_lsp.testing.runner import (
-    PytestLauncher,
-    RunResult,
-    RunSpec,
-    default_python,
-    run_tests,
-)
+from oci_lsp.testing.runner import PytestLauncher, RunResult, RunSpec, run_tests
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +82,11 @@ class TestSession:
         # Projects below this one's root (a monorepo), which have sessions of their own: runs
         # here leave them out (testing/projects.py).
         self.nested: list[Path] = []
+        self.interpreters = Interpreters()
+        self.editor_python: str | None = None  # the interpreter selected in the editor, if any
         self.disabled: str | None = None  # why runs are off (pytest missing) until settings change
+        # ... or until the interpreter, or the packages installed in it, change.
+        self._disabled_for: tuple[str, tuple[int, ...]] | None = None
         self._marks: dict[str, list[FailureMark]] = {}  # by test id or "collect:" + collector
         self._keys_by_path: dict[str, set[str]] = {}
         self._owner: dict[str, str] = {}  # key -> the test file whose run reports it again
@@ -98,6 +97,7 @@ class TestSession:
         self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
         self._graph_ready: asyncio.Task[None] | None = None
+        self._warming: asyncio.Task[None] | None = None
         self._seen_this_run: set[str] = set()
 
     # -- state the server reads -----------------------------------------------------------
@@ -149,15 +149,36 @@ class TestSession:
         if self._graph_ready is None:
             self._graph_ready = asyncio.ensure_future(asyncio.to_thread(self.graph.build))
 
+    async def interpreter(self) -> Interpreter:
+        """The interpreter that runs this folder's tests, and why (testing/interpreter.py)."""
+        settings = self._settings()
+        return await self.interpreters.find(self.root, settings.python, self.editor_python)
+
     def warm(self) -> None:
         """Start a pytest interpreter for the next run now, while nobody waits for it."""
-        settings = self._settings()
-        if not settings.command and not self.disabled:
-            self.launcher.prepare(self.root, default_python(self.root, settings.python))
+        if self._warming is None or self._warming.done():
+            self._warming = asyncio.ensure_future(self._warm())
+            self._warming.add_done_callback(self._log_failure)
+
+    async def _warm(self) -> None:
+        python = await self.interpreter()  # the first answer may ask a tool: not on the loop
+        if not self._settings().command and not self._still_disabled(python):
+            self.launcher.prepare(self.root, python.path)
+
+    def _still_disabled(self, python: Interpreter) -> bool:
+        """Runs stay off while the interpreter that lacked pytest is the same and unchanged."""
+        if self.disabled is None:
+            return False
+        if self._disabled_for == (python.path, environment_stamp(python.path)):
+            return True
+        self.enable()
+        return False
 
     def close(self) -> None:
         """Stop everything: the run in progress and the standby interpreter."""
         self.cancel()
+        if self._warming is not None:
+            self._warming.cancel()
         self.launcher.close()
 
     def file_changed(self, path: Path) -> None:
@@ -174,9 +195,6 @@ class TestSession:
 
     def request_run(self, changed: Iterable[Path] | None) -> None:
         """Ask for a run: of the tests affected by `changed`, or of all when None."""
-        if self.disabled:
-            log.info("tests not run in %s: %s", self.root, self.disabled)
-            return
         if changed is None:
             self._pending_all = True
         else:
@@ -195,6 +213,7 @@ class TestSession:
 
     def enable(self) -> None:
         self.disabled = None
+        self._disabled_for = None
 
     async def wait_idle(self) -> None:
         while self._task is not None and not self._task.done():
@@ -248,7 +267,10 @@ class TestSession:
         if not phases:
             return
         settings = self._settings()
-        python = default_python(self.root, settings.python)
+        python = await self.interpreter()
+        if not settings.command and self._still_disabled(python):
+            log.info("tests not run in %s: %s", self.root, self.disabled)
+            return
         self.progress = RunProgress(running=True, phase=phases[0][0], started_at=time.monotonic())
         self._seen_this_run = set()
         self.listener.run_started(self)
@@ -260,7 +282,8 @@ class TestSession:
                 self._seen_this_run = set()  # what the last phase saw is what stays
                 spec = RunSpec(
                     self.root,
-                    python,
+                    python.path,
+                    python_reason=python.reason,
                     selection=selection,
                     skip_files=skip,
                     ignore=[str(p) for p in self.nested],
@@ -272,6 +295,7 @@ class TestSession:
                     self.listener.problem(self, result.message)
                 if result.pytest_missing:
                     self.disabled = result.message
+                    self._disabled_for = (python.path, environment_stamp(python.path))
                     self.launcher.close()
                 if result.status != "completed" or result.exit_code not in (0, 1, 5):
                     break

@@ -3,6 +3,7 @@
 
 import * as vscode from "vscode";
 import { Commands } from "./commands";
+import { PythonExtensionSelection } from "./pythonExtension";
 import { ServerController } from "./serverController";
 import { StatusBar } from "./statusBar";
 
@@ -10,9 +11,16 @@ let controller: ServerController | undefined;
 
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   const output = vscode.window.createOutputChannel("oci-lsp");
-  controller = new ServerController(output);
-  const statusBar = new StatusBar(controller);
-  context.subscriptions.push(output, controller, statusBar, ...new Commands(controller, output).register());
+  const python = new PythonExtensionSelection();
+  controller = new ServerController(output, python);
+  const statusBar = new StatusBar(controller, python.onDidChange);
+  context.subscriptions.push(
+    output,
+    python,
+    controller,
+    statusBar,
+    ...new Commands(controller, output).register(),
+  );
 
   const server = controller;
   context.subscriptions.push(

@@ -22,6 +22,8 @@ import { currentLaunch, firstLocalFolder, locate, runVersion } from "./serverExe
 import { startFailedMessage, stderrSummary } from "./serverLaunch";
 import type { Launch } from "./serverLaunch";
 import { ServerProcess } from "./serverProcess";
+import type { PythonExtensionSelection } from "./pythonExtension";
+import { withEditorInterpreter } from "./pythonInterpreter";
 import { initializationOptions, removedKeys, SECTION } from "./settings";
 
 export type ControllerPhase =
@@ -54,7 +56,20 @@ export class ServerController implements vscode.Disposable {
   /** Fires when a server command starts and when it is answered (the status bar refreshes). */
   readonly onDidRunCommand = this.commandEmitter.event;
 
-  constructor(private readonly output: vscode.OutputChannel) {}
+  constructor(
+    private readonly output: vscode.OutputChannel,
+    private readonly python: PythonExtensionSelection,
+  ) {
+    // Another interpreter selected in the Python extension: the server asks for the `oci`
+    // section again (where the selection rides, see pythonInterpreter.ts); no restart.
+    python.onDidChange(() => {
+      void this.runningClient
+        ?.sendNotification(DidChangeConfigurationNotification.type, {
+          settings: { [SECTION]: explicitOciSettings(undefined) },
+        })
+        .catch(() => undefined);
+    });
+  }
 
   get phase(): ControllerPhase {
     return this.current;
@@ -243,15 +258,23 @@ export class ServerController implements vscode.Disposable {
       },
       middleware: {
         workspace: {
-          // Answer for "oci" ourselves: only explicit values, only server keys.
+          // Answer for "oci" ourselves: only explicit values, only server keys, and beside
+          // them the interpreter selected in the Python extension for that folder.
           configuration: async (params, token, next) => {
             const ours = params.items.map((item) => item.section === SECTION);
             const others = ours.every(Boolean) ? undefined : await next(params, token);
             if (others !== undefined && !Array.isArray(others)) {
               return others; // a ResponseError from the default handler
             }
-            return params.items.map((item, i) =>
-              ours[i] ? explicitOciSettings(item.scopeUri) : (others as unknown[])[i],
+            return Promise.all(
+              params.items.map(async (item, i) =>
+                ours[i]
+                  ? withEditorInterpreter(
+                      explicitOciSettings(item.scopeUri),
+                      await this.python.interpreter(item.scopeUri),
+                    )
+                  : (others as unknown[])[i],
+              ),
             );
           },
           // The default sends every `oci.*` value, defaults included; the server only needs

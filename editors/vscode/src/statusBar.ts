@@ -26,7 +26,10 @@ export class StatusBar implements vscode.Disposable {
   private readonly ourUris = new Set<string>();
   private readonly disposables: vscode.Disposable[] = [];
 
-  constructor(private readonly controller: ServerController) {
+  constructor(
+    private readonly controller: ServerController,
+    interpreterChanged: vscode.Event<void>,
+  ) {
     // VS Code prefixes the extension's id: the item is `oci-lsp.oci-lsp.status` in the DOM.
     this.item = vscode.window.createStatusBarItem("status", vscode.StatusBarAlignment.Right, 100);
     this.item.name = "oci-lsp";
@@ -50,6 +53,8 @@ export class StatusBar implements vscode.Disposable {
           this.refreshSoon(SETTINGS_DELAY_MS);
         }
       }),
+      // Another interpreter selected in the Python extension: the tooltip names it.
+      interpreterChanged(() => this.refreshSoon(SETTINGS_DELAY_MS)),
     );
     this.render();
     this.item.show();

@@ -14,7 +14,16 @@ export interface OciStatus {
     computeType: string | null;
     error: string | null;
   };
-  tests: { running: boolean; failed: number; passed: number };
+  tests: { running: boolean; failed: number; passed: number; python: TestInterpreter | null };
+}
+
+/** `tests.python` of `oci.status` (an addition to CONTRACT.md): what runs the tests, and why. */
+export interface TestInterpreter {
+  path: string;
+  /** A keyword: "setting", "editor", "venv", "virtual-env", "poetry", "server", ... */
+  source: string;
+  /** Why it was chosen, in words. */
+  reason: string;
 }
 
 /** Where the client is; `running` carries the last status answer, if any came yet. */
@@ -41,6 +50,15 @@ function text(value: unknown): string | null {
 
 function count(value: unknown): number {
   return typeof value === "number" && Number.isFinite(value) && value >= 0 ? value : 0;
+}
+
+function interpreter(value: unknown): TestInterpreter | null {
+  if (typeof value !== "object" || value === null) {
+    return null;
+  }
+  const raw = value as Record<string, unknown>;
+  const path = text(raw.path);
+  return path === null ? null : { path, source: text(raw.source) ?? "", reason: text(raw.reason) ?? "" };
 }
 
 /** A status answer, checked field by field: a newer or older server may send less. */
@@ -74,6 +92,7 @@ export function parseStatus(value: unknown): OciStatus | undefined {
       running: tests.running === true,
       failed: count(tests.failed),
       passed: count(tests.passed),
+      python: interpreter(tests.python),
     },
   };
 }
@@ -146,6 +165,31 @@ function modelLine(status: OciStatus): string {
   }
 }
 
+/** The server says "selected in the editor"; here the editor's choice is the Python extension's. */
+function reasonText(python: TestInterpreter): string {
+  return python.source === "editor" ? "selected in the Python extension" : python.reason;
+}
+
+/** A path as Markdown code, whatever characters it has. */
+function codeSpan(value: string): string {
+  const fence = value.includes("`") ? "``" : "`";
+  return `${fence}${value.includes("`") ? ` ${value} ` : value}${fence}`;
+}
+
+/** The server's words, where `…` marks code: code stays code, the rest is literal text. */
+function withCode(value: string): string {
+  return value
+    .split("`")
+    .map((part, i) => (i % 2 === 1 ? codeSpan(part) : escapeMarkdown(part)))
+    .join("");
+}
+
+/** Which interpreter runs the tests, and why. */
+export function interpreterLine(python: TestInterpreter): string {
+  const why = reasonText(python);
+  return `Tests run with: ${codeSpan(python.path)}${why ? ` (${withCode(why)})` : ""}`;
+}
+
 function testsLine(status: OciStatus): string {
   const { running, failed, passed } = status.tests;
   const counts = `${passed} passed, ${failed} failed`;
@@ -196,6 +240,9 @@ export function statusView(phase: Phase): StatusView {
     `Backend: ${status.backend ?? "unknown"}`,
     testsLine(status),
   ];
+  if (status.tests.python !== null) {
+    lines.push(interpreterLine(status.tests.python));
+  }
   if (status.model.error) {
     lines.push(`Error: ${escapeMarkdown(status.model.error)}`);
   }

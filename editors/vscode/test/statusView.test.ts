@@ -8,7 +8,7 @@ function status(overrides: { model?: Partial<OciStatus["model"]>; tests?: Partia
     version: "0.1.0",
     backend: overrides.backend ?? "ctranslate2",
     model: { id: "ds-1.3b", state: "not-loaded", device: null, computeType: null, error: null, ...overrides.model },
-    tests: { running: false, failed: 0, passed: 0, ...overrides.tests },
+    tests: { running: false, failed: 0, passed: 0, python: null, ...overrides.tests },
   };
 }
 
@@ -18,13 +18,23 @@ describe("parseStatus", () => {
       version: "0.1.0",
       backend: "ctranslate2",
       model: { id: "ds-6.7b", state: "ready", device: "cuda", computeType: "int8_float16", error: null },
-      tests: { running: true, failed: 2, passed: 10 },
+      tests: {
+        running: true,
+        failed: 2,
+        passed: 10,
+        python: { path: "/p/.venv/bin/python", source: "venv", reason: "`.venv` in the folder" },
+      },
     });
     assert.deepEqual(parsed, {
       version: "0.1.0",
       backend: "ctranslate2",
       model: { id: "ds-6.7b", state: "ready", device: "cuda", computeType: "int8_float16", error: null },
-      tests: { running: true, failed: 2, passed: 10 },
+      tests: {
+        running: true,
+        failed: 2,
+        passed: 10,
+        python: { path: "/p/.venv/bin/python", source: "venv", reason: "`.venv` in the folder" },
+      },
     });
   });
 
@@ -32,7 +42,8 @@ describe("parseStatus", () => {
     const parsed = parseStatus({ model: { state: "exploded" }, tests: { failed: -1, passed: "3" } });
     assert.equal(parsed?.model.state, "not-loaded");
     assert.equal(parsed?.model.id, null);
-    assert.deepEqual(parsed?.tests, { running: false, failed: 0, passed: 0 });
+    assert.deepEqual(parsed?.tests, { running: false, failed: 0, passed: 0, python: null });
+    assert.equal(parseStatus({ tests: { python: { source: "venv" } } })?.tests.python, null);
   });
 
   it("is undefined for no answer", () => {
@@ -120,6 +131,20 @@ describe("statusView", () => {
     const running = statusView({ kind: "running", status: status({ tests: { running: true, failed: 1 } }) });
     assert.match(running.text, /\$\(sync~spin\) testing$/);
     assert.match(running.tooltip, /running/);
+  });
+
+  it("names the interpreter that runs the tests, and why, in the tooltip", () => {
+    const python = { path: "/home/u/my_proj/.venv/bin/python", source: "venv", reason: "`.venv` in the folder" };
+    const view = statusView({ kind: "running", status: status({ tests: { python } }) });
+    assert.ok(view.tooltip.includes("Tests run with: `/home/u/my_proj/.venv/bin/python` (`.venv` in the folder)"));
+    const above = { path: "/m/.venv/bin/python", source: "venv-above", reason: "`.venv` in /home/u/my_*mono*" };
+    const monorepo = statusView({ kind: "running", status: status({ tests: { python: above } }) });
+    assert.ok(monorepo.tooltip.includes("(`.venv` in /home/u/my\\_\\*mono\\*)"), monorepo.tooltip);
+    // The server's "selected in the editor" is, in VS Code, the Python extension's choice.
+    const selected = { path: "/envs/a/bin/python", source: "editor", reason: "selected in the editor" };
+    const fromExtension = statusView({ kind: "running", status: status({ tests: { python: selected } }) });
+    assert.match(fromExtension.tooltip, /\(selected in the Python extension\)/);
+    assert.doesNotMatch(statusView({ kind: "running", status: status({}) }).tooltip, /Tests run with/);
   });
 
   it("shows no counts before any test ran", () => {

@@ -149,6 +149,13 @@ local function status_text(status)
       tests.running and ", running now" or ""
     )
   )
+  local python = v(tests.python)
+  if type(python) == "table" and v(python.path) then
+    table.insert(
+      lines,
+      ("  python:  %s (%s)"):format(v(python.path), v(python.reason) or v(python.source) or "?")
+    )
+  end
   return table.concat(lines, "\n")
 end
 

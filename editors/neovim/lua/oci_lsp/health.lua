@@ -75,6 +75,24 @@ local function check_executable(options)
   end
 end
 
+-- `tests.python` of oci.status: the interpreter that runs the tests, and why (:h oci-lsp-interpreter).
+local function check_interpreter(python)
+  local v = require("oci_lsp.client").value
+  if type(python) ~= "table" or type(v(python.path)) ~= "string" then
+    health.info("the server did not say which interpreter runs the tests (an older server?)")
+    return
+  end
+  local text = ("tests run with %s (%s)"):format(python.path, v(python.reason) or v(python.source) or "?")
+  health.ok(text)
+  if v(python.source) == "server" then
+    health.info(
+      "that is oci-lsp's own Python: if the tests need the project's packages, start Neovim"
+        .. " with the project's environment active, create .venv in the project, or set"
+        .. " tests.python (:h oci-lsp-interpreter)"
+    )
+  end
+end
+
 local function check_client(client, bufnr)
   local clients = require("oci_lsp.client")
   local root = client.root_dir or "-"
@@ -105,6 +123,8 @@ local function check_client(client, bufnr)
   else
     health.ok(text)
   end
+  local tests = clients.value(status.tests) or {}
+  check_interpreter(clients.value(tests.python))
 end
 
 local function check_buffer(oci)
