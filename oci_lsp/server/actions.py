@@ -337,7 +337,10 @@ class CodeActions:
         key = (str(folder.root), python)
         if key not in self.sandboxes:
             self.sandboxes[key] = Sandbox(folder.root, python)
-        return self.sandboxes[key]
+        sandbox = self.sandboxes[key]
+        # The candidates see the order and random values of the runs on save they fix.
+        sandbox.seed = folder.session.seed if folder.session is not None else None
+        return sandbox
 
     async def _conclude(
         self, work: Work, result: RefineResult, progress: Progress

@@ -12,8 +12,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -55,6 +55,8 @@ class RunProgress:
     total: int = 0
     failed: int = 0
     started_at: float = 0.0
+    changes: list[str] = field(default_factory=list)  # what the plugin changed in the options
+    stopped: str = ""  # why a phase stopped before its end (-x, --maxfail): not complete
 
 
 class TestSession:
@@ -85,6 +87,9 @@ class TestSession:
         self._task: asyncio.Task[None] | None = None
         self._graph_ready: asyncio.Task[None] | None = None
         self._seen_this_run: set[str] = set()
+        # pytest-randomly's seed (None without it): chosen by the first run, then the same
+        # for every run and candidate, so the order does not change from save to save.
+        self.seed: int | None = None
 
     # -- state the server reads -----------------------------------------------------------
 
@@ -246,6 +251,7 @@ class TestSession:
                     skip_files=skip,
                     timeout=settings.timeout,
                     command=settings.command,
+                    seed=self.seed,
                 )
                 result = await run_tests(
                     spec, _Collector(self, base_total=self.progress.done), self.launcher
@@ -255,10 +261,13 @@ class TestSession:
                 if result.pytest_missing:
                     self.disabled = result.message
                     self.launcher.close()
+                if result.stopped:
+                    self.progress.stopped = result.stopped
                 if result.status != "completed" or result.exit_code not in (0, 1, 5):
                     break
             else:
-                self._forget_unseen(None if phases[-1][0] == "all" else phases[-1][1])
+                if not self.progress.stopped:  # the tests it never reached are still unknown
+                    self._forget_unseen(None if phases[-1][0] == "all" else phases[-1][1])
         finally:
             self.progress.running = False
             self.listener.run_finished(self, result)
@@ -339,3 +348,9 @@ class _Collector:
 
     def collection_error(self, error: CollectionError) -> None:
         self.session._record_collection_error(error)
+
+    def configured(self, changes: Sequence[str], seed: int | None) -> None:
+        self.session.progress.changes = list(changes)
+        if seed is not None:
+            self.session.seed = seed
+        self.session.listener.run_progress(self.session)

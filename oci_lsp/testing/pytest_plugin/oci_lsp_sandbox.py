@@ -145,6 +145,21 @@ def _install_candidate(target: str, source: str) -> _CandidateFinder:
     return finder
 
 
+class _FinderFirst:
+    """A pytest plugin that puts the candidate's finder first on sys.meta_path when the
+    collection starts. pytest puts its assertion rewriter there, and the rewriter takes a
+    module named on the command line (a doctest's node id names the module itself) from the
+    file on disk."""
+
+    def __init__(self, finder: _CandidateFinder) -> None:
+        self.finder = finder
+
+    def pytest_collection(self, session: Any) -> None:
+        if self.finder in sys.meta_path:
+            sys.meta_path.remove(self.finder)
+        sys.meta_path.insert(0, self.finder)
+
+
 def _show_lines(target: str, source: str) -> None:
     # Tracebacks and pytest's assertion messages show the candidate's lines, not the disk's.
     # An entry without an mtime is never invalidated by linecache.checkcache.
@@ -358,10 +373,10 @@ def _candidate(request: dict[str, Any], events_fd: int, output_fd: int) -> None:
         _child_environment(request, scratch, events_fd)
         source = _read(request["source_file"])
         isolation = _confine(scratch, request.get("limits") or {})
-        _install_candidate(request["target"], source)
+        finder = _install_candidate(request["target"], source)
         _ready(scratch, isolation)
         sys.argv = ["pytest", *request["args"]]
-        code = _run_pytest(list(request["args"]))
+        code = _run_pytest(list(request["args"]), plugins=(_FinderFirst(finder),))
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException as exc:
@@ -396,6 +411,10 @@ def _child_environment(request: dict[str, Any], scratch: str, events_fd: int) ->
 
 
 def _scratch_tmp(scratch: str) -> None:
+    # Where oci_lsp_options moves what the project's plugins would write into the workspace
+    # (which Landlock would refuse: `PermissionError: .coverage`).
+    os.environ["OCI_LSP_SCRATCH"] = scratch
+    os.environ["COVERAGE_FILE"] = os.path.join(scratch, ".coverage")
     os.environ["TMPDIR"] = os.path.join(scratch, "tmp")
     os.makedirs(os.environ["TMPDIR"], exist_ok=True)
     import tempfile
@@ -495,7 +514,7 @@ def _round(request: dict[str, Any], fds: list[int], sock: socket.socket) -> None
         plugin.base = _read(request["base_file"])
         plugin.finder = _install_candidate(request["target"], plugin.base)
         sys.argv = ["pytest", *request["args"]]
-        code = _run_pytest(list(request["args"]), plugins=(plugin,))
+        code = _run_pytest(list(request["args"]), plugins=(plugin, _FinderFirst(plugin.finder)))
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException as exc:
