@@ -45,6 +45,7 @@ import fcntl
 import gc
 import importlib
 import importlib.machinery
+import importlib.util
 import json
 import linecache
 import os
@@ -127,12 +128,33 @@ class _CandidateFinder:
         if fullname.rpartition(".")[2] != self.last:
             return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
-        if spec is None or not spec.origin:
-            return None
-        if os.path.normcase(os.path.realpath(spec.origin)) != self.target:
-            return None
+        if spec is None or not spec.origin or not self._is_target(spec.origin):
+            spec = self._at_root(fullname, path)
+            if spec is None:
+                return None
         spec.loader = _CandidateLoader(fullname, spec.origin, self.source)
         return spec
+
+    def _is_target(self, path: str) -> bool:
+        return os.path.normcase(os.path.realpath(path)) == self.target
+
+    def _at_root(self, fullname: str, path: Any) -> Any:
+        """pytest's importlib mode asks for a dotted name with the root of its package as the
+        path (`pkg.calc` in `src`), which the path finder looks for as `src/calc.py`."""
+        parts = fullname.split(".")
+        for entry in path or ():
+            if not isinstance(entry, str):
+                continue
+            for origin, package in (
+                (os.path.join(entry, *parts) + ".py", False),
+                (os.path.join(entry, *parts, "__init__.py"), True),
+            ):
+                if os.path.exists(origin) and self._is_target(origin):
+                    where = [os.path.dirname(origin)] if package else None
+                    return importlib.util.spec_from_file_location(
+                        fullname, origin, submodule_search_locations=where
+                    )
+        return None
 
     def invalidate_caches(self) -> None:
         pass
