@@ -130,7 +130,7 @@ class _CandidateFinder:
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is None or not spec.origin or not self._is_target(spec.origin):
             spec = self._at_root(fullname, path)
-            if spec is None:
+            if spec is None or not spec.origin:
                 return None
         spec.loader = _CandidateLoader(fullname, spec.origin, self.source)
         return spec
