@@ -42,8 +42,15 @@ ADDOPTS = (
     "--cov=calc --cov-report=xml -n 2 --junitxml=report.xml --html=report.html"
     " --benchmark-autosave --doctest-modules --doctest-glob=*.md --ff"
 )
-# In ini form (the PYTEST_ADDOPTS project gives them as options).
-INI = {"timeout": "30", "timeout_method": "thread", "filterwarnings": "error"}
+# In ini form (the PYTEST_ADDOPTS project gives them as options). `cache_dir` belongs to
+# pytest's cache plugin, which our runs do not load: unknown, it would be a warning, and an
+# error under `filterwarnings = error`.
+INI = {
+    "timeout": "30",
+    "timeout_method": "thread",
+    "filterwarnings": "error",
+    "cache_dir": ".cache",
+}
 CONFIG_SOURCES = ["pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml", "PYTEST_ADDOPTS"]
 
 CALC = '''\
@@ -116,6 +123,7 @@ def environment(source: str, addopts: str, ini: dict[str, str]) -> dict[str, str
     as_options = [
         f"--timeout={ini['timeout']}",
         f"--timeout_method={ini['timeout_method']}",
+        f"-o cache_dir={ini['cache_dir']}",
         "-W error",
     ]
     return {"PYTEST_ADDOPTS": " ".join([addopts, *as_options])}

@@ -1,15 +1,20 @@
-"""A project's own pytest plugins and options, through the real server: what a user sees after
-a save (diagnostics, the message and progress that say what oci-lsp changed) and what the
-workspace holds afterwards (nothing new)."""
+"""A project's own pytest plugins and options, through the real server and `oci-lsp --fix`:
+what a user sees after a save (diagnostics, the message and progress that say what oci-lsp
+changed), what a fix needs (candidates that run), and what the workspace holds afterwards
+(nothing new)."""
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import Editor, progress_messages, write_files
-from tests.plugin_projects import plugins_python, project, snapshot
+from tests.openai_server import ScriptedOpenAIServer
+from tests.plugin_projects import CALC, plugins_python, project, snapshot
+from tests.test_fix_e2e import fix
 
 
 def ends(editor: Editor) -> list[str]:
@@ -85,3 +90,38 @@ async def test_a_run_that_x_stopped_keeps_what_it_did_not_reach(
         "tests/test_stops.py::test_b",
     ]
     assert status["tests"]["failed"] == 2
+
+
+def after_real_feedback(body: dict[str, Any]) -> str:
+    """A scripted model that answers wrong first, and right only once it was shown the wrong
+    answer's real failure (not a PermissionError of the sandbox)."""
+    said = "\n".join(str(m.get("content", "")) for m in body["messages"])
+    if "where 2 = add(1, 2)" in said:
+        return "```python\ndef add(a, b):\n    return a + b\n```"
+    return "```python\ndef add(a, b):\n    return a * b\n```"
+
+
+def test_fix_with_the_projects_plugins(tmp_path: Path) -> None:
+    python = plugins_python()
+    files = project("pytest.ini")
+    files["pyproject.toml"] = f'[tool.oci-lsp.tests]\npython = "{python}"\n'
+    root = write_files(tmp_path / "ws", files)
+    before = snapshot(root)
+    report = tmp_path / "report.json"
+    with ScriptedOpenAIServer(after_real_feedback) as server:
+        done = fix(root, server, "--json", str(report), "--candidates", "1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "the tests run with: coverage off (--no-cov); -n 2 → -n0" in done.stderr
+    data = json.loads(report.read_text())
+    [group] = data["groups"]
+    assert group["status"] == "fixed" and len(group["rounds"]) == 2
+    assert sorted(group["tests"]) == [
+        "README.md::README.md",
+        "calc.py::calc.add",
+        "tests/test_calc.py::test_add",
+    ]
+    # Only the function's line changed; its docstring (the doctest) is kept.
+    after = snapshot(root)
+    assert after.pop("calc.py") == CALC.replace("return a - b", "return a + b").encode()
+    before.pop("calc.py")
+    assert after == before
