@@ -163,23 +163,27 @@ DOCTESTS = {
 }
 
 
+def doctest_report(root: Path, holder: str, frames: list[Frame]) -> TestReport:
+    """A failed doctest in `holder`, its example at line 4, documenting (or calling) mul."""
+    return TestReport(
+        f"{holder}::{holder}",
+        "failed",
+        path=str(root / holder),
+        line=4,
+        frames=frames,
+        called=FunctionRef(str(root / "pkg/calc.py"), 1, "mul", "pkg.calc"),
+        doctest=True,
+    )
+
+
 def test_a_doctest_is_marked_at_its_example_and_at_the_function_it_documents(
     tmp_path: Path,
 ) -> None:
     root = write_files(tmp_path, DOCTESTS)
     source = str(root / "pkg/calc.py")
-    r = TestReport(
-        "pkg/calc.py::pkg.calc.mul",
-        "failed",
-        path=source,
-        line=4,  # the example's line in the docstring
-        message="doctest: mul(2, 3): expected 6, got 7",
-        # An unexpected exception's frames would reach into the function and its helpers:
-        # the module is not a test file, and the documented function comes first.
-        frames=[Frame(source, 7, "mul"), Frame(source, 11, "helper")],
-        called=FunctionRef(source, 1, "mul", "pkg.calc"),
-        doctest=True,
-    )
+    # An unexpected exception's frames would reach into the function and its helpers: the
+    # module is not a test file, and the documented function comes first.
+    r = doctest_report(root, "pkg/calc.py", [Frame(source, 7, "mul"), Frame(source, 11, "helper")])
     example, function = locator(root).marks_for(r)
     assert (example.span.path, example.span.line, example.span.start) == (source, 3, 4)
     assert (function.span.line, function.span.start, function.span.end) == (0, 4, 7)
@@ -189,14 +193,7 @@ def test_a_doctest_is_marked_at_its_example_and_at_the_function_it_documents(
 def test_a_doctest_in_a_text_file_is_marked_there(tmp_path: Path) -> None:
     root = write_files(tmp_path, DOCTESTS)
     readme = str(root / "README.md")
-    r = TestReport(
-        "README.md::README.md",
-        "failed",
-        path=readme,
-        line=4,
-        called=FunctionRef(str(root / "pkg/calc.py"), 1, "mul", "pkg.calc"),
-        doctest=True,
-    )
+    r = doctest_report(root, "README.md", [])
     example, function = locator(root).marks_for(r)
     assert (example.span.path, example.span.line, example.span.end) == (readme, 3, 13)
     assert function.span.path == str(root / "pkg/calc.py") and function.span.line == 0
