@@ -8,11 +8,13 @@ that failed and its place in the file are on the failure object instead.
 
 doctest clears an example's globals when its run ends; to resolve what the failing example
 called, the globals are kept until the report is made (KeptGlobals).
+
+The stdlib's doctest is imported only where a doctest failed (pytest imports it then): it
+costs tens of milliseconds, on every run.
 """
 
 from __future__ import annotations
 
-import doctest
 import inspect
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,6 +62,8 @@ class DoctestFailure:
 def failure_of(item: Any, value: BaseException) -> DoctestFailure | None:
     """The first failing example of a doctest's failure, or None when it is something else
     (a fixture that failed, a skip)."""
+    import doctest
+
     failures = getattr(value, "failures", None) or [value]  # MultipleDoctestFailures
     first = failures[0]
     if not isinstance(first, (doctest.DocTestFailure, doctest.UnexpectedException)):
@@ -87,7 +91,7 @@ def _short(text: str) -> str:
     return text if text else "nothing"
 
 
-def _documented(test: doctest.DocTest, globs: dict[str, Any]) -> Any:
+def _documented(test: Any, globs: dict[str, Any]) -> Any:
     """The object whose docstring holds the doctest: its name is the module's and then the
     object's dotted path (`calc.Calc.add`); None for a module's own docstring or a text file."""
     module = globs.get("__name__")
