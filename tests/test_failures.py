@@ -142,3 +142,58 @@ def test_collection_error_mark(tmp_path: Path) -> None:
     (mark,) = locator(root).marks_for_collection_error(error)
     assert (mark.span.line, mark.span.start, mark.span.end) == (1, 2, 7)
     assert mark.kind == "collection-error" and mark.test_id is None
+
+
+DOCTESTS = {
+    "pkg/__init__.py": "",
+    "pkg/calc.py": '''
+        def mul(a, b):
+            """Multiply.
+
+            >>> mul(2, 3)
+            6
+            """
+            return helper(a) * b + 1
+
+
+        def helper(a):
+            return a
+        ''',
+    "README.md": "# pkg\n\n>>> from pkg.calc import mul\n>>> mul(1, 1)\n1\n",
+}
+
+
+def doctest_report(root: Path, holder: str, frames: list[Frame]) -> TestReport:
+    """A failed doctest in `holder`, its example at line 4, documenting (or calling) mul."""
+    return TestReport(
+        f"{holder}::{holder}",
+        "failed",
+        path=str(root / holder),
+        line=4,
+        frames=frames,
+        called=FunctionRef(str(root / "pkg/calc.py"), 1, "mul", "pkg.calc"),
+        doctest=True,
+    )
+
+
+def test_a_doctest_is_marked_at_its_example_and_at_the_function_it_documents(
+    tmp_path: Path,
+) -> None:
+    root = write_files(tmp_path, DOCTESTS)
+    source = str(root / "pkg/calc.py")
+    # An unexpected exception's frames would reach into the function and its helpers: the
+    # module is not a test file, and the documented function comes first.
+    r = doctest_report(root, "pkg/calc.py", [Frame(source, 7, "mul"), Frame(source, 11, "helper")])
+    example, function = locator(root).marks_for(r)
+    assert (example.span.path, example.span.line, example.span.start) == (source, 3, 4)
+    assert (function.span.line, function.span.start, function.span.end) == (0, 4, 7)
+    assert function.function == example.function == "pkg.calc.mul"
+
+
+def test_a_doctest_in_a_text_file_is_marked_there(tmp_path: Path) -> None:
+    root = write_files(tmp_path, DOCTESTS)
+    readme = str(root / "README.md")
+    r = doctest_report(root, "README.md", [])
+    example, function = locator(root).marks_for(r)
+    assert (example.span.path, example.span.line, example.span.end) == (readme, 3, 13)
+    assert function.span.path == str(root / "pkg/calc.py") and function.span.line == 0

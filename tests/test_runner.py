@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from oci_lsp.testing.results import CollectionError, TestReport
@@ -17,6 +18,8 @@ class Listener:
         self.ids: list[str] = []
         self.reports: dict[str, TestReport] = {}
         self.errors: list[CollectionError] = []
+        self.changes: list[str] = []
+        self.seed: int | None = None
 
     def collected(self, count: int) -> None:
         self.total = count
@@ -29,6 +32,9 @@ class Listener:
 
     def collection_error(self, error: CollectionError) -> None:
         self.errors.append(error)
+
+    def configured(self, changes: Sequence[str], seed: int | None) -> None:
+        self.changes, self.seed = list(changes), seed
 
 
 WORKSPACE = {
@@ -100,7 +106,7 @@ async def test_skip_files_are_not_collected(tmp_path: Path) -> None:
     root = write_files(tmp_path, {**WORKSPACE, "tests/test_other.py": "def test_x():\n    pass\n"})
     listener = Listener()
     spec = RunSpec(root, sys.executable, skip_files=[str(root / "tests/test_calc.py")])
-    before = set(Path(tempfile.gettempdir()).glob("oci-skip-*"))
+    before = set(Path(tempfile.gettempdir()).glob("oci-run-*"))
     await run_tests(spec, listener)
     assert list(listener.reports) == ["tests/test_other.py::test_x"]
-    assert set(Path(tempfile.gettempdir()).glob("oci-skip-*")) == before  # nothing left behind
+    assert set(Path(tempfile.gettempdir()).glob("oci-run-*")) == before  # nothing left behind

@@ -99,6 +99,8 @@ class _FixRun:
         self.started = time.monotonic()
         self.settings = Settings()
         self.python = Interpreter("", "server", "")
+        self.seed: int | None = None  # pytest-randomly's, the same for every run
+        self.said = ""  # what the runs change in the project's options, once said
         self.backend: Backend | None = None
         self.sandbox: Sandbox | None = None
         self.files: dict[Path, TextFile] = {}
@@ -148,6 +150,7 @@ class _FixRun:
         await self._load_model()
         await asyncio.to_thread(self.graph.build)
         self.sandbox = Sandbox(self.root, self.python.path, python_reason=self.python.reason)
+        self.sandbox.seed = self.seed
         jobs = asyncio.Semaphore(max(1, self.options.jobs))
         await asyncio.gather(*(self._fix_group(group, jobs) for group in groups))
         written = [g for g in groups if g.before is not None]
@@ -216,10 +219,18 @@ class _FixRun:
             ignore=[str(p) for p in nested],
             timeout=tests.timeout,
             command=tests.command,
+            seed=self.seed,
         )
         suite = _Suite()
         suite.result = await run_tests(spec, suite)
         result = suite.result
+        changes = "; ".join(result.changes)
+        if changes and changes != self.said:  # once, not after every suite run
+            self.said = changes
+            self.display.say(f"the tests run with: {changes}")
+        self.seed = result.seed if result.seed is not None else self.seed
+        if result.stopped:
+            self.display.say(f"the test run stopped early: {result.stopped}")
         if result.status == "failed-to-start" or result.pytest_missing:
             raise CannotRun(result.message or "the tests could not start")
         if result.status == "timeout":

@@ -139,6 +139,9 @@ class Sandbox:
         self._stderr = OutputTail()
         self._warned = False
         self._cgroup: str | None = None  # the worker's pids cgroup (when it runs as root)
+        # pytest-randomly's seed for the candidates: the one of the run on save they are
+        # verified against, so that they see the same order and random values.
+        self.seed: int | None = None
 
     # -- the worker ---------------------------------------------------------------------------
 
@@ -431,8 +434,11 @@ class Sandbox:
                 flight.pending.exit.set_result((0, {}))
 
     def _common(self, run: CandidateRun, limits: Limits) -> dict[str, Any]:
+        env = {"OCI_LSP_FIRST": "\n".join(run.first)}
+        if self.seed is not None:
+            env["OCI_LSP_RANDOMLY_SEED"] = str(self.seed)
         return {
-            "env": {"OCI_LSP_FIRST": "\n".join(run.first)},
+            "env": env,
             "target": str(run.target),
             "limits": {
                 "cpu_seconds": limits.cpu_seconds,

@@ -345,7 +345,10 @@ class CodeActions:
         key = (str(root), python.path)
         if key not in self.sandboxes:
             self.sandboxes[key] = Sandbox(root, python.path, python_reason=python.reason)
-        return self.sandboxes[key]
+        sandbox = self.sandboxes[key]
+        # The candidates see the order and random values of the runs on save they fix.
+        sandbox.seed = work.session.seed
+        return sandbox
 
     async def _conclude(
         self, work: Work, result: RefineResult, progress: Progress

@@ -369,9 +369,11 @@ class _SessionEvents:
     def __init__(self, server: OciLanguageServer) -> None:
         self.server = server
         self.progress: dict[str, Progress] = {}  # by folder root
+        self.announced: set[str] = set()  # the folders whose run has said what it changed
 
     def run_started(self, session: TestSession) -> None:
         key = str(session.root)
+        self.announced.discard(key)
         old = self.progress.pop(key, None)
         if old is not None:
             old.end("superseded by a newer run")
@@ -384,6 +386,17 @@ class _SessionEvents:
         if progress is None:
             return
         p = session.progress
+        if p.changes and str(session.root) not in self.announced:
+            # What the run changed in the project's pytest options: in this run's progress,
+            # and once as a message (the same notes every save would be noise).
+            self.announced.add(str(session.root))
+            changes = "; ".join(p.changes)
+            progress.report(f"{session.root.name}: {changes}", stage=True)
+            self.server.show_once(
+                f"oci-lsp: the tests of {session.root.name} run with: {changes}",
+                types.MessageType.Info,
+            )
+            return
         percentage = int(100 * p.done / p.total) if p.total else None
         failed = f", {p.failed} failed" if p.failed else ""
         # The affected tests run first, then the whole suite in its own order (session.py).
@@ -397,7 +410,12 @@ class _SessionEvents:
         progress = self.progress.pop(str(session.root), None)
         p = session.progress
         if progress is not None:
-            progress.end(f"{p.done} tests run, {p.failed} failed")
+            end = f"{p.done} tests run, {p.failed} failed"
+            if p.stopped:
+                end += f"; stopped early: {p.stopped}"
+            if session.seed is not None:
+                end += f"; pytest-randomly seed {session.seed}"
+            progress.end(end)
         self.server.publisher.flush()
 
     def problem(self, session: TestSession, message: str) -> None:

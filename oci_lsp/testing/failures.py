@@ -4,6 +4,9 @@ CONTRACT.md: the function under test is the deepest traceback frame in the works
 the test files; when the test's own assert failed (no such frame), it is the function called
 in the failing statement, resolved through the test module's imports (at run time by our
 pytest plugin, statically for other runners).
+
+A doctest is a test written in the docstring of the function it documents (or in a text
+file): its failure goes at its failing example, and at that function.
 """
 
 from __future__ import annotations
@@ -91,8 +94,21 @@ class FailureLocator:
 
     def target_of(self, report: TestReport) -> TargetFunction | None:
         """The function under test of a failed report, or None when there is none to name."""
+        if report.doctest:
+            # The function it documents (the plugin's `called`) before the frames: the
+            # file that holds a doctest is not a test file, and its frames would often name
+            # a helper the function calls.
+            return self._called_target(report) or self._frame_target(report, None)
+        return (
+            self._frame_target(report, report)
+            or self._called_target(report)
+            or self._static_target(report)
+        )
+
+    def _frame_target(self, report: TestReport, test: TestReport | None) -> TargetFunction | None:
+        """The deepest traceback frame in a function of the workspace outside the tests."""
         for frame in reversed(report.frames):
-            if not self.in_workspace(frame.path) or self.is_test_path(frame.path, report):
+            if not self.in_workspace(frame.path) or self.is_test_path(frame.path, test):
                 continue
             if frame.function == "<module>":
                 continue
@@ -102,11 +118,14 @@ class FailureLocator:
             found = enclosing_function(source, frame.line, frame.function)
             if found is not None:
                 return self._target(frame.path, found.qualname, source)
+        return None
+
+    def _called_target(self, report: TestReport) -> TargetFunction | None:
         if report.called is not None and self.in_workspace(report.called.path):
             source = self.read(report.called.path)
             if source is not None and find_function(source, report.called.qualname):
                 return self._target(report.called.path, report.called.qualname, source)
-        return self._static_target(report)
+        return None
 
     def _static_target(self, report: TestReport) -> TargetFunction | None:
         # Other runners give no live resolution: read the failing statement and the imports.
@@ -137,8 +156,9 @@ class FailureLocator:
         return TargetFunction(path, found.qualname, span, f"{module}.{found.qualname}")
 
     def test_line(self, report: TestReport) -> int | None:
-        """1-based line where the test failed: its deepest frame in its own file, else its def."""
-        if report.path is not None:
+        """1-based line where the test failed: its deepest frame in its own file, else its def
+        (for a doctest: its failing example)."""
+        if report.path is not None and not report.doctest:
             for frame in reversed(report.frames):
                 if frame.path == report.path:
                     return frame.line

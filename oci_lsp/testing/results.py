@@ -7,6 +7,7 @@ diagnostics, the refinement loop) reads only these.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -50,6 +51,9 @@ class TestReport:
     # The function called in the failing statement of the test, resolved at run time.
     called: FunctionRef | None = None
     duration: float = 0.0
+    # A doctest: `path` is the file that holds it (a module or a text file), `line` its
+    # failing example, `called` the function it documents.
+    doctest: bool = False
 
     @property
     def failed(self) -> bool:
@@ -95,6 +99,9 @@ class Collected:
 
     def collection_error(self, error: CollectionError) -> None:
         self.errors.append(error)
+
+    def configured(self, changes: Sequence[str], seed: int | None) -> None:
+        pass
 
     @property
     def failing(self) -> list[TestReport]:

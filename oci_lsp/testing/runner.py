@@ -4,6 +4,11 @@ pytest runs in the workspace's own interpreter with our plugin (pytest_plugin/),
 one JSON event per test to a pipe, so the first failures are known long before the suite ends.
 Any other runner is run as given and read back from its JUnit XML at the end.
 
+The project's own pytest options stay as they are; what they would make a run write into the
+workspace (coverage data, reports, benchmark storage) or do that does not fit (xdist workers,
+a new random order on every save, a timeout that ends the whole run) is turned off or moved
+into a scratch directory of the run by the plugin (oci_lsp_options), which says what it changed.
+
 The run is its own process group: a timeout, a cancel (a newer save) or the end of the run
 kills the whole group, so a test that forked a child that never ends leaves nothing behind.
 """
@@ -16,6 +21,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -47,6 +53,9 @@ class RunListener(Protocol):
     def started(self, test_id: str) -> None: ...
     def report(self, report: TestReport) -> None: ...
     def collection_error(self, error: CollectionError) -> None: ...
+    def configured(self, changes: Sequence[str], seed: int | None) -> None:
+        """What the plugin changed in the project's options for this run (short notes for
+        the user), and pytest-randomly's seed when it is installed."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,7 @@ class RunSpec:
     ignore: Sequence[str] = ()  # directories left out (`--ignore`): projects of their own
     timeout: float = 300.0
     command: Sequence[str] | None = None  # another runner that writes JUnit XML
+    seed: int | None = None  # pytest-randomly's seed, unless the project's options give one
 
 
 RunStatus = Literal["completed", "timeout", "crashed", "failed-to-start"]
@@ -72,6 +82,9 @@ class RunResult:
     output_tail: str = ""
     seen: set[str] = field(default_factory=set)  # test ids that reported an outcome
     pytest_missing: bool = False
+    changes: list[str] = field(default_factory=list)  # what was changed in the options
+    seed: int | None = None  # pytest-randomly's seed in this run
+    stopped: str | None = None  # why the run stopped before its end (-x, --maxfail)
 
 
 def pytest_args(spec: RunSpec) -> list[str]:
@@ -252,6 +265,9 @@ class EventReader:
         self.failed_setup: set[str] = set()
         self.started = False  # the plugin said hello: pytest itself is there
         self.collection_errors = 0
+        self.changes: list[str] = []
+        self.seed: int | None = None
+        self.stopped: str | None = None
 
     def _abs(self, path: str | None) -> str | None:
         if not path:
@@ -272,6 +288,10 @@ class EventReader:
         if kind == "session":
             self.started = True
             self.rootdir = Path(event["rootdir"])
+            self.changes = [str(c) for c in event.get("changes") or []]
+            seed = event.get("seed")
+            self.seed = seed if isinstance(seed, int) else None
+            self.listener.configured(self.changes, self.seed)
         elif kind == "collected":
             self.listener.collected(int(event["count"]))
         elif kind == "start":
@@ -286,6 +306,8 @@ class EventReader:
             self._result(event)
         elif kind == "collect-error":
             self._collect_error(event)
+        elif kind == "finished":
+            self.stopped = event.get("stopped") or None
 
     def _result(self, event: dict[str, Any]) -> None:
         nodeid = event["nodeid"]
@@ -308,6 +330,7 @@ class EventReader:
             frames=frames,
             called=FunctionRef(**called) if called else None,
             duration=float(event.get("duration") or 0.0),
+            doctest=bool(event.get("doctest")),
         )
         if report.failed:
             report.message = summarize(
@@ -447,11 +470,14 @@ async def _run_pytest(
             message=f"could not start the tests with {spec.python}{why}: {exc.strerror or exc};"
             " check the `tests.python` setting",
         )
-    skip_file = None
-    env: dict[str, str] = {}
+    # What the project's plugins would write into the workspace goes here instead.
+    scratch = tempfile.mkdtemp(prefix="oci-run-")
+    env = {"OCI_LSP_SCRATCH": scratch}
+    if spec.seed is not None:
+        env["OCI_LSP_RANDOMLY_SEED"] = str(spec.seed)
     if spec.skip_files:
-        fd, skip_file = tempfile.mkstemp(prefix="oci-skip-", suffix=".txt")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        skip_file = os.path.join(scratch, "skip.txt")
+        with open(skip_file, "w", encoding="utf-8") as handle:
             handle.write("\n".join(spec.skip_files))
         env["OCI_LSP_SKIP_FILES"] = skip_file
     log.info("running %s in %s", " ".join(pytest_argv(spec)), spec.root)
@@ -464,12 +490,11 @@ async def _run_pytest(
         standby.start(pytest_args(spec), env)
         timed_out = await child.run(spec.timeout)
     finally:
-        if skip_file:
-            with contextlib.suppress(OSError):
-                os.unlink(skip_file)
+        shutil.rmtree(scratch, ignore_errors=True)
     code = child.returncode
     output = child.tail.text()
     result = RunResult("completed", exit_code=code, output_tail=output, seen=events.seen)
+    result.changes, result.seed, result.stopped = events.changes, events.seed, events.stopped
     if timed_out:
         events.unfinished("timeout", f"timed out: the run was stopped after {spec.timeout:g} s")
         result.status = "timeout"

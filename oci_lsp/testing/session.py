@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -57,6 +57,8 @@ class RunProgress:
     total: int = 0  # tests collected in this phase
     failing: set[str] = field(default_factory=set)  # tests whose last result this run failed
     started_at: float = 0.0
+    changes: list[str] = field(default_factory=list)  # what the plugin changed in the options
+    stopped: str = ""  # why a phase stopped before its end (-x, --maxfail): not complete
 
     @property
     def failed(self) -> int:
@@ -99,6 +101,9 @@ class TestSession:
         self._graph_ready: asyncio.Task[None] | None = None
         self._warming: asyncio.Task[None] | None = None
         self._seen_this_run: set[str] = set()
+        # pytest-randomly's seed (None without it): chosen by the first run, then the same
+        # for every run and candidate, so the order does not change from save to save.
+        self.seed: int | None = None
 
     # -- state the server reads -----------------------------------------------------------
 
@@ -289,6 +294,7 @@ class TestSession:
                     ignore=[str(p) for p in self.nested],
                     timeout=settings.timeout,
                     command=settings.command,
+                    seed=self.seed,
                 )
                 result = await run_tests(spec, _Collector(self), self.launcher)
                 if result.message:
@@ -297,10 +303,12 @@ class TestSession:
                     self.disabled = result.message
                     self._disabled_for = (python.path, environment_stamp(python.path))
                     self.launcher.close()
+                self.progress.stopped = result.stopped  # the last phase's word stands
                 if result.status != "completed" or result.exit_code not in (0, 1, 5):
                     break
             else:
-                self._forget_unseen(None if phases[-1][0] == "all" else phases[-1][1])
+                if not self.progress.stopped:  # the tests it never reached are still unknown
+                    self._forget_unseen(None if phases[-1][0] == "all" else phases[-1][1])
         finally:
             self.progress.running = False
             self.listener.run_finished(self, result)
@@ -381,3 +389,9 @@ class _Collector:
 
     def collection_error(self, error: CollectionError) -> None:
         self.session._record_collection_error(error)
+
+    def configured(self, changes: Sequence[str], seed: int | None) -> None:
+        self.session.progress.changes = list(changes)
+        if seed is not None:
+            self.session.seed = seed
+        self.session.listener.run_progress(self.session)

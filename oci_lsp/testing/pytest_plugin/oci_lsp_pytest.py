@@ -9,17 +9,26 @@ Besides what pytest's reports hold, the plugin reads what only a live run knows:
 traceback frames, and the function called in the failing statement of a test, resolved
 through the test module's own globals (no code is evaluated: attributes are looked up with
 inspect.getattr_static).
+
+It also changes what the project's own options would make a run write or do that does not
+fit a run on save or a candidate's (oci_lsp_options), and reads doctest failures
+(oci_lsp_doctest).
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import inspect
 import json
 import os
+import types
 from pathlib import Path
 from typing import Any
 
+# Beside this file, on the same path (no package: the workspace's interpreter runs these).
+import oci_lsp_doctest as doctests  # type: ignore[import-not-found]
+import oci_lsp_options as options  # type: ignore[import-not-found]
 import pytest
 
 _MAX_TEXT = 20_000  # a test that prints megabytes must not produce megabyte events
@@ -48,6 +57,10 @@ class _Stream:
         except (OSError, ValueError):
             pass
 
+    def close(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self._file.close()
+
 
 _stream: _Stream | None = None
 _skip_files: set[str] = set()
@@ -59,7 +72,9 @@ def _open_stream() -> _Stream | None:
     # Opened on first use: a broken conftest fails before pytest_configure ever runs.
     global _stream
     fd = os.environ.get("OCI_LSP_REPORT_FD")
-    if fd and _stream is None:
+    # An xdist worker inherits the variable, not the descriptor (the number may be another
+    # file there); xdist is turned off for our runs, this is in case it was not.
+    if fd and _stream is None and "PYTEST_XDIST_WORKER" not in os.environ:
         _stream = _Stream(int(fd))
     return _stream
 
@@ -68,13 +83,41 @@ def report_to(fd: int, session: pytest.Session) -> None:
     """Send this process's events to fd from now on: a candidate's child forked from a
     collected session (the sandbox's rounds), which starts with what a fresh one said so far."""
     global _stream
+    if _stream is not None:
+        _stream.close()  # the collector's (unclosed, a ResourceWarning: an error under -W error)
     _stream = _Stream(fd)
-    _emit({"e": "session", "rootdir": str(session.config.rootpath)})
+    _emit_session(session.config)
     _emit({"e": "collected", "count": len(session.items)})
 
 
+def _emit_session(config: pytest.Config) -> None:
+    _emit(
+        {
+            "e": "session",
+            "rootdir": str(config.rootpath),
+            "changes": list(options.notes),
+            "seed": options.seed,
+        }
+    )
+
+
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    options.add_cache_options(parser, pluginmanager)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_cmdline_main(config: pytest.Config) -> Any:
+    options.after_parsing(config)  # before every plugin's own pytest_cmdline_main
+    yield
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> Any:
+    return options.timeout_timer(item, settings)
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    _emit({"e": "session", "rootdir": str(config.rootpath)})
+    _emit_session(config)
     skip = os.environ.get("OCI_LSP_SKIP_FILES")
     if skip and os.path.exists(skip):
         with open(skip, encoding="utf-8") as handle:
@@ -96,6 +139,8 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_load_initial_conftests(early_config: pytest.Config, parser: Any, args: Any) -> Any:
+    # Before any plugin's own hook: pytest-cov starts measuring in its.
+    options.before_parsing(early_config.known_args_namespace, args)
     outcome = yield
     exc = outcome.excinfo
     if exc is not None:
@@ -217,6 +262,13 @@ def pytest_runtest_logstart(nodeid: str, location: tuple[str, int | None, str]) 
 
 
 @pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    if doctests.is_doctest(item):
+        doctests.keep_globals(item)
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     outcome = yield
     report = outcome.get_result()
@@ -225,6 +277,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         return
     value = excinfo.value
     tb = excinfo.tb
+    if doctests.is_doctest(item):
+        found = doctests.failure_of(item, value)
+        if found is not None:
+            report.__dict__["oci"] = _doctest_details(item, found)
+            return
     test_path = os.path.abspath(str(getattr(item, "path", "") or item.fspath))
     statement, called = None, None
     frame, lineno = _last_frame_in(tb, test_path)
@@ -240,6 +297,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         "statement": statement,
         "called": called,
     }
+    if _timed_out(value):
+        report.__dict__["oci"]["outcome"] = "timeout"  # over the outcome pytest gives
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -266,7 +325,50 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    _emit({"e": "finished", "exitstatus": int(exitstatus)})
+    # -x or --maxfail (the project's options) stop a run before its end: the tests it never
+    # reached are not known to pass.
+    stopped = session.shouldstop or session.shouldfail
+    _emit(
+        {
+            "e": "finished",
+            "exitstatus": int(exitstatus),
+            "stopped": stopped if isinstance(stopped, str) and stopped else None,
+        }
+    )
+
+
+# -- pytest-timeout and doctests ---------------------------------------------------------------
+
+
+def _timed_out(value: BaseException) -> bool:
+    """pytest-timeout's failure (the signal method): the test ran out of time."""
+    return type(value).__name__ == "Failed" and "from pytest-timeout" in str(value)
+
+
+def _doctest_details(item: pytest.Item, found: Any) -> dict[str, Any]:
+    """A doctest's failure as the event's fields: at its failing example's line, its
+    function the one it documents (else the one the example called)."""
+    root = str(item.config.rootpath)
+    called = _function_ref(found.documented, root) if found.documented is not None else None
+    if called is None and found.source:
+        try:
+            tree = ast.parse(found.source)
+        except SyntaxError:
+            tree = None
+        if tree is not None and tree.body:
+            scope = types.SimpleNamespace(f_locals={}, f_globals=found.globs)
+            called = _resolve_called(tree.body[0], scope, root)
+    details: dict[str, Any] = {
+        "frames": _frames(found.tb),
+        "type": found.type,
+        "message": _cut(found.message, 4000),
+        "statement": None,
+        "called": called,
+        "doctest": True,
+    }
+    if found.line is not None:
+        details["line"] = found.line
+    return details
 
 
 # -- resolving the function called in the failing statement --------------------------------
@@ -332,7 +434,6 @@ def _lookup(node: ast.expr, frame: Any) -> Any:
 
 
 def _resolve_called(stmt: ast.stmt, frame: Any, rootdir: str) -> dict[str, Any] | None:
-    root = os.path.abspath(rootdir) + os.sep
     calls = sorted(
         (n for n in ast.walk(stmt) if isinstance(n, ast.Call)),
         key=lambda n: (n.lineno, n.col_offset),
@@ -345,23 +446,35 @@ def _resolve_called(stmt: ast.stmt, frame: Any, rootdir: str) -> dict[str, Any] 
             target = target.__dict__.get("__init__", _MISSING)
         if target is _MISSING or not inspect.isfunction(target):
             continue
-        target = inspect.unwrap(target)
-        code = getattr(target, "__code__", None)
-        if code is None:
-            continue
-        path = os.path.abspath(code.co_filename)
-        name = os.path.basename(path)
-        if not path.startswith(root) or "site-packages" in path:
-            continue
-        if name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py":
-            continue
-        parts = os.path.relpath(path, root).split(os.sep)[:-1]
-        if any(part in ("tests", "test") for part in parts):
-            continue  # a helper of the tests, not the code under test
-        return {
-            "path": path,
-            "line": code.co_firstlineno,
-            "qualname": target.__qualname__,
-            "module": target.__module__,
-        }
+        ref = _function_ref(target, rootdir)
+        if ref is not None:
+            return ref
     return None
+
+
+def _function_ref(target: Any, rootdir: str) -> dict[str, Any] | None:
+    """Where a function of the workspace is defined (not of its tests), or None."""
+    root = os.path.abspath(rootdir) + os.sep
+    if isinstance(target, (staticmethod, classmethod)):
+        target = target.__func__
+    if not inspect.isfunction(target):
+        return None
+    target = inspect.unwrap(target)
+    code = getattr(target, "__code__", None)
+    if code is None:
+        return None
+    path = os.path.abspath(code.co_filename)
+    name = os.path.basename(path)
+    if not path.startswith(root) or "site-packages" in path:
+        return None
+    if name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py":
+        return None
+    parts = os.path.relpath(path, root).split(os.sep)[:-1]
+    if any(part in ("tests", "test") for part in parts):
+        return None  # a helper of the tests, not the code under test
+    return {
+        "path": path,
+        "line": code.co_firstlineno,
+        "qualname": target.__qualname__,
+        "module": target.__module__,
+    }

@@ -45,6 +45,7 @@ import fcntl
 import gc
 import importlib
 import importlib.machinery
+import importlib.util
 import json
 import linecache
 import os
@@ -127,12 +128,33 @@ class _CandidateFinder:
         if fullname.rpartition(".")[2] != self.last:
             return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
-        if spec is None or not spec.origin:
-            return None
-        if os.path.normcase(os.path.realpath(spec.origin)) != self.target:
-            return None
+        if spec is None or not spec.origin or not self._is_target(spec.origin):
+            spec = self._at_root(fullname, path)
+            if spec is None or not spec.origin:
+                return None
         spec.loader = _CandidateLoader(fullname, spec.origin, self.source)
         return spec
+
+    def _is_target(self, path: str) -> bool:
+        return os.path.normcase(os.path.realpath(path)) == self.target
+
+    def _at_root(self, fullname: str, path: Any) -> Any:
+        """pytest's importlib mode asks for a dotted name with the root of its package as the
+        path (`pkg.calc` in `src`), which the path finder looks for as `src/calc.py`."""
+        parts = fullname.split(".")
+        for entry in path or ():
+            if not isinstance(entry, str):
+                continue
+            for origin, package in (
+                (os.path.join(entry, *parts) + ".py", False),
+                (os.path.join(entry, *parts, "__init__.py"), True),
+            ):
+                if os.path.exists(origin) and self._is_target(origin):
+                    where = [os.path.dirname(origin)] if package else None
+                    return importlib.util.spec_from_file_location(
+                        fullname, origin, submodule_search_locations=where
+                    )
+        return None
 
     def invalidate_caches(self) -> None:
         pass
@@ -143,6 +165,21 @@ def _install_candidate(target: str, source: str) -> _CandidateFinder:
     sys.meta_path.insert(0, finder)
     _show_lines(target, source)
     return finder
+
+
+class _FinderFirst:
+    """A pytest plugin that puts the candidate's finder first on sys.meta_path when the
+    collection starts. pytest puts its assertion rewriter there, and the rewriter takes a
+    module named on the command line (a doctest's node id names the module itself) from the
+    file on disk."""
+
+    def __init__(self, finder: _CandidateFinder) -> None:
+        self.finder = finder
+
+    def pytest_collection(self, session: Any) -> None:
+        if self.finder in sys.meta_path:
+            sys.meta_path.remove(self.finder)
+        sys.meta_path.insert(0, self.finder)
 
 
 def _show_lines(target: str, source: str) -> None:
@@ -358,10 +395,10 @@ def _candidate(request: dict[str, Any], events_fd: int, output_fd: int) -> None:
         _child_environment(request, scratch, events_fd)
         source = _read(request["source_file"])
         isolation = _confine(scratch, request.get("limits") or {})
-        _install_candidate(request["target"], source)
+        finder = _install_candidate(request["target"], source)
         _ready(scratch, isolation)
         sys.argv = ["pytest", *request["args"]]
-        code = _run_pytest(list(request["args"]))
+        code = _run_pytest(list(request["args"]), plugins=(_FinderFirst(finder),))
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException as exc:
@@ -396,6 +433,10 @@ def _child_environment(request: dict[str, Any], scratch: str, events_fd: int) ->
 
 
 def _scratch_tmp(scratch: str) -> None:
+    # Where oci_lsp_options moves what the project's plugins would write into the workspace
+    # (which Landlock would refuse: `PermissionError: .coverage`).
+    os.environ["OCI_LSP_SCRATCH"] = scratch
+    os.environ["COVERAGE_FILE"] = os.path.join(scratch, ".coverage")
     os.environ["TMPDIR"] = os.path.join(scratch, "tmp")
     os.makedirs(os.environ["TMPDIR"], exist_ok=True)
     import tempfile
@@ -495,7 +536,7 @@ def _round(request: dict[str, Any], fds: list[int], sock: socket.socket) -> None
         plugin.base = _read(request["base_file"])
         plugin.finder = _install_candidate(request["target"], plugin.base)
         sys.argv = ["pytest", *request["args"]]
-        code = _run_pytest(list(request["args"]), plugins=(plugin,))
+        code = _run_pytest(list(request["args"]), plugins=(plugin, _FinderFirst(plugin.finder)))
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException as exc:
