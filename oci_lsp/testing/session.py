@@ -303,7 +303,7 @@ class TestSession:
                     self.disabled = result.message
                     self._disabled_for = (python.path, environment_stamp(python.path))
                     self.launcher.close()
-                self.progress.stopped = result.stopped  # the last phase's word stands
+                self.progress.stopped = result.stopped or ""  # the last phase's word stands
                 if result.status != "completed" or result.exit_code not in (0, 1, 5):
                     break
             else:
