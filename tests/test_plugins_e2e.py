@@ -96,7 +96,10 @@ def after_real_feedback(body: dict[str, Any]) -> str:
     """A scripted model that answers wrong first, and right only once it was shown the wrong
     answer's real failure (not a PermissionError of the sandbox)."""
     said = "\n".join(str(m.get("content", "")) for m in body["messages"])
-    if "where 2 = add(1, 2)" in said:
+    # The first failure fed back depends on pytest-randomly's seed: the test's assert, the
+    # docstring's example or the README's, each with what `a * b` really gave.
+    real = ("where 2 = add(1, 2)", "Got:\n    2", "Got:\n    6")
+    if any(failure in said for failure in real):
         return "```python\ndef add(a, b):\n    return a + b\n```"
     return "```python\ndef add(a, b):\n    return a * b\n```"
 
