@@ -154,7 +154,8 @@ def _toml_str(value: str) -> str:
 def _extend_toml_addopts(
     lines: list[str], header: int, current: object, addopts: Sequence[str]
 ) -> list[str]:
-    at = next(i for i in range(header + 1, len(lines)) if re.match(r"\s*addopts\s*=", lines[i]))
+    key = re.compile(r"\s*(ini_options\.)?addopts\s*=")
+    at = next(i for i in range(header + 1, len(lines)) if key.match(lines[i]))
     line = lines[at]
     extra = " ".join(addopts)
     if isinstance(current, list):

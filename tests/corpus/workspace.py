@@ -36,7 +36,7 @@ from tests.venvs import cached_venv
 VENV = ".venv"
 
 # Our own test run's environment must not reach a project's pytest: these change what it
-# loads, where it reports or which interpreter it thinks is active.
+# loads, where it reports, which interpreter it thinks is active, or how fast it starts.
 LEAKING = (
     "PYTEST_ADDOPTS",
     "PYTEST_PLUGINS",
@@ -52,6 +52,8 @@ LEAKING = (
     "DJANGO_SETTINGS_MODULE",
     "OCI_LSP_REPORT_FD",
     "OCI_LSP_SKIP_FILES",
+    # Not a developer's setting: without bytecode caches every run compiles every module.
+    "PYTHONDONTWRITEBYTECODE",
 )
 
 
