@@ -316,9 +316,9 @@ def report(rows: Sequence[Row]) -> str:
         r = row.result
         ratio = f"{r.end / row.plain_seconds:.2f}x" if r and r.end and row.plain_seconds else "-"
         out.append(
-            f"| {row.name} | {row.plain} | {seconds(r and r.first_diagnostic)}"
-            f" | {seconds(r and r.last_diagnostic)}"
-            f" | {seconds(r and r.end)}{' (timed out)' if r and r.timed_out else ''}"
+            f"| {row.name} | {row.plain} | {seconds(r.first_diagnostic if r else None)}"
+            f" | {seconds(r.last_diagnostic if r else None)}"
+            f" | {seconds(r.end if r else None)}{' (timed out)' if r and r.timed_out else ''}"
             f" | {ratio} | {r.runs if r else '-'} | {len(row.false_positives)}"
             f" | {len(row.bad_uris)} | {len([w for w in row.written if '.pyc' not in w])} |"
         )

@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 MUTATIONS_JSON = Path(__file__).with_name("mutations.json")
 
@@ -169,7 +170,7 @@ def _docstring_node(func: ast.FunctionDef | ast.AsyncFunctionDef) -> ast.AST | N
     return None
 
 
-def _spots(func: _Function) -> Iterator[tuple[str, ast.AST, str]]:
+def _spots(func: _Function) -> Iterator[tuple[str, ast.expr | ast.stmt, str]]:
     """(kind, node, replacement text of the node) for every spot of func."""
     skip: set[int] = set()
     for node in _own_nodes(func.node):
@@ -177,7 +178,7 @@ def _spots(func: _Function) -> Iterator[tuple[str, ast.AST, str]]:
             skip.update(id(n) for n in ast.walk(node))
     doc = _docstring_node(func.node)
     for node in sorted(_own_nodes(func.node), key=_position):
-        if id(node) in skip or node is doc:
+        if id(node) in skip or node is doc or not isinstance(node, ast.expr | ast.stmt):
             continue
         if isinstance(node, ast.Compare) and type(node.ops[0]) in _SWAP:
             ops = [_SWAP[type(node.ops[0])](), *node.ops[1:]]
@@ -334,10 +335,10 @@ def load(path: Path = MUTATIONS_JSON) -> tuple[list[Edit], list[Edit]]:
     """(mutations, stubs) as bench/corpus_mutations.py pinned them."""
     data = json.loads(path.read_text(encoding="utf-8"))
 
-    def edit(item: dict[str, object]) -> Edit:
+    def edit(item: dict[str, Any]) -> Edit:
         fields = dict(item)
         for key in ("tags", "failing"):
-            fields[key] = tuple(fields.get(key) or ())  # type: ignore[call-overload]
-        return Edit(**fields)  # type: ignore[arg-type]
+            fields[key] = tuple(fields.get(key) or ())
+        return Edit(**fields)
 
     return [edit(m) for m in data["mutations"]], [edit(s) for s in data["stubs"]]

@@ -7,6 +7,11 @@ workspace) holds each failure's text, in the `native` traceback style so that ev
 reads `File "...", line N, in name`. Options given on the command line after the project's
 addopts only change how results are reported (and `-p no:cacheprovider` keeps the
 workspace as it was); the project's own plugins, order and options all run.
+
+Node ids are not always stable from one run to the next: isodate parametrizes over a set of
+tuples holding dates, so its ids (`test_parse[4-1985-W15-expected21-...]`) follow the string
+hash seed of each process. Compare runs with `by_function` (ids without their parameters,
+counted) where that matters.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ import subprocess
 import tempfile
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,6 +76,11 @@ class PlainRun:
         parts = [f"{n} {k}" for k, n in sorted(counts.items())]
         parts += [f"{self.skipped} skipped"] if self.skipped else []
         return f"exit {self.exit_code}: {', '.join(parts) or 'nothing ran'} in {self.seconds:.2f}s"
+
+
+def by_function(nodeids: Iterable[str]) -> Counter[str]:
+    """How many of nodeids each test function has (parameters dropped)."""
+    return Counter(node.split("[", 1)[0] for node in nodeids)
 
 
 def run_pytest(
