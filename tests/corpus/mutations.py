@@ -60,7 +60,7 @@ class Edit:
     spot: int  # 1-based line of the changed spot (the def line for a stub)
     original: str  # the function's source lines (def line to its end; decorators excluded)
     mutated: str
-    tags: tuple[str, ...] = ()  # method, property, private, nested, decorated
+    tags: tuple[str, ...] = ()  # method, property, private, dunder, nested, decorated
     # Filled by bench/corpus_mutations.py from a real run of plain pytest:
     failing: tuple[str, ...] = ()  # node ids that fail after the edit
     shows: str = ""  # doctest | traceback | assert-call | hidden
@@ -132,12 +132,14 @@ def functions(path: Path) -> Iterator[_Function]:
             elif isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
                 assert child.end_lineno is not None
                 decorators = [ast.unparse(d) for d in child.decorator_list]
+                dunder = child.name.startswith("__") and child.name.endswith("__")
                 tags = tuple(
                     t
                     for t, on in (
                         ("method", in_class),
                         ("property", any(d.endswith("property") for d in decorators)),
-                        ("private", child.name.startswith("_")),
+                        ("private", child.name.startswith("_") and not dunder),
+                        ("dunder", dunder),
                         ("nested", nested),
                         ("decorated", bool(decorators)),
                     )
@@ -290,7 +292,7 @@ def shows(edit: Edit, reports: dict[str, str]) -> tuple[str, str]:
         for i, line in enumerate(lines):
             frame = _frame(line)
             if frame and frame[0].endswith(edit.file) and def_line <= frame[1] <= last_line:
-                best, evidence = "traceback", line.strip()
+                best, evidence = "traceback", f"{edit.file}:{frame[1]} in {frame[2]}"
                 break
             if best == "hidden" and frame and _is_test_file(frame[0]) and i + 1 < len(lines):
                 code = lines[i + 1].strip()
@@ -304,13 +306,15 @@ def shows(edit: Edit, reports: dict[str, str]) -> tuple[str, str]:
     return best, evidence
 
 
-def _frame(line: str) -> tuple[str, int] | None:
+def _frame(line: str) -> tuple[str, int, str] | None:
+    """(path, line, function) of a native traceback's `File "...", line N, in f` line."""
     stripped = line.strip()
     if not stripped.startswith('File "'):
         return None
     try:
         path, rest = stripped[len('File "') :].split('", line ', 1)
-        return path, int(rest.split(",", 1)[0])
+        number, _, where = rest.partition(", in ")
+        return path, int(number), where
     except ValueError:
         return None
 
