@@ -1,22 +1,27 @@
 """Survey: the real server on each corpus project as it is, against plain pytest.
 
-For every project of tests/corpus (and the monorepo of two): lay it out under a path with a
-space and non-ASCII characters ("my projects/naïve ü/..."), with its own .venv; run its suite
-with plain pytest (the reference: it passes); then start the real server (`python -m
-oci_lsp`, driven by pytest-lsp's client with VS Code's capabilities and default settings, in
-the environment a developer's shell gives the project), open the folder, open and save one
-source file, and wait until the runs it started have ended and nothing more arrives. It
-prints, per project:
+For every project of tests/corpus (and the monorepo of two): run its suite with plain pytest
+in a separate copy (the reference: it passes); lay it out, untouched, under a path with a
+space and non-ASCII characters ("my projects/naïve ü/..."), with its own .venv; start the
+real server (`python -m oci_lsp`, driven by pytest-lsp's client with VS Code's capabilities
+and default settings, in the environment a developer's shell gives the project), open the
+folder, and in each project:
 
-  false positives   diagnostics left where plain pytest passed (each should be none)
-  bad URIs          publishDiagnostics URIs that are not the percent-encoded file URI
-  written           files the run created, changed or removed in the workspace
-  save -> end       the run's time against plain pytest's (first and last diagnostic too)
-  messages          window/showMessage texts, and the runs' progress end messages
+  1. open and save one source file (the file of its first pinned mutation) and wait until
+     the runs it started have ended and nothing more arrives;
+  2. type that mutation into the buffer and save (didChange, write, didSave), and wait;
+  3. type the original back and save, and wait.
+
+It prints, per project: the diagnostics left after save 1 (false positives: plain pytest
+passed), the files that run wrote into the workspace, after save 2 the time to the first
+diagnostic on a failing test's file, how many diagnostics against how many tests plain
+pytest fails, and whether one lies in the mutated function; after save 3 (warm) the time to
+the run's end against plain pytest's and what is left; publishDiagnostics URIs that are not
+the percent-encoded file URI; window/showMessage texts and the runs' progress end messages.
 
 This is the baseline that says what breaks on real projects today (issue 13). Its pieces
-(`Session`, `save_and_wait`, `TreeSnapshot`) are meant for the corpus benchmark too:
-save -> first/last diagnostic against plain pytest.
+(`Session`, `wait_settled`, `first_diagnostic_on`, `TreeSnapshot`) are meant for the
+corpus benchmark too: save -> first/last diagnostic against plain pytest.
 
     .venv/bin/python bench/corpus_survey.py                       # all, ~10 min here
     .venv/bin/python bench/corpus_survey.py --projects isodate --keep
@@ -101,6 +106,7 @@ class Session:
 
     client: LanguageClient
     recorder: Recorder
+    version: int = 1  # of the documents this session changes
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -145,6 +151,19 @@ class Session:
             )
         )
 
+    def change_and_save(self, path: Path, text: str) -> float:
+        """What an editor does when the user edits an open file and saves it: didChange with
+        the new text, the file written, didSave; returns when didSave was sent."""
+        self.version += 1
+        self.client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                types.VersionedTextDocumentIdentifier(uri=path.as_uri(), version=self.version),
+                [types.TextDocumentContentChangeWholeDocument(text=text)],
+            )
+        )
+        path.write_text(text, encoding="utf-8")
+        return self.save(path)
+
     def save(self, path: Path) -> float:
         """didSave (the file is already on disk as it is); returns when it was sent."""
         start = time.perf_counter()
@@ -156,6 +175,7 @@ class Session:
 
 @dataclass
 class SaveResult:
+    start: float  # perf_counter when didSave was sent
     end: float | None  # save -> the last run's progress end (None: no run began)
     first_diagnostic: float | None  # save -> the first non-empty publishDiagnostics
     last_diagnostic: float | None  # save -> the last publishDiagnostics (empty ones too)
@@ -164,12 +184,10 @@ class SaveResult:
     timed_out: bool = False
 
 
-async def save_and_wait(session: Session, path: Path, limit: float) -> SaveResult:
-    """Save path and wait until every run it began has ended and QUIET seconds passed with
-    no message (a confirming run may follow the first)."""
+async def wait_settled(session: Session, start: float, limit: float) -> SaveResult:
+    """Wait until every run begun since start has ended and QUIET seconds passed with no
+    message (a confirming run may follow the first), or limit seconds."""
     rec = session.recorder
-    start = session.save(path)
-    deadline = start + limit
     timed_out = False
     while True:
         begun = {tok for t, tok, kind in rec.progress if kind == "begin" and t >= start}
@@ -184,7 +202,7 @@ async def save_and_wait(session: Session, path: Path, limit: float) -> SaveResul
             break
         if not begun and now - start >= max(QUIET, 10.0):
             break  # nothing started: the save was not taken as a reason to run
-        if now > deadline:
+        if now > start + limit:
             timed_out = True
             break
         rec.event.clear()
@@ -195,6 +213,7 @@ async def save_and_wait(session: Session, path: Path, limit: float) -> SaveResul
     publications = [t for t, _, _ in rec.diagnostics if t >= start]
     tokens = [tok for t, tok, kind in rec.progress if kind == "begin" and t >= start]
     return SaveResult(
+        start=start,
         end=max(ends) - start if ends else None,
         first_diagnostic=min(firsts) - start if firsts else None,
         last_diagnostic=max(publications) - start if publications else None,
@@ -204,10 +223,30 @@ async def save_and_wait(session: Session, path: Path, limit: float) -> SaveResul
     )
 
 
+def uri_path(uri: str) -> Path:
+    return Path(urllib.parse.unquote(urllib.parse.urlparse(uri).path))
+
+
 def canonical_uri(uri: str) -> bool:
     """Whether uri is the percent-encoded file URI of its own path (as Path.as_uri gives)."""
-    parsed = urllib.parse.urlparse(uri)
-    return parsed.scheme == "file" and Path(urllib.parse.unquote(parsed.path)).as_uri() == uri
+    return urllib.parse.urlparse(uri).scheme == "file" and uri_path(uri).as_uri() == uri
+
+
+def first_diagnostic_on(session: Session, since: float, files: set[Path]) -> float | None:
+    """save -> the first non-empty publishDiagnostics on one of files (any URI form)."""
+    for t, uri, count in session.recorder.diagnostics:
+        if t >= since and count and uri_path(uri) in files:
+            return t - since
+    return None
+
+
+def current_diagnostics(session: Session) -> list[tuple[Path, types.Diagnostic]]:
+    """What the editor shows now: the last publication per URI."""
+    return [
+        (uri_path(uri), d)
+        for uri, found in sorted(session.client.diagnostics.items())
+        for d in found
+    ]
 
 
 # -- one project -------------------------------------------------------------------------------
@@ -216,24 +255,32 @@ def canonical_uri(uri: str) -> bool:
 @dataclass
 class Row:
     name: str
-    plain: str  # plain pytest's summary
+    plain: str  # plain pytest's summary, in a separate copy of the project
     plain_seconds: float
     saved: str
-    result: SaveResult | None = None
-    false_positives: list[str] = field(default_factory=list)
+    first: SaveResult | None = None  # the first save of the pristine project
+    false_positives: list[str] = field(default_factory=list)  # shown after the first save
+    written: list[str] = field(default_factory=list)  # by the first save's run
+    mutation: str = ""  # the pinned mutation saved next
+    expected_failing: int = 0  # tests plain pytest fails with it (mutations.json)
+    mutated: SaveResult | None = None
+    first_on_test: float | None = None  # save -> first diagnostic on a failing test's file
+    diagnostics: int = 0  # shown after the mutation's save
+    located: bool = False  # one of them lies in the mutated function
+    reverted: SaveResult | None = None  # the pristine text saved again (warm)
+    left_after_revert: list[str] = field(default_factory=list)
     bad_uris: list[str] = field(default_factory=list)
-    written: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     error: str = ""
 
 
-def file_to_save(ws: Workspace) -> Path:
+def file_to_save(ws: Workspace) -> tuple[Path, mutations.Edit | None]:
     """The file of the project's first pinned mutation (a module its tests exercise)."""
     pinned, _ = mutations.load() if mutations.MUTATIONS_JSON.exists() else ([], [])
     for edit in pinned:
         if edit.project == ws.project.key:
-            return ws.root / edit.file
-    return mutations.source_files(ws.root, ws.project.code)[0]
+            return ws.root / edit.file, edit
+    return mutations.source_files(ws.root, ws.project.code)[0], None
 
 
 def plain_reference(ws: Workspace) -> PlainRun:
@@ -244,8 +291,7 @@ def plain_reference(ws: Workspace) -> PlainRun:
     return run
 
 
-def describe(diagnostic: types.Diagnostic, uri: str, folder: Path) -> str:
-    path = Path(urllib.parse.unquote(urllib.parse.urlparse(uri).path))
+def describe(path: Path, diagnostic: types.Diagnostic, folder: Path) -> str:
     with contextlib.suppress(ValueError):
         path = path.relative_to(folder)
     first = diagnostic.message.splitlines()[0] if diagnostic.message else ""
@@ -256,47 +302,68 @@ async def survey(
     name: str,
     folder: Path,
     workspaces: Sequence[Workspace],
+    references: Sequence[Workspace],
     limit: float,
     log_dir: Path,
     init_options: Mapping[str, Any] | None,
 ) -> list[Row]:
-    """Plain pytest in each workspace, then one server on folder and a save in each."""
+    """Plain pytest in a copy of each project (the workspaces stay as unpacked), then one
+    server on folder and, in each workspace: a first save, the save of a pinned mutation,
+    the save that reverts it."""
     rows: list[Row] = []
-    for ws in workspaces:
+    for ws, ref in zip(workspaces, references, strict=True):
         label = name if len(workspaces) == 1 else f"{name}/{ws.project.key}"
         try:
-            plain = plain_reference(ws)
+            plain = plain_reference(ref)
         except RuntimeError as exc:
             rows.append(Row(label, "fails", 0.0, "", error=str(exc)))
             return rows
-        saved = file_to_save(ws)
+        saved, _ = file_to_save(ws)
         rows.append(Row(label, plain.summary(), plain.seconds, str(saved.relative_to(folder))))
     env: dict[str, str] = {}
     for ws in workspaces:
         env.update(project_env(ws.project))
-    env.pop("PYTHONDONTWRITEBYTECODE", None)  # a developer's shell does not set it
     before = TreeSnapshot.take(folder)
     try:
         async with Session.start(folder, env, log_dir / f"{name}.log", init_options) as session:
-            for row in rows:
-                path = folder / row.saved
-                session.open(path)
-                row.result = await save_and_wait(session, path, limit)
+            for row, ws in zip(rows, workspaces, strict=True):
+                await survey_workspace(session, row, ws, folder, before, limit)
             client = session.client
-            seen = [u for _, u, _ in session.recorder.diagnostics]
+            seen = {u for _, u, _ in session.recorder.diagnostics}
             for row in rows:
-                row.bad_uris = sorted({u for u in seen if not canonical_uri(u)})
+                row.bad_uris = sorted(u for u in seen if not canonical_uri(u))
                 row.messages = [f"{m.type.name}: {m.message}" for m in client.messages]
-                for uri, diagnostics in sorted(client.diagnostics.items()):
-                    row.false_positives += [describe(d, uri, folder) for d in diagnostics]
             if client.error is not None:
                 rows[0].error = f"server failed: {client.error}"
     except Exception as exc:  # one project's breakage is a finding, not the survey's end
         rows[-1].error = f"{type(exc).__name__}: {exc}"
-    after = TreeSnapshot.take(folder)
-    for row in rows:
-        row.written = before.changes(after)
     return rows
+
+
+async def survey_workspace(
+    session: Session, row: Row, ws: Workspace, folder: Path, before: TreeSnapshot, limit: float
+) -> None:
+    path, edit = file_to_save(ws)
+    session.open(path)
+    row.first = await wait_settled(session, session.save(path), limit)
+    row.written = before.changes(TreeSnapshot.take(folder))
+    row.false_positives = [describe(p, d, folder) for p, d in current_diagnostics(session)]
+    if edit is None:
+        return
+    pristine = path.read_text(encoding="utf-8")
+    row.mutation = edit.id
+    row.expected_failing = len(edit.failing)
+    start = session.change_and_save(path, pristine.replace(edit.original, edit.mutated, 1))
+    row.mutated = await wait_settled(session, start, limit)
+    test_files = {ws.root / node.split("::", 1)[0] for node in edit.failing}
+    row.first_on_test = first_diagnostic_on(session, start, test_files)
+    shown = current_diagnostics(session)
+    row.diagnostics = len(shown)
+    extent = range(edit.line, edit.line + edit.mutated.count("\n"))
+    row.located = any(p == path and d.range.start.line + 1 in extent for p, d in shown)
+    start = session.change_and_save(path, pristine)
+    row.reverted = await wait_settled(session, start, limit)
+    row.left_after_revert = [describe(p, d, folder) for p, d in current_diagnostics(session)]
 
 
 # -- the report ----------------------------------------------------------------------------
@@ -306,36 +373,56 @@ def seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
+def end_of(result: SaveResult | None) -> str:
+    if result is None:
+        return "-"
+    return seconds(result.end) + (" (timed out)" if result.timed_out else "")
+
+
 def report(rows: Sequence[Row]) -> str:
     out = [
-        "| project | plain pytest | save -> first diag | save -> last diag | save -> end"
-        " | end / plain | runs | false positives | bad URIs | files written |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "Plain pytest ran in a separate copy of each project; the surveyed workspace was"
+        " as unpacked until the server's first run.",
+        "",
+        "| project | plain pytest | first save: end | false positives | files written"
+        " | mutation: first diag on its test | diagnostics (tests plain pytest fails) | in the function"
+        " | revert: end | revert end / plain | left after revert | bad URIs |",
+        "|---|---|---:|---:|---:|---:|---:|:-:|---:|---:|---:|---:|",
     ]
     for row in rows:
-        r = row.result
+        r = row.reverted
         ratio = f"{r.end / row.plain_seconds:.2f}x" if r and r.end and row.plain_seconds else "-"
+        written = [w for w in row.written if ".pyc" not in w]
         out.append(
-            f"| {row.name} | {row.plain} | {seconds(r.first_diagnostic if r else None)}"
-            f" | {seconds(r.last_diagnostic if r else None)}"
-            f" | {seconds(r.end if r else None)}{' (timed out)' if r and r.timed_out else ''}"
-            f" | {ratio} | {r.runs if r else '-'} | {len(row.false_positives)}"
-            f" | {len(row.bad_uris)} | {len([w for w in row.written if '.pyc' not in w])} |"
+            f"| {row.name} | {row.plain} | {end_of(row.first)} | {len(row.false_positives)}"
+            f" | {len(written)} | {seconds(row.first_on_test)}"
+            f" | {row.diagnostics} ({row.expected_failing}) | {'yes' if row.located else 'no'}"
+            f" | {end_of(r)} | {ratio} | {len(row.left_after_revert)} | {len(row.bad_uris)} |"
         )
     out.append("")
     for row in rows:
-        r = row.result
-        out.append(f"### {row.name} (saved {row.saved})")
+        out.append(f"### {row.name} (saved {row.saved}; mutation {row.mutation or '-'})")
         if row.error:
             out.append(f"- ERROR: {row.error[:1500]}")
-        if r is not None:
-            out.append(f"- progress end messages: {r.end_messages}")
+        for label, result in (
+            ("first", row.first),
+            ("mutated", row.mutated),
+            ("reverted", row.reverted),
+        ):
+            if result is not None:
+                out.append(
+                    f"- {label} save: {result.runs} run(s), end {end_of(result)},"
+                    f" first diagnostic {seconds(result.first_diagnostic)}:"
+                    f" {result.end_messages}"
+                )
         for m in row.messages:
-            out.append(f"- message: {m[:300]}")
-        for d in row.false_positives[:8]:
-            out.append(f"- diagnostic: {d}")
-        if len(row.false_positives) > 8:
-            out.append(f"- ... {len(row.false_positives) - 8} more diagnostics")
+            out.append(f"- message: {m[:300]!r}")
+        for d in row.false_positives[:6]:
+            out.append(f"- false positive: {d}")
+        if len(row.false_positives) > 6:
+            out.append(f"- ... {len(row.false_positives) - 6} more false positives")
+        for d in row.left_after_revert[:4]:
+            out.append(f"- left after revert: {d}")
         for u in row.bad_uris[:3]:
             out.append(f"- bad URI: {u}")
         for w in row.written[:12]:
@@ -355,21 +442,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="oci-corpus-survey-"))
-    base = tmp / SPACED
-    logs = tmp / "logs"
+    base, references, logs = tmp / SPACED, tmp / "reference", tmp / "logs"
     logs.mkdir()
     init = {"tests": {"scope": args.scope}} if args.scope else None
     rows: list[Row] = []
     try:
         for key in args.projects:
             print(f"{key} ...", file=sys.stderr, flush=True)
+            members = [project(k) for k in MONOREPO] if key == "monorepo" else [project(key)]
+            folder = base / key
             if key == "monorepo":
-                folder = base / "monorepo"
-                wss = monorepo(folder, [project(k) for k in MONOREPO])
+                wss = monorepo(folder, members)
             else:
-                folder = base / key
-                wss = [materialize(project(key), folder)]
-            rows += asyncio.run(survey(key, folder, wss, args.limit, logs, init))
+                wss = [materialize(members[0], folder)]
+            refs = [materialize(p, references / p.key) for p in members]
+            rows += asyncio.run(survey(key, folder, wss, refs, args.limit, logs, init))
+            shutil.rmtree(references, ignore_errors=True)
     finally:
         if args.keep:
             print(f"workspaces and server logs kept in {tmp}", file=sys.stderr)
