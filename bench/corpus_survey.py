@@ -385,7 +385,8 @@ def report(rows: Sequence[Row]) -> str:
         " as unpacked until the server's first run.",
         "",
         "| project | plain pytest | first save: end | false positives | files written"
-        " | mutation: first diag on its test | diagnostics (tests plain pytest fails) | in the function"
+        " | mutation: first diag on its test | diagnostics (tests plain pytest fails)"
+        " | in the function"
         " | revert: end | revert end / plain | left after revert | bad URIs |",
         "|---|---|---:|---:|---:|---:|---:|:-:|---:|---:|---:|---:|",
     ]
