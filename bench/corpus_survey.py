@@ -54,7 +54,7 @@ from tests_on_save import SERVER_COMMAND, Recorder, make_client
 
 from tests.corpus import mutations
 from tests.corpus.plain import PlainRun, run_pytest
-from tests.corpus.projects import MONOREPO, PROJECTS, project
+from tests.corpus.projects import MONOREPO, PROJECTS, markdown_table, project
 from tests.corpus.workspace import Workspace, materialize, monorepo, project_env
 
 QUIET = 3.0  # seconds with no message after the last run ended: the save is settled
@@ -323,11 +323,10 @@ async def survey(
     env: dict[str, str] = {}
     for ws in workspaces:
         env.update(project_env(ws.project))
-    before = TreeSnapshot.take(folder)
     try:
         async with Session.start(folder, env, log_dir / f"{name}.log", init_options) as session:
             for row, ws in zip(rows, workspaces, strict=True):
-                await survey_workspace(session, row, ws, folder, before, limit)
+                await survey_workspace(session, row, ws, folder, limit)
             client = session.client
             seen = {u for _, u, _ in session.recorder.diagnostics}
             for row in rows:
@@ -341,9 +340,10 @@ async def survey(
 
 
 async def survey_workspace(
-    session: Session, row: Row, ws: Workspace, folder: Path, before: TreeSnapshot, limit: float
+    session: Session, row: Row, ws: Workspace, folder: Path, limit: float
 ) -> None:
     path, edit = file_to_save(ws)
+    before = TreeSnapshot.take(folder)  # another project's saves are not this one's
     session.open(path)
     row.first = await wait_settled(session, session.save(path), limit)
     row.written = before.changes(TreeSnapshot.take(folder))
@@ -381,6 +381,8 @@ def end_of(result: SaveResult | None) -> str:
 
 def report(rows: Sequence[Row]) -> str:
     out = [
+        markdown_table(),
+        "",
         "Plain pytest ran in a separate copy of each project; the surveyed workspace was"
         " as unpacked until the server's first run.",
         "",

@@ -43,6 +43,7 @@ class Project:
     layout: str
     plugins: str
     notes: str
+    suite: str  # plain pytest here (2 shared cores, warm): what ran and how long
     overlay: Overlay | None = None
     deselect: tuple[tuple[str, str], ...] = ()  # (node id, why it cannot pass here)
     env: Mapping[str, str] = field(default_factory=dict)  # what a developer's shell sets
@@ -103,6 +104,7 @@ PROJECTS: tuple[Project, ...] = (
         plugins="pytest-benchmark",
         notes="pytest 9 native [tool.pytest]; --doctest-modules; filterwarnings error;"
         " ```pycon fences in docstrings; a session-scoped autouse fixture",
+        suite="908 passed, 9.9 s",
         overlay=Overlay(
             why="a root conftest.py whose autouse fixture fills doctest_namespace",
             files={"conftest.py": HUMANIZE_CONFTEST},
@@ -121,6 +123,7 @@ PROJECTS: tuple[Project, ...] = (
         plugins="pytest-cov",
         notes="--cov --cov-append --cov-branch in addopts; --doctest-modules;"
         " --doctest-glob=README.rst",
+        suite="111 passed, 1 skipped, 1.2 s",
     ),
     Project(
         key="jaraco.functools",
@@ -135,6 +138,7 @@ PROJECTS: tuple[Project, ...] = (
         plugins="-",
         notes="--doctest-modules --import-mode importlib; a root conftest.py;"
         " tests beside the code",
+        suite="38 passed, 2 xfailed, 3.8 s",
     ),
     Project(
         key="wcwidth",
@@ -148,6 +152,7 @@ PROJECTS: tuple[Project, ...] = (
         layout="flat",
         plugins="pytest-cov",
         notes="[pytest] in tox.ini: --cov --cov-report=html --color=yes; filterwarnings error",
+        suite="38 passed, 1 skipped, 1.8 s",
     ),
     Project(
         key="more-itertools",
@@ -160,7 +165,9 @@ PROJECTS: tuple[Project, ...] = (
         config="pyproject.toml",
         layout="flat",
         plugins="pytest-randomly (overlay)",
-        notes="unittest suite (TestCase classes); no pytest configuration",
+        notes="unittest suite (TestCase classes); no pytest configuration of its own"
+        " (the deselections below add addopts to its pyproject.toml)",
+        suite="761 passed (11,600 subtests), 4 deselected, 12.6 s",
         overlay=Overlay(why="pytest-randomly installed in its venv (random order, reseeded)"),
         # Their 21,000 subtests run in ~9 s here without these four; with them, ~38 s.
         deselect=(
@@ -191,6 +198,7 @@ PROJECTS: tuple[Project, ...] = (
         plugins="pytest-django",
         notes="[tool:pytest] in setup.cfg: DJANGO_SETTINGS_MODULE = tests.settings;"
         " SQLITE=1 in the environment selects SQLite (else PostgreSQL)",
+        suite="346 passed, 4 deselected, 2.4 s",
         env={"SQLITE": "1"},
         deselect=tuple(
             (f"tests/test_managers/test_join_manager.py::JoinManagerTest::{name}", "PostgreSQL")
@@ -214,6 +222,7 @@ PROJECTS: tuple[Project, ...] = (
         layout="src/",
         plugins="pytest-timeout (overlay)",
         notes="filterwarnings error; junit_family",
+        suite="280 passed, 0.8 s",
         overlay=Overlay(
             why="--junitxml=report.xml --maxfail=3 in addopts; pytest-timeout's timeout = 60",
             addopts=("--junitxml=report.xml --maxfail=3",),
@@ -238,6 +247,7 @@ PROJECTS: tuple[Project, ...] = (
         layout="flat",
         plugins="pytest-xdist (overlay)",
         notes="unittest suite (TestCase classes); filterwarnings error; --color=yes",
+        suite="140 passed, 2.7 s",
         overlay=Overlay(why="-n auto in addopts (pytest-xdist)", addopts=("-n auto",)),
     ),
     Project(
@@ -252,6 +262,7 @@ PROJECTS: tuple[Project, ...] = (
         layout="src/",
         plugins="-",
         notes="unittest suite (TestCase classes); no pytest configuration",
+        suite="480 passed, 2.1 s",
     ),
 )
 
@@ -266,3 +277,19 @@ SMOKE: tuple[str, ...] = ("isodate", "python-slugify")
 
 def project(key: str) -> Project:
     return BY_KEY[key]
+
+
+def markdown_table(projects: tuple[Project, ...] = PROJECTS) -> str:
+    """The corpus's characteristics, one row per project."""
+    rows = [
+        "| project | version | layout | config | plugins | suite (plain pytest here) | notes"
+        " | overlay |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for p in projects:
+        overlay = p.overlay.why if p.overlay else "-"
+        rows.append(
+            f"| {p.name} | {p.version} | {p.layout} | {p.config} | {p.plugins} | {p.suite}"
+            f" | {p.notes} | {overlay} |"
+        )
+    return "\n".join(rows)
