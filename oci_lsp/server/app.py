@@ -483,7 +483,7 @@ def create_server(command_line: Mapping[str, Any] | None = None) -> OciLanguageS
         if session is not None:
             session.warm()
         if ls.marks_for_path(path):
-            ls.publisher.publish_now(path)
+            ls.publisher.publish_now(path, force=True)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: OciLanguageServer, params: types.DidCloseTextDocumentParams) -> None:

@@ -48,6 +48,9 @@ class DiagnosticsPublisher:
         self._codec = codec
         self._uri_for = uri_for
         self._dirty: set[str] = set()
+        # What each URI was last sent: a run that reports a failure again (the ordered run
+        # after the affected one) must not send the editor the same list again.
+        self._sent: dict[str, list[types.Diagnostic]] = {}
         self._handle: asyncio.TimerHandle | None = None
         self._last_flush = 0.0
 
@@ -68,8 +71,18 @@ class DiagnosticsPublisher:
         for path in sorted(dirty):
             self.publish_now(path)
 
-    def publish_now(self, path: str) -> None:
-        self._publish(self._uri_for(path), self.diagnostics_for(path))
+    def publish_now(self, path: str, force: bool = False) -> None:
+        """Send path's diagnostics, unless the client has exactly these already (or force:
+        a client may drop a closed file's diagnostics and needs them again on open)."""
+        uri = self._uri_for(path)
+        diagnostics = self.diagnostics_for(path)
+        if not force and self._sent.get(uri, []) == diagnostics:
+            return
+        if diagnostics:
+            self._sent[uri] = diagnostics
+        else:
+            self._sent.pop(uri, None)
+        self._publish(uri, diagnostics)
 
     def diagnostics_for(self, path: str) -> list[types.Diagnostic]:
         codec = self._codec()
