@@ -110,3 +110,61 @@ async def test_skip_files_are_not_collected(tmp_path: Path) -> None:
     await run_tests(spec, listener)
     assert list(listener.reports) == ["tests/test_other.py::test_x"]
     assert set(Path(tempfile.gettempdir()).glob("oci-run-*")) == before  # nothing left behind
+
+
+class Reports(Listener):
+    """Every report, in order (a test reported twice shows twice)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.all: list[TestReport] = []
+
+    def report(self, report: TestReport) -> None:
+        super().report(report)
+        self.all.append(report)
+
+
+async def test_subtests_make_one_result_per_test_with_the_first_failure(tmp_path: Path) -> None:
+    root = write_files(
+        tmp_path / "ws",
+        {
+            "calc.py": "def double(x):\n    return x * 2 if x != 3 else 7\n",
+            "tests/test_calc.py": """
+                import unittest
+                from calc import double
+
+                class DoubleTests(unittest.TestCase):
+                    def test_each(self):
+                        for x in range(6):
+                            with self.subTest(x=x):
+                                self.assertEqual(double(x), 2 * x)
+
+                    def test_fine(self):
+                        for x in range(4):
+                            with self.subTest(x=x):
+                                self.assertEqual(double(x), 2 * x) if x != 3 else None
+
+                def test_with_the_fixture(subtests):
+                    for x in (2, 3, 4):
+                        with subtests.test(msg="double", x=x):
+                            assert double(x) == 2 * x
+                """,
+        },
+    )
+    listener = Reports()
+    await run_tests(RunSpec(root, sys.executable), listener)
+    # One result per test, as pytest counts tests, not one per subtest.
+    assert sorted(r.test_id for r in listener.all) == [
+        "tests/test_calc.py::DoubleTests::test_each",
+        "tests/test_calc.py::DoubleTests::test_fine",
+        "tests/test_calc.py::test_with_the_fixture",
+    ]
+    each = listener.reports["tests/test_calc.py::DoubleTests::test_each"]
+    assert each.outcome == "failed"
+    # The failed subtest's own failure: its message, and its frame in the function at fault.
+    assert each.message.startswith("subtest (x=3): AssertionError: 7 != 6"), each.message
+    assert any(f.function == "test_each" for f in each.frames)
+    assert "subtest (x=3) failed" in each.longrepr
+    fixture = listener.reports["tests/test_calc.py::test_with_the_fixture"]
+    assert fixture.message == "subtest [double] (x=3): assert double(x) == 2 * x (got 7)"
+    assert listener.reports["tests/test_calc.py::DoubleTests::test_fine"].outcome == "passed"

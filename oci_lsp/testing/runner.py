@@ -336,6 +336,8 @@ class EventReader:
             report.message = summarize(
                 event.get("statement"), event.get("type") or "Error", event.get("message") or ""
             )
+            if event.get("subtest"):  # the first failed subtest of the test (the plugin's)
+                report.message = f"{event['subtest']}: {report.message}"
         self.listener.report(report)
 
     def _collect_error(self, event: dict[str, Any]) -> None:

@@ -301,7 +301,27 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.__dict__["oci"]["outcome"] = "timeout"  # over the outcome pytest gives
 
 
+# The first failed subtest of each test (unittest's subTest, pytest's `subtests` fixture):
+# pytest reports every subtest with the test's node id, then the test itself, failed when a
+# subtest failed ("contains 1 failed subtest"). One result per test, as pytest counts tests,
+# carrying the first failed subtest's traceback: that is where the fault shows.
+_failed_subtests: dict[str, tuple[pytest.TestReport, int]] = {}
+
+
+def _subtest(report: pytest.TestReport) -> str | None:
+    """The description of a subtest's report (pytest 9's, or the pytest-subtests plugin's)."""
+    if type(report).__name__ not in ("SubtestReport", "SubTestReport"):
+        return None
+    describe = getattr(report, "_sub_test_description", None)
+    return str(describe()) if callable(describe) else "(<subtest>)"
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if _subtest(report) is not None:
+        if report.failed:
+            first, count = _failed_subtests.get(report.nodeid, (report, 0))
+            _failed_subtests[report.nodeid] = (first, count + 1)
+        return
     if report.when == "call" or report.failed or (report.when == "setup" and report.skipped):
         extra = report.__dict__.get("oci") or {}
         outcome: str = report.outcome
@@ -309,6 +329,13 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
             outcome = "error"  # a fixture failed: pytest says "error", not "failed"
         path, line = report.location[0], report.location[1]
         longrepr = str(report.longreprtext) if report.failed else ""
+        subtests = _failed_subtests.pop(report.nodeid, None) if report.when == "call" else None
+        if subtests is not None and (report.passed or not extra):
+            first, count = subtests
+            outcome, extra = "failed", dict(first.__dict__.get("oci") or {})
+            what = f"subtest {_subtest(first)}" + (f" (1 of {count} failed)" if count > 1 else "")
+            extra["subtest"] = what
+            longrepr = f"{what} failed:\n{first.longreprtext}"
         _emit(
             {
                 "e": "result",
