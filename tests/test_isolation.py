@@ -137,3 +137,37 @@ async def test_a_fork_bomb_meets_the_process_limit_even_as_root(workspace: Path)
     assert not processes_with(marker)
     if cgroup is not None:  # root: the limit was the worker's cgroup, gone with it
         assert not os.path.exists(cgroup)
+
+
+async def test_python_processes_the_tests_start_import_the_candidate(tmp_path: Path) -> None:
+    """A CLI test (`python -m pkg`, `python -c`) checks the candidate too, in a single run and
+    in a round's swapped children."""
+    root = write_files(
+        tmp_path / "ws",
+        {
+            "calc.py": CALC,
+            "tests/test_cli.py": """
+                import subprocess, sys
+
+                def test_in_a_subprocess():
+                    out = subprocess.run(
+                        [sys.executable, "-c", "import calc; print(calc.add(1, 2))"],
+                        capture_output=True, text=True, check=True,
+                    )
+                    assert out.stdout.strip() == "3", out.stderr
+                """,
+        },
+    )
+    right, wrong = "def add(a, b):\n    return a + b\n", "def add(a, b):\n    return a * b\n"
+    box = Sandbox(root, sys.executable)
+    try:
+        alone = await asyncio.wait_for(
+            box.run(CandidateRun(root / "calc.py", right, ["tests"])), WAIT
+        )
+        runs = [CandidateRun(root / "calc.py", s, ["tests"]) for s in (wrong, right)]
+        rounds = await asyncio.wait_for(box.run_round(runs, CALC, "add"), WAIT)
+    finally:
+        await box.close()
+    assert alone.verdict == "passed", alone.first_failure
+    assert [o.verdict for o in rounds] == ["failed", "passed"]
+    assert (root / "calc.py").read_text() == CALC

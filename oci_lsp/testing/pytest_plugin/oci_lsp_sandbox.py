@@ -59,6 +59,8 @@ import sys
 import time
 from typing import Any
 
+from oci_lsp_candidate import CANDIDATE_SOURCE, CANDIDATE_TARGET, CandidateFinder
+
 _libc = ctypes.CDLL(None, use_errno=True)
 
 PR_SET_PDEATHSIG = 1
@@ -102,69 +104,22 @@ _IFF_UP, _IFF_LOOPBACK, _IFF_RUNNING = 0x1, 0x8, 0x40
 # -- the candidate's source in place of the target file ---------------------------------------
 
 
-class _CandidateLoader(importlib.machinery.SourceFileLoader):
-    def __init__(self, fullname: str, path: str, source: str) -> None:
-        super().__init__(fullname, path)
-        self.candidate_source = source
-
-    def get_code(self, fullname: str) -> Any:  # never the stale bytecode of the old source
-        return compile(self.candidate_source, self.path, "exec", dont_inherit=True)
-
-    def get_source(self, fullname: str) -> str:
-        return self.candidate_source
-
-
-class _CandidateFinder:
-    """Serves the candidate for the module whose file is the target, whatever its name."""
-
-    def __init__(self, target: str, source: str) -> None:
-        self.target = os.path.normcase(os.path.realpath(target))
-        self.source = source
-        stem = os.path.splitext(os.path.basename(target))[0]
-        # Only names that can be that file are looked up twice: the hook costs nothing else.
-        self.last = os.path.basename(os.path.dirname(target)) if stem == "__init__" else stem
-
-    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
-        if fullname.rpartition(".")[2] != self.last:
-            return None
-        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
-        if spec is None or not spec.origin or not self._is_target(spec.origin):
-            spec = self._at_root(fullname, path)
-            if spec is None or not spec.origin:
-                return None
-        spec.loader = _CandidateLoader(fullname, spec.origin, self.source)
-        return spec
-
-    def _is_target(self, path: str) -> bool:
-        return os.path.normcase(os.path.realpath(path)) == self.target
-
-    def _at_root(self, fullname: str, path: Any) -> Any:
-        """pytest's importlib mode asks for a dotted name with the root of its package as the
-        path (`pkg.calc` in `src`), which the path finder looks for as `src/calc.py`."""
-        parts = fullname.split(".")
-        for entry in path or ():
-            if not isinstance(entry, str):
-                continue
-            for origin, package in (
-                (os.path.join(entry, *parts) + ".py", False),
-                (os.path.join(entry, *parts, "__init__.py"), True),
-            ):
-                if os.path.exists(origin) and self._is_target(origin):
-                    where = [os.path.dirname(origin)] if package else None
-                    return importlib.util.spec_from_file_location(
-                        fullname, origin, submodule_search_locations=where
-                    )
-        return None
-
-    def invalidate_caches(self) -> None:
-        pass
-
-
-def _install_candidate(target: str, source: str) -> _CandidateFinder:
-    finder = _CandidateFinder(target, source)
+def _install_candidate(target: str, source: str, source_file: str) -> CandidateFinder:
+    finder = CandidateFinder(target, source)
     sys.meta_path.insert(0, finder)
     _show_lines(target, source)
+    _candidate_for_subprocesses(target, source_file)
     return finder
+
+
+def _candidate_for_subprocesses(target: str, source_file: str) -> None:
+    """Python processes the tests start (`python -m pkg`, a CLI test) import the candidate
+    too: candidate_site/sitecustomize.py installs the same finder from these variables."""
+    os.environ[CANDIDATE_TARGET] = target
+    os.environ[CANDIDATE_SOURCE] = source_file
+    site = os.path.join(os.path.dirname(os.path.abspath(__file__)), "candidate_site")
+    path = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = site + (os.pathsep + path if path else "")
 
 
 class _FinderFirst:
@@ -173,7 +128,7 @@ class _FinderFirst:
     module named on the command line (a doctest's node id names the module itself) from the
     file on disk."""
 
-    def __init__(self, finder: _CandidateFinder) -> None:
+    def __init__(self, finder: CandidateFinder) -> None:
         self.finder = finder
 
     def pytest_collection(self, session: Any) -> None:
@@ -395,7 +350,7 @@ def _candidate(request: dict[str, Any], events_fd: int, output_fd: int) -> None:
         _child_environment(request, scratch, events_fd)
         source = _read(request["source_file"])
         isolation = _confine(scratch, request.get("limits") or {})
-        finder = _install_candidate(request["target"], source)
+        finder = _install_candidate(request["target"], source, request["source_file"])
         _ready(scratch, isolation)
         sys.argv = ["pytest", *request["args"]]
         code = _run_pytest(list(request["args"]), plugins=(_FinderFirst(finder),))
@@ -534,7 +489,7 @@ def _round(request: dict[str, Any], fds: list[int], sock: socket.socket) -> None
         _child_environment(request, scratch, os.open(os.devnull, os.O_WRONLY))
         plugin.isolation = _confine(scratch, request.get("limits") or {})
         plugin.base = _read(request["base_file"])
-        plugin.finder = _install_candidate(request["target"], plugin.base)
+        plugin.finder = _install_candidate(request["target"], plugin.base, request["base_file"])
         sys.argv = ["pytest", *request["args"]]
         code = _run_pytest(list(request["args"]), plugins=(plugin, _FinderFirst(plugin.finder)))
     except SystemExit as exc:
@@ -562,7 +517,7 @@ class _Round:
         self.parallel = max(1, int(request.get("parallel") or 1))
         self.isolation: dict[str, Any] = {}
         self.base = ""
-        self.finder: _CandidateFinder | None = None
+        self.finder: CandidateFinder | None = None
         self.swapper: Any = None
         self.session: Any = None
         self.child: int | None = None  # the candidate this process runs, in its child
@@ -663,6 +618,7 @@ class _Round:
             os._exit(_ALONE)
         assert self.finder is not None
         self.finder.source = source  # for a module the tests import later
+        _candidate_for_subprocesses(self.request["target"], candidate["source_file"])
         _show_lines(self.request["target"], source)
         oci_lsp_pytest: Any = importlib.import_module("oci_lsp_pytest")
         oci_lsp_pytest.report_to(events_fd, session)
