@@ -28,7 +28,7 @@ from oci_lsp.engine.backend import Backend, BackendError
 from oci_lsp.engine.models import create_backend
 from oci_lsp.fix.report import Display, GroupReport, Report, RoundReport
 from oci_lsp.fix.writes import FileProblem, TextFile, leftovers, read_text_file, write_atomic
-from oci_lsp.refine.isolation import Sandbox, SandboxError
+from oci_lsp.refine.isolation import CandidateRun, Sandbox, SandboxError
 from oci_lsp.refine.loop import Conversations, Refiner, RefineResult, Target, TestPlan
 from oci_lsp.testing.failures import FailureLocator
 from oci_lsp.testing.impact import ImportGraph
@@ -109,6 +109,7 @@ class _FixRun:
         self.index = ModuleIndex(self.root)
         self.graph = ImportGraph(self.root, self.index)
         self._told_nested = False
+        self.fixed: list[str] = []  # the functions whose fix this run has made, in order
 
     async def close(self) -> None:
         if self.sandbox is not None:
@@ -316,8 +317,16 @@ class _FixRun:
         current = self.files.get(group.path) or read_text_file(group.path)
         self.files[group.path] = current
         name = group.qualname.rpartition(".")[2]
-        others = self.graph.tests_exercising(group.path, name, self._read)
         failing = [r.test_id for r in group.reports]
+        if self.fixed and await self._pass_now(group, current.text, failing):
+            # A wrong value of a function fixed before can fail a test that blames another:
+            # nothing of this one to change.
+            group.report.status = "skipped"
+            group.report.why = "its tests pass after the fix of " + ", ".join(
+                f"`{f}`" for f in self.fixed
+            )
+            return
+        others = self.graph.tests_exercising(group.path, name, self._read)
         plan = TestPlan(failing=failing, others=others, failure=group.reports[0].longrepr)
         refiner = Refiner.from_settings(
             self.backend,
@@ -360,11 +369,21 @@ class _FixRun:
             why = ["dry run: not written", *result.kept]
             group.report.status, group.report.why = "fixed", "; ".join(why)
             self.files[group.path] = _replaced(current, result.source)
+            self.fixed.append(group.qualname)
             return
         write_atomic(current, result.source)
         group.before = current
         self.files[group.path] = read_text_file(group.path)
+        self.fixed.append(group.qualname)
         group.report.status, group.report.why = "fixed", "; ".join(result.kept)
+
+    async def _pass_now(self, group: _Group, text: str, failing: list[str]) -> bool:
+        """Whether the group's failing tests pass with the fixes made so far (in the sandbox:
+        the group's file as fixed, the others from disk)."""
+        assert self.sandbox is not None
+        run = CandidateRun(group.path, text, failing, stop_at_first_failure=True)
+        outcome = await self.sandbox.run(run)
+        return outcome.verdict == "passed"
 
     # -- after fixing -------------------------------------------------------------------------
 
