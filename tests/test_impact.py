@@ -329,3 +329,35 @@ def test_the_tests_exercising_a_function_are_the_test_functions_that_name_it() -
         "t.py"
     ]
     assert tests_naming(source, "tests/t.py", "div") == []
+
+
+def test_a_helper_no_test_names_is_exercised_by_the_tests_of_its_callers(tmp_path: Path) -> None:
+    root = write(
+        tmp_path / "ws",
+        {
+            "text.py": (
+                "def _fold(s):\n    return s.lower()\n\n\n"
+                "def _clean(s):\n    return _fold(s).strip()\n\n\n"
+                "def slug(s):\n    return _clean(s).replace(' ', '-')\n\n\n"
+                "def unused(s):\n    return s\n"
+            ),
+            "tests/test_text.py": (
+                "from text import slug, unused\n\n\n"
+                "def test_slug():\n    assert slug(' A b') == 'a-b'\n\n\n"
+                "def test_unused():\n    assert unused('x') == 'x'\n"
+            ),
+        },
+    )
+    graph = ImportGraph(root)
+    graph.build()
+
+    def read(path: str) -> str | None:
+        return Path(path).read_text()
+
+    # Two levels below the function the test names: _fold -> _clean -> slug.
+    assert graph.tests_exercising(root / "text.py", "_fold", read) == [
+        "tests/test_text.py::test_slug"
+    ]
+    assert graph.tests_exercising(root / "text.py", "slug", read) == [
+        "tests/test_text.py::test_slug"
+    ]

@@ -154,12 +154,32 @@ class ImportGraph:
         graph and the tests' text know: in the test files affected by `path`, each test
         function that names it (node ids relative to the root), or the whole file when only
         its helpers or fixtures do. `read` gives a file's text (an editor's buffer, say)."""
+        tests = sorted(self.affected_tests({path}) or ())
+        names, seen = [name], {name}
+        # A helper no test names (`_transliterate`) is exercised through the functions of its
+        # module that call it: their tests, then their callers', two levels at most.
+        for _ in range(_CALLER_LEVELS + 1):
+            found = self._tests_naming_any(tests, names, read)
+            source = read(str(path))
+            if found or source is None:
+                return found
+            names = [c for n in names for c in callers_of(source, n) if c not in seen]
+            seen.update(names)
+            if not names:
+                return []
+        return []
+
+    def _tests_naming_any(
+        self, tests: list[Path], names: list[str], read: Callable[[str], str | None]
+    ) -> list[str]:
         found: list[str] = []
-        for test in sorted(self.affected_tests({path}) or ()):
+        for test in tests:
             text = read(str(test))
-            if text is not None:
-                relative = test.relative_to(self._root_path).as_posix()
-                found.extend(tests_naming(text, relative, name))
+            if text is None:
+                continue
+            relative = test.relative_to(self._root_path).as_posix()
+            for name in names:
+                found.extend(i for i in tests_naming(text, relative, name) if i not in found)
         return found
 
     # --- reading and resolving -----------------------------------------------------------
@@ -375,3 +395,26 @@ def tests_naming(source: str, relative: str, name: str) -> list[str]:
         if pattern.search(text):
             ids.append(f"{relative}::{qualname.replace('.', '::')}")
     return ids or [relative]
+
+
+_CALLER_LEVELS = 2
+
+
+def callers_of(source: str, name: str) -> list[str]:
+    """The names of the module's functions and methods whose body uses `name` (calls it, or
+    passes it on), other than `name` itself."""
+    tree = parse(source)
+    if tree is None:
+        return []
+    found: list[str] = []
+    for _, node in iter_definitions(tree):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or node.name == name:
+            continue
+        uses = any(
+            (isinstance(n, ast.Name) and n.id == name)
+            or (isinstance(n, ast.Attribute) and n.attr == name)
+            for n in ast.walk(node)
+        )
+        if uses and node.name not in found:
+            found.append(node.name)
+    return found
