@@ -402,3 +402,29 @@ def test_projects_below_the_root_are_left_to_their_own_runs(tmp_path: Path) -> N
     fixed = {g["function"] for g in json.loads(report.read_text())["groups"]}
     assert fixed == {"add", "mul"}
     assert [snapshot(root / "pkg_a"), snapshot(root / "pkg_b")] == before
+
+
+def test_a_test_that_blamed_an_innocent_function_is_left_once_the_fault_is_fixed(
+    tmp_path: Path,
+) -> None:
+    root = write_files(
+        tmp_path / "ws",
+        {
+            "calc.py": "def scale(x):\n    return x * 3\n\n\n"
+            "def total(xs):\n    return sum(scale(x) for x in xs)\n",
+            # The second test's assert calls `total`: it is blamed, though `scale` is wrong.
+            "tests/test_calc.py": "from calc import scale, total\n\n\n"
+            "def test_scale():\n    assert scale(2) == 4\n\n\n"
+            "def test_total():\n    assert total([1, 2]) == 6\n",
+        },
+    )
+    report = tmp_path / "report.json"
+    with ScriptedOpenAIServer(answer({"scale": RIGHT["scale"]})) as server:
+        done = fix(root, server, "--json", str(report))
+    assert done.returncode == 0, done.stdout + done.stderr
+    groups = {g["function"]: g for g in json.loads(report.read_text())["groups"]}
+    assert groups["scale"]["status"] == "fixed"
+    assert groups["total"]["status"] == "skipped"
+    assert groups["total"]["why"] == "its tests pass after the fix of `scale`"
+    assert groups["total"]["rounds"] == []  # the model was never asked to change it
+    assert "return sum(scale(x) for x in xs)" in (root / "calc.py").read_text()
