@@ -168,3 +168,35 @@ async def test_subtests_make_one_result_per_test_with_the_first_failure(tmp_path
     fixture = listener.reports["tests/test_calc.py::test_with_the_fixture"]
     assert fixture.message == "subtest [double] (x=3): assert double(x) == 2 * x (got 7)"
     assert listener.reports["tests/test_calc.py::DoubleTests::test_fine"].outcome == "passed"
+
+
+async def test_a_test_inherited_from_a_mixin_in_another_file_resolves_its_call(
+    tmp_path: Path,
+) -> None:
+    """unittest suites share tests through base classes in another file (cachetools puts them
+    in tests/__init__.py): the failing statement is read from the file of the test's code."""
+    root = write_files(
+        tmp_path / "ws",
+        {
+            "store.py": "class Store:\n    def get(self, key):\n        return None\n",
+            "tests/__init__.py": """
+                from store import Store
+
+                class StoreMixin:
+                    def test_get(self):
+                        store = Store()
+                        self.assertEqual(store.get(1), 1)
+                """,
+            "tests/test_store.py": """
+                import unittest
+                from tests import StoreMixin
+
+                class StoreTest(StoreMixin, unittest.TestCase):
+                    pass
+                """,
+        },
+    )
+    listener = Listener()
+    await run_tests(RunSpec(root, sys.executable), listener)
+    [report] = listener.reports.values()
+    assert report.called is not None and report.called.qualname == "Store.get"

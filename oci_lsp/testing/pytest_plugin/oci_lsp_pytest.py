@@ -285,6 +285,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     test_path = os.path.abspath(str(getattr(item, "path", "") or item.fspath))
     statement, called = None, None
     frame, lineno = _last_frame_in(tb, test_path)
+    if frame is None:
+        # A test inherited from a mixin in another file (unittest suites share their tests
+        # through base classes): its statements are in the file of its own code.
+        test_path = _code_file(item) or test_path
+        frame, lineno = _last_frame_in(tb, test_path)
     if frame is not None:
         node = _statement(test_path, lineno)
         if node is not None:
@@ -407,6 +412,13 @@ def _read(path: str) -> str:
             return handle.read()
     except OSError:
         return ""
+
+
+def _code_file(item: pytest.Item) -> str | None:
+    """The file that holds the test function's code (None when it is not a function)."""
+    function = getattr(getattr(item, "obj", None), "__func__", getattr(item, "obj", None))
+    code = getattr(function, "__code__", None)
+    return os.path.abspath(code.co_filename) if code is not None else None
 
 
 def _last_frame_in(tb: Any, path: str) -> tuple[Any, int]:
