@@ -579,7 +579,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     base_env = dict(os.environ)
     base_env.pop("OCI_LSP_REPORT_FD", None)
-    base_env.pop("OCI_LSP_SKIP_FILES", None)
     # A user's pytest caches its rewritten test modules in __pycache__; without that every
     # run would compile every test file again (about 1.3 s of the 2,000-test run here).
     base_env.pop("PYTHONDONTWRITEBYTECODE", None)

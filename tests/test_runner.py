@@ -102,10 +102,10 @@ async def test_a_missing_interpreter_is_reported(tmp_path: Path) -> None:
     assert result.message and "tests.python" in result.message
 
 
-async def test_skip_files_are_not_collected(tmp_path: Path) -> None:
+async def test_a_selection_runs_only_those_files_and_leaves_no_scratch(tmp_path: Path) -> None:
     root = write_files(tmp_path, {**WORKSPACE, "tests/test_other.py": "def test_x():\n    pass\n"})
     listener = Listener()
-    spec = RunSpec(root, sys.executable, skip_files=[str(root / "tests/test_calc.py")])
+    spec = RunSpec(root, sys.executable, selection=[str(root / "tests/test_other.py")])
     before = set(Path(tempfile.gettempdir()).glob("oci-run-*"))
     await run_tests(spec, listener)
     assert list(listener.reports) == ["tests/test_other.py::test_x"]

@@ -137,6 +137,24 @@ async def test_a_run_ends_with_what_plain_pytest_reports(editor: Editor, tmp_pat
     ]
 
 
+async def test_a_short_suite_runs_once_in_its_order(editor: Editor, tmp_path: Path) -> None:
+    """Once an ordered run showed the suite takes under SPLIT_MIN_SECONDS, a save runs it once:
+    running the affected tests first would only cost a second start-up."""
+    root = write_files(tmp_path / "ws", ORDER_DEPENDENT)
+    await editor.start(root)
+    for _ in range(2):
+        begun = sum(1 for kind, _ in progress_messages(editor.client) if kind == "end")
+        editor.save(root / "app.py")
+        await editor.wait_until(
+            lambda: sum(1 for k, _ in progress_messages(editor.client) if k == "end") > begun,
+            "the run",
+        )
+    reports = [m or "" for kind, m in progress_messages(editor.client) if kind in ("report", "end")]
+    second = reports[reports.index("4 tests run, 1 failed") + 1 :]
+    assert second and not any(m.startswith("affected tests: ") for m in second), second
+    assert second[-1] == "4 tests run, 1 failed"
+
+
 async def test_scope_affected_runs_only_the_affected_tests(editor: Editor, tmp_path: Path) -> None:
     files = dict(AFFECTED)
     files["tests/test_a_slow.py"] = "from slow import ident\n\ndef test_ident():\n    assert 0\n"

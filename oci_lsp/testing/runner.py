@@ -64,7 +64,6 @@ class RunSpec:
     python: str  # the interpreter that runs pytest
     python_reason: str = ""  # why that one (testing/interpreter.py), for the messages
     selection: Sequence[str] = ()  # files or node ids; empty: what pytest collects by default
-    skip_files: Sequence[str] = ()  # absolute paths pytest must not collect
     ignore: Sequence[str] = ()  # directories left out (`--ignore`): projects of their own
     timeout: float = 300.0
     command: Sequence[str] | None = None  # another runner that writes JUnit XML
@@ -477,11 +476,6 @@ async def _run_pytest(
     env = {"OCI_LSP_SCRATCH": scratch}
     if spec.seed is not None:
         env["OCI_LSP_RANDOMLY_SEED"] = str(spec.seed)
-    if spec.skip_files:
-        skip_file = os.path.join(scratch, "skip.txt")
-        with open(skip_file, "w", encoding="utf-8") as handle:
-            handle.write("\n".join(spec.skip_files))
-        env["OCI_LSP_SKIP_FILES"] = skip_file
     log.info("running %s in %s", " ".join(pytest_argv(spec)), spec.root)
     events = EventReader(listener, spec.root)
     child = standby.child

@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 # Saves closer than this make one run ("save all" sends a burst); kept short because the
 # user waits for it on every save (bench/RESULTS.md).
 DEBOUNCE_SECONDS = 0.05
+# Running the affected tests first costs a second pytest start-up and collection, and runs them
+# twice: worth it only when the ordered run takes long enough for an earlier diagnostic to
+# matter. Below this (the last ordered run's time) the suite runs once, in its own order.
+SPLIT_MIN_SECONDS = 2.0
 
 
 class SessionListener(Protocol):
@@ -84,6 +88,7 @@ class TestSession:
         # Projects below this one's root (a monorepo), which have sessions of their own: runs
         # here leave them out (testing/projects.py).
         self.nested: list[Path] = []
+        self._ordered_seconds: float | None = None  # the last complete ordered run's time
         self.interpreters = Interpreters()
         self.editor_python: str | None = None  # the interpreter selected in the editor, if any
         self.disabled: str | None = None  # why runs are off (pytest missing) until settings change
@@ -240,11 +245,11 @@ class TestSession:
 
     # -- running ---------------------------------------------------------------------------
 
-    async def _plan(self, changed: set[Path] | None) -> list[tuple[str, list[str], list[str]]]:
-        """The phases of a run: (name, selection, files to skip)."""
+    async def _plan(self, changed: set[Path] | None) -> list[tuple[str, list[str]]]:
+        """The phases of a run: (name, selection: empty for the whole suite)."""
         settings = self._settings()
         if changed is None or settings.scope == "all" or settings.command:
-            return [("all", [], [])]
+            return [("all", [])]
         if self._graph_ready is not None:
             await self._graph_ready
         backlog, self._graph_backlog = self._graph_backlog, set()
@@ -252,16 +257,17 @@ class TestSession:
             self.file_changed(path)
         affected = self.graph.affected_tests(changed)
         if affected is None:
-            return [("all", [], [])]
+            return [("all", [])]
         files = sorted(
             str(p) for p in affected if innermost([self.root, *self.nested], str(p)) == self.root
         )
         if settings.scope == "affected":
-            return [("affected", files, [])] if files else []
-        if not files:
-            return [("all", [], [])]
+            return [("affected", files)] if files else []
+        short = self._ordered_seconds is not None and self._ordered_seconds < SPLIT_MIN_SECONDS
+        if not files or short:
+            return [("all", [])]
         # The ordered run repeats the affected files: see the module's docstring.
-        return [("affected", files, []), ("all", [], [])]
+        return [("affected", files), ("all", [])]
 
     async def _run(self, changed: set[Path] | None, previous: asyncio.Task[None] | None) -> None:
         if previous is not None and not previous.done():
@@ -281,7 +287,7 @@ class TestSession:
         self.listener.run_started(self)
         result: RunResult | None = None
         try:
-            for name, selection, skip in phases:
+            for name, selection in phases:
                 self.progress.phase = name
                 self.progress.done = self.progress.total = 0
                 self._seen_this_run = set()  # what the last phase saw is what stays
@@ -290,13 +296,15 @@ class TestSession:
                     python.path,
                     python_reason=python.reason,
                     selection=selection,
-                    skip_files=skip,
                     ignore=[str(p) for p in self.nested],
                     timeout=settings.timeout,
                     command=settings.command,
                     seed=self.seed,
                 )
+                began = time.monotonic()
                 result = await run_tests(spec, _Collector(self), self.launcher)
+                if name == "all" and result.status == "completed" and not result.stopped:
+                    self._ordered_seconds = time.monotonic() - began
                 if result.message:
                     self.listener.problem(self, result.message)
                 if result.pytest_missing:

@@ -51,7 +51,6 @@ LEAKING = (
     "COVERAGE_PROCESS_START",
     "DJANGO_SETTINGS_MODULE",
     "OCI_LSP_REPORT_FD",
-    "OCI_LSP_SKIP_FILES",
     # Not a developer's setting: without bytecode caches every run compiles every module.
     "PYTHONDONTWRITEBYTECODE",
 )

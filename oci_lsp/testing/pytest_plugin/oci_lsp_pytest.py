@@ -23,7 +23,6 @@ import inspect
 import json
 import os
 import types
-from pathlib import Path
 from typing import Any
 
 # Beside this file, on the same path (no package: the workspace's interpreter runs these).
@@ -63,7 +62,6 @@ class _Stream:
 
 
 _stream: _Stream | None = None
-_skip_files: set[str] = set()
 _first_files: list[str] = []
 _sources: dict[str, list[ast.stmt]] = {}
 
@@ -118,23 +116,12 @@ def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> Any:
 
 def pytest_configure(config: pytest.Config) -> None:
     _emit_session(config)
-    skip = os.environ.get("OCI_LSP_SKIP_FILES")
-    if skip and os.path.exists(skip):
-        with open(skip, encoding="utf-8") as handle:
-            _skip_files.update(os.path.normcase(line.strip()) for line in handle if line.strip())
 
 
 def _emit(event: dict[str, Any]) -> None:
     stream = _open_stream()
     if stream is not None:
         stream.emit(event)
-
-
-def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    # Files already run in the "affected" phase of this save are not run twice.
-    if _skip_files and os.path.normcase(str(collection_path)) in _skip_files:
-        return True
-    return None
 
 
 @pytest.hookimpl(hookwrapper=True)
