@@ -35,7 +35,6 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -53,12 +52,11 @@ from output import save_json
 
 from oci_lsp.testing.impact import ImportGraph
 from oci_lsp.testing.runner import PytestLauncher, RunSpec, run_tests
-from tests.corpus.model import knows
+from tests.corpus.model import fix_with_scripted_model
 from tests.corpus.mutations import Edit, load
 from tests.corpus.plain import run_pytest
 from tests.corpus.projects import PROJECTS, project
 from tests.corpus.workspace import Workspace, materialize, project_env
-from tests.openai_server import ScriptedOpenAIServer
 
 LIMIT = 300.0  # seconds a save may take at most
 
@@ -232,18 +230,7 @@ def measure_fix(edit: Edit, tmp: Path) -> FixRun:
     edit.apply(ws.root)
     report = ws.root.parent / f"{ws.root.name}.json"
     start = time.perf_counter()
-    with ScriptedOpenAIServer(knows([edit])) as server:
-        done = subprocess.run(
-            [
-                *(sys.executable, "-m", "oci_lsp", "--fix", str(ws.root)),
-                *server.cli_options(),
-                *("--json", str(report), "--rounds", "2", "--candidates", "1"),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=1200,
-            env={**ws.env(), "CI": "1"},
-        )
+    done = fix_with_scripted_model(ws, edit, report)
     seconds = time.perf_counter() - start
     groups = json.loads(report.read_text())["groups"] if report.exists() else []
     pairs = [(g["function"], g["status"]) for g in groups]

@@ -79,10 +79,10 @@ def titles(actions: list[types.CodeAction]) -> list[str]:
     return [a.title for a in actions]
 
 
-async def run(editor: Editor, action: types.CodeAction) -> dict[str, Any]:
+async def run(editor: Editor, action: types.CodeAction, timeout: float = 120) -> dict[str, Any]:
     assert action.command is not None
     result = await asyncio.wait_for(
-        editor.command(action.command.command, *(action.command.arguments or [])), 120
+        editor.command(action.command.command, *(action.command.arguments or [])), timeout
     )
     assert isinstance(result, dict)
     return result

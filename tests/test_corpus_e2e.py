@@ -11,10 +11,7 @@ file is byte-identical and plain pytest passes. CI runs these three projects; th
 
 from __future__ import annotations
 
-import asyncio
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +19,13 @@ import pytest
 from lsprotocol import types
 
 from tests.conftest import Editor, progress_messages
-from tests.corpus.model import knows
+from tests.corpus.model import fix_with_scripted_model, knows
 from tests.corpus.mutations import Edit, load
 from tests.corpus.plain import run_pytest
 from tests.corpus.projects import project
 from tests.corpus.workspace import Workspace, materialize
 from tests.openai_server import ScriptedOpenAIServer
+from tests.test_code_actions_e2e import run
 
 MUTATIONS, STUBS = load()
 
@@ -85,15 +83,6 @@ def every_diagnostic(editor: Editor) -> list[types.Diagnostic]:
     return [d for ds in editor.client.diagnostics.values() for d in ds]
 
 
-async def run_action(editor: Editor, action: types.CodeAction) -> dict[str, Any]:
-    assert action.command is not None
-    result = await asyncio.wait_for(
-        editor.command(action.command.command, *(action.command.arguments or [])), 300
-    )
-    assert isinstance(result, dict)
-    return result
-
-
 @pytest.mark.parametrize("lsp", ["visual-studio-code"], indirect=True)
 @pytest.mark.parametrize("key", sorted(CASES))
 async def test_a_real_project_in_the_editor(editor: Editor, tmp_path: Path, key: str) -> None:
@@ -123,7 +112,7 @@ async def test_a_real_project_in_the_editor(editor: Editor, tmp_path: Path, key:
         actions = await editor.code_actions(source, def_line, at_function[:1])
         name = mutation.function.rpartition(".")[2]
         fix = next(a for a in actions if a.title.startswith(f"Fix `{name}` so"))
-        result = await run_action(editor, fix)
+        result = await run(editor, fix, timeout=300)
         assert result["applied"] and result["verified"], result
         assert editor.text(source) == original  # the docstring's fenced examples included
         feedback = [r for r in server.requests if "Execution result:" in json.dumps(r)]
@@ -154,7 +143,7 @@ async def test_a_stub_of_a_real_project_is_generated(
         [generate] = [
             a for a in actions if a.title == f"Generate body of `{name}` (OpenCodeInterpreter)"
         ]
-        result = await run_action(editor, generate)
+        result = await run(editor, generate, timeout=300)
         assert result["applied"] and result["verified"], (result, server.requests[-1])
     await save_and_settle(editor, source)
     assert snapshot(ws.root) == pristine
@@ -168,18 +157,7 @@ def test_fix_repairs_a_real_project(tmp_path: Path, key: str) -> None:
     pristine = snapshot(ws.root)
     mutation.apply(ws.root)
     report = tmp_path / "report.json"
-    with ScriptedOpenAIServer(knows([mutation])) as server:
-        done = subprocess.run(
-            [
-                *(sys.executable, "-m", "oci_lsp", "--fix", str(ws.root)),
-                *server.cli_options(),
-                *("--json", str(report), "--rounds", "2", "--candidates", "1"),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            env={**ws.env(), "CI": "1"},
-        )
+    done = fix_with_scripted_model(ws, mutation, report)
     assert done.returncode == 0, done.stdout + done.stderr
     groups = json.loads(report.read_text())["groups"]
     # Tests that blame another function pass once the mutated one is fixed: nothing to do there.

@@ -146,7 +146,9 @@ async def test_a_short_suite_runs_once_in_its_order(editor: Editor, tmp_path: Pa
         begun = sum(1 for kind, _ in progress_messages(editor.client) if kind == "end")
         editor.save(root / "app.py")
         await editor.wait_until(
-            lambda: sum(1 for k, _ in progress_messages(editor.client) if k == "end") > begun,
+            lambda begun=begun: (
+                sum(1 for k, _ in progress_messages(editor.client) if k == "end") > begun
+            ),
             "the run",
         )
     reports = [m or "" for kind, m in progress_messages(editor.client) if kind in ("report", "end")]

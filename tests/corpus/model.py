@@ -9,11 +9,16 @@ failure to the model. A stub is completed at once: generating a body needs no fa
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import textwrap
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from tests.corpus.mutations import Edit
+from tests.corpus.workspace import Workspace
+from tests.openai_server import ScriptedOpenAIServer
 
 _ASKED = re.compile(r"(?:Fix|Complete) the function `([\w.]+)`")
 _PARAMS = re.compile(r"\[.*\]$")
@@ -55,3 +60,22 @@ def knows(edits: Sequence[Edit]) -> Callable[[dict[str, Any]], str]:
         return fenced(edit.mutated)
 
     return answer
+
+
+def fix_with_scripted_model(
+    ws: Workspace, edit: Edit, report: Path
+) -> subprocess.CompletedProcess[str]:
+    """`oci-lsp --fix` on the workspace (two rounds of one candidate, the JSON report written
+    to report) with the scripted model that knows edit, in the project's environment."""
+    with ScriptedOpenAIServer(knows([edit])) as server:
+        return subprocess.run(
+            [
+                *(sys.executable, "-m", "oci_lsp", "--fix", str(ws.root)),
+                *server.cli_options(),
+                *("--json", str(report), "--rounds", "2", "--candidates", "1"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=1200,
+            env={**ws.env(), "CI": "1"},
+        )
