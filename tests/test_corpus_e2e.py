@@ -22,8 +22,8 @@ from tests.conftest import Editor, progress_messages
 from tests.corpus.model import fix_with_scripted_model, knows
 from tests.corpus.mutations import Edit, load
 from tests.corpus.plain import run_pytest
-from tests.corpus.projects import project
-from tests.corpus.workspace import Workspace, materialize
+from tests.corpus.projects import MONOREPO, project
+from tests.corpus.workspace import Workspace, materialize, monorepo
 from tests.openai_server import ScriptedOpenAIServer
 from tests.test_code_actions_e2e import run
 
@@ -165,3 +165,33 @@ def test_fix_repairs_a_real_project(tmp_path: Path, key: str) -> None:
     assert {g["status"] for g in groups} <= {"fixed", "skipped"}
     assert snapshot(ws.root) == pristine
     assert run_pytest(ws).ok
+
+
+@pytest.mark.parametrize("lsp", ["visual-studio-code"], indirect=True)
+async def test_two_real_projects_in_one_folder(editor: Editor, tmp_path: Path) -> None:
+    """isodate (src/, --junitxml and --maxfail in addopts) and python-slugify (-n auto) side
+    by side, each with its own .venv: each runs from its own root, in its own interpreter."""
+    folder = tmp_path / "my projects" / "naïve ü" / "mono repo"
+    workspaces = monorepo(folder, [project(k) for k in MONOREPO])
+    pristine = snapshot(folder)
+    await editor.start(folder)
+    for ws in workspaces:
+        source = ws.root / next(m for m in MUTATIONS if m.project == ws.project.key).file
+        editor.open(source)
+        await save_and_settle(editor, source)
+    assert every_diagnostic(editor) == [], [d.message for d in every_diagnostic(editor)]
+    assert snapshot(folder) == pristine
+    for ws in workspaces:
+        status = await editor.command("oci.status", {"uri": editor.uri(ws.root / "x.py")})
+        assert status["tests"]["python"]["path"] == str(ws.python)
+
+    # A mutation in slugify fails slugify's tests only; isodate's are left alone.
+    slugify = workspaces[1]
+    mutation = edit_of(slugify.project.key, CASES[slugify.project.key][1])
+    source = slugify.root / mutation.file
+    text = source.read_text(encoding="utf-8")
+    await save_and_settle(editor, source, text.replace(mutation.original, mutation.mutated))
+    shown = {uri for uri, found in editor.client.diagnostics.items() if found}
+    assert shown and all("/python-slugify/" in uri for uri in shown), shown
+    await save_and_settle(editor, source, text)
+    assert every_diagnostic(editor) == []
