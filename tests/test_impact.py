@@ -361,3 +361,21 @@ def test_a_helper_no_test_names_is_exercised_by_the_tests_of_its_callers(tmp_pat
     assert graph.tests_exercising(root / "text.py", "slug", read) == [
         "tests/test_text.py::test_slug"
     ]
+
+
+def test_a_mixins_test_is_named_by_its_file() -> None:
+    """pytest collects a mixin's tests only in its subclasses: a node id of the mixin itself
+    would be "not found" and stop the whole run."""
+    from oci_lsp.testing.impact import tests_naming
+
+    source = (
+        "import unittest\nfrom cache import Cache\n\n\n"
+        "class CacheTestMixin:\n    def test_get(self):\n        assert Cache().get(1)\n\n\n"
+        "class LRUTest(CacheTestMixin, unittest.TestCase):\n"
+        "    def test_get_twice(self):\n        assert Cache().get(2)\n"
+    )
+    assert tests_naming(source, "tests/t.py", "get") == ["tests/t.py"]
+    only_subclass = source.replace("assert Cache().get(1)", "pass")
+    assert tests_naming(only_subclass, "tests/t.py", "get") == [
+        "tests/t.py::LRUTest::test_get_twice"
+    ]

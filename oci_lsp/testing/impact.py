@@ -385,6 +385,9 @@ def tests_naming(source: str, relative: str, name: str) -> list[str]:
     if tree is None:
         return [relative]
     lines = split_lines(source)
+    collected = {
+        node.name for node in tree.body if isinstance(node, ast.ClassDef) and _collected(node)
+    }
     ids: list[str] = []
     for qualname, node in iter_definitions(tree):
         if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -392,9 +395,27 @@ def tests_naming(source: str, relative: str, name: str) -> list[str]:
         if not node.name.startswith("test") or qualname.count(".") > 1:
             continue
         text = "\n".join(lines[node.lineno - 1 : node.end_lineno or node.lineno])
-        if pattern.search(text):
-            ids.append(f"{relative}::{qualname.replace('.', '::')}")
+        if not pattern.search(text):
+            continue
+        owner = qualname.partition(".")[0] if "." in qualname else None
+        if owner is not None and owner not in collected:
+            # A mixin's test (unittest suites share tests through base classes): pytest
+            # collects it only in its subclasses, and a node id of the mixin is "not found".
+            return [relative]
+        ids.append(f"{relative}::{qualname.replace('.', '::')}")
     return ids or [relative]
+
+
+def _collected(node: ast.ClassDef) -> bool:
+    """Whether pytest collects the class's tests: `Test*` (its default python_classes) or a
+    unittest.TestCase subclass (by the name of a base)."""
+    if node.name.startswith("Test"):
+        return True
+    for base in node.bases:
+        name = base.attr if isinstance(base, ast.Attribute) else getattr(base, "id", "")
+        if name.endswith("TestCase"):
+            return True
+    return False
 
 
 _CALLER_LEVELS = 2
