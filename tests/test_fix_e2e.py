@@ -404,18 +404,22 @@ def test_projects_below_the_root_are_left_to_their_own_runs(tmp_path: Path) -> N
     assert [snapshot(root / "pkg_a"), snapshot(root / "pkg_b")] == before
 
 
+@pytest.mark.parametrize("innocent_first", [False, True])
 def test_a_test_that_blamed_an_innocent_function_is_left_once_the_fault_is_fixed(
-    tmp_path: Path,
+    tmp_path: Path, innocent_first: bool
 ) -> None:
+    tests = [
+        "def test_scale():\n    assert scale(2) == 4\n",
+        "def test_total():\n    assert total([1, 2]) == 6\n",
+    ]
     root = write_files(
         tmp_path / "ws",
         {
             "calc.py": "def scale(x):\n    return x * 3\n\n\n"
             "def total(xs):\n    return sum(scale(x) for x in xs)\n",
-            # The second test's assert calls `total`: it is blamed, though `scale` is wrong.
+            # test_total's assert calls `total`: it is blamed, though `scale` is wrong.
             "tests/test_calc.py": "from calc import scale, total\n\n\n"
-            "def test_scale():\n    assert scale(2) == 4\n\n\n"
-            "def test_total():\n    assert total([1, 2]) == 6\n",
+            + "\n\n".join(tests[::-1] if innocent_first else tests),
         },
     )
     report = tmp_path / "report.json"
@@ -426,5 +430,6 @@ def test_a_test_that_blamed_an_innocent_function_is_left_once_the_fault_is_fixed
     assert groups["scale"]["status"] == "fixed"
     assert groups["total"]["status"] == "skipped"
     assert groups["total"]["why"] == "its tests pass after the fix of `scale`"
-    assert groups["total"]["rounds"] == []  # the model was never asked to change it
+    # Worked on after the fix, the innocent function is not even shown to the model.
+    assert (groups["total"]["rounds"] == []) == (not innocent_first)
     assert "return sum(scale(x) for x in xs)" in (root / "calc.py").read_text()

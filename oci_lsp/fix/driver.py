@@ -415,6 +415,16 @@ class _FixRun:
             self.display.status("running the tests after the roll-back")
             second = await self._suite()
         self.report.failing_after = len([r for r in second.failing if self._selected(r.test_id)])
+        # A group worked on before the fix that made its tests pass (the groups of one file
+        # go in their tests' order): nothing of it was wrong after all.
+        still = {r.test_id for r in second.failing}
+        fixed = [g.function for g in self.report.groups if g.status == "fixed"]
+        for summary in self.report.groups:
+            if fixed and summary.status == "not-fixed" and not still & set(summary.tests):
+                summary.status = "skipped"
+                summary.why = "its tests pass after the fix of " + ", ".join(
+                    f"`{f}`" for f in fixed
+                )
 
 
 def _why_not(result: RefineResult) -> str:
