@@ -157,6 +157,30 @@ async def test_a_short_suite_runs_once_in_its_order(editor: Editor, tmp_path: Pa
     assert second[-1] == "4 tests run, 1 failed"
 
 
+async def test_a_module_most_tests_import_runs_the_suite_once(
+    editor: Editor, tmp_path: Path
+) -> None:
+    """The affected files are most of the suite: running them first would cost about a whole
+    run more, so the save runs the suite once, in its order."""
+    files = {
+        "core.py": "def value():\n    return 1\n",
+        **{
+            f"tests/test_{n}.py": f"from core import value\n\ndef test_{n}():\n    assert value() == 2\n"
+            for n in ("a", "b")
+        },
+        "tests/test_other.py": "def test_other():\n    pass\n",
+    }
+    root = write_files(tmp_path / "ws", files)
+    await editor.start(root)
+    editor.save(root / "core.py")
+    await editor.wait_until(
+        lambda: any(kind == "end" for kind, _ in progress_messages(editor.client)), "the run"
+    )
+    shown = [m or "" for kind, m in progress_messages(editor.client) if kind in ("report", "end")]
+    assert not any(m.startswith("affected tests: ") for m in shown), shown
+    assert shown[-1] == "3 tests run, 2 failed"
+
+
 async def test_scope_affected_runs_only_the_affected_tests(editor: Editor, tmp_path: Path) -> None:
     files = dict(AFFECTED)
     files["tests/test_a_slow.py"] = "from slow import ident\n\ndef test_ident():\n    assert 0\n"

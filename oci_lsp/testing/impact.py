@@ -113,6 +113,14 @@ class ImportGraph:
         key = self._key(path)
         return {Path(found) for found in self._dependent_keys(key)}
 
+    def test_files(self) -> list[Path]:
+        """Every test file of the workspace the graph knows (conftest files aside)."""
+        return [
+            Path(key)
+            for key in self._nodes
+            if is_test_file(Path(key)) and os.path.basename(key) != _CONFTEST
+        ]
+
     def affected_tests(self, changed: Iterable[Path]) -> set[Path] | None:
         """The test files a change can affect, or None for "all of them".
 

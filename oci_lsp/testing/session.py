@@ -41,6 +41,10 @@ DEBOUNCE_SECONDS = 0.05
 # twice: worth it only when the ordered run takes long enough for an earlier diagnostic to
 # matter. Below this (the last ordered run's time) the suite runs once, in its own order.
 SPLIT_MIN_SECONDS = 2.0
+# Nor when the affected files are most of the suite (a module every test imports): running
+# them first costs about a whole run and their first failure comes no sooner. Their share is
+# their tests' time in the last ordered run (before one: their share of the test files).
+SPLIT_MAX_SHARE = 0.5
 
 
 class SessionListener(Protocol):
@@ -89,6 +93,8 @@ class TestSession:
         # here leave them out (testing/projects.py).
         self.nested: list[Path] = []
         self._ordered_seconds: float | None = None  # the last complete ordered run's time
+        self._file_seconds: dict[str, float] = {}  # its tests' time per test file
+        self._run_file_seconds: dict[str, float] = {}  # the same, of the ordered run going on
         self.interpreters = Interpreters()
         self.editor_python: str | None = None  # the interpreter selected in the editor, if any
         self.disabled: str | None = None  # why runs are off (pytest missing) until settings change
@@ -263,11 +269,22 @@ class TestSession:
         )
         if settings.scope == "affected":
             return [("affected", files)] if files else []
-        short = self._ordered_seconds is not None and self._ordered_seconds < SPLIT_MIN_SECONDS
-        if not files or short:
+        if not files or not self._split_pays(files):
             return [("all", [])]
         # The ordered run repeats the affected files: see the module's docstring.
         return [("affected", files), ("all", [])]
+
+    def _split_pays(self, files: list[str]) -> bool:
+        """Whether running the affected files first is worth a second run of them."""
+        if self._ordered_seconds is not None and self._ordered_seconds < SPLIT_MIN_SECONDS:
+            return False
+        total = sum(self._file_seconds.values())
+        if total > 0:
+            share = sum(self._file_seconds.get(f, 0.0) for f in files) / total
+        else:
+            every = len(self.graph.test_files())
+            share = len(files) / every if every else 1.0
+        return share <= SPLIT_MAX_SHARE
 
     async def _run(self, changed: set[Path] | None, previous: asyncio.Task[None] | None) -> None:
         if previous is not None and not previous.done():
@@ -302,9 +319,11 @@ class TestSession:
                     seed=self.seed,
                 )
                 began = time.monotonic()
+                self._run_file_seconds = {}
                 result = await run_tests(spec, _Collector(self), self.launcher)
                 if name == "all" and result.status == "completed" and not result.stopped:
                     self._ordered_seconds = time.monotonic() - began
+                    self._file_seconds = self._run_file_seconds
                 if result.message:
                     self.listener.problem(self, result.message)
                 if result.pytest_missing:
@@ -392,6 +411,9 @@ class _Collector:
 
     def report(self, report: TestReport) -> None:
         self.session.progress.done += 1
+        if self.session.progress.phase == "all" and report.path:
+            seconds = self.session._run_file_seconds
+            seconds[report.path] = seconds.get(report.path, 0.0) + report.duration
         self.session._record_report(report)
         self.session.listener.run_progress(self.session)
 
