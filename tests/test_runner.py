@@ -200,3 +200,45 @@ async def test_a_test_inherited_from_a_mixin_in_another_file_resolves_its_call(
     await run_tests(RunSpec(root, sys.executable), listener)
     [report] = listener.reports.values()
     assert report.called is not None and report.called.qualname == "Store.get"
+
+
+async def test_a_property_read_in_the_failing_assert_is_the_function_under_test(
+    tmp_path: Path,
+) -> None:
+    root = write_files(
+        tmp_path / "ws",
+        {
+            "shape.py": """
+                import functools
+
+                class Square:
+                    def __init__(self, side):
+                        self.side = side
+
+                    @property
+                    def area(self):
+                        return self.side * 4
+
+                    @functools.cached_property
+                    def perimeter(self):
+                        return self.side * self.side
+                """,
+            "tests/test_shape.py": """
+                from shape import Square
+
+                def test_area():
+                    assert Square(3).area == 9
+
+                def test_perimeter():
+                    square = Square(3)
+                    assert square.perimeter == 12
+                """,
+        },
+    )
+    listener = Listener()
+    await run_tests(RunSpec(root, sys.executable), listener)
+    called = {r.test_id.rpartition("::")[2]: r.called for r in listener.reports.values()}
+    assert {k: v.qualname if v else None for k, v in called.items()} == {
+        "test_area": "Square.area",
+        "test_perimeter": "Square.perimeter",
+    }

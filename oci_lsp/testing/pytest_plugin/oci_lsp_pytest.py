@@ -460,22 +460,49 @@ def _lookup(node: ast.expr, frame: Any) -> Any:
 
 
 def _resolve_called(stmt: ast.stmt, frame: Any, rootdir: str) -> dict[str, Any] | None:
-    calls = sorted(
-        (n for n in ast.walk(stmt) if isinstance(n, ast.Call)),
+    """The workspace function the failing statement calls: a function or method first, then
+    a property it reads (`Square(3).area`: the constructor is only the set-up), then a
+    constructor."""
+    nodes = sorted(
+        (n for n in ast.walk(stmt) if isinstance(n, (ast.Call, ast.Attribute))),
         key=lambda n: (n.lineno, n.col_offset),
     )
-    for call in calls:
-        target = _lookup(call.func, frame)
+    constructors: list[Any] = []
+    properties: list[Any] = []
+    for node in nodes:
+        if isinstance(node, ast.Attribute):
+            properties.append(_getter(node, frame))
+            continue
+        target = _lookup(node.func, frame)
         if isinstance(target, (staticmethod, classmethod)):
             target = target.__func__
         if isinstance(target, type):
-            target = target.__dict__.get("__init__", _MISSING)
-        if target is _MISSING or not inspect.isfunction(target):
+            constructors.append(target.__dict__.get("__init__", _MISSING))
             continue
-        ref = _function_ref(target, rootdir)
+        ref = _function_ref(target, rootdir) if inspect.isfunction(target) else None
+        if ref is not None:
+            return ref
+    for target in properties + constructors:
+        ref = _function_ref(target, rootdir) if inspect.isfunction(target) else None
         if ref is not None:
             return ref
     return None
+
+
+def _getter(node: ast.Attribute, frame: Any) -> Any:
+    """The getter of the property (or cached_property) an attribute read goes through."""
+    owner = _lookup(node.value, frame)
+    if owner is _MISSING:
+        return _MISSING
+    try:
+        found = inspect.getattr_static(owner if isinstance(owner, type) else type(owner), node.attr)
+    except AttributeError:
+        return _MISSING
+    if isinstance(found, property):
+        return found.fget
+    if type(found).__name__ == "cached_property":
+        return getattr(found, "func", _MISSING)
+    return _MISSING
 
 
 def _function_ref(target: Any, rootdir: str) -> dict[str, Any] | None:
