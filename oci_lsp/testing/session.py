@@ -2,8 +2,9 @@
 
 A save (or a change seen on disk) asks for a run; saves within the debounce window become one
 run, and a newer request cancels a run in progress (the runner kills its process group). The
-tests that import the changed modules run first, for a quick first diagnostic; then the whole
-suite runs as one plain `pytest` would, in the project's own order (`tests.scope`). What is
+tests that import the changed modules run first, for a quick first diagnostic, when that can
+pay (SPLIT_MIN_SECONDS, SPLIT_MAX_SHARE); then the whole suite runs as one plain `pytest`
+would, in the project's own order (`tests.scope`). What is
 failing is kept as marks per test, ready for the server to publish or for --fix to read.
 
 Why the whole suite and not just the rest: suites with session state (a session fixture, an
