@@ -83,8 +83,27 @@ def is_ignored_path(path: Path, root: Path) -> bool:
 def iter_python_files(root: Path) -> Iterator[Path]:
     """Every `*.py` file under `root`, skipping ignored directories and symlinked ones.
 
-    Symlinked directories are skipped because they lead to cycles or out of the workspace;
-    the order is the file system's, not sorted.
+    Symlinked directories are not followed: they lead around in circles (`loop -> .`) or out
+    of the workspace, and what a link to a sibling folder holds is found under its real
+    path. A symlinked file is a file of the workspace (pytest collects it under its own
+    name). The order is the file system's, not sorted.
+    """
+    for _, entries in walk_directories(root):
+        for entry in entries:
+            if entry.name.endswith(".py"):
+                try:
+                    if entry.is_file():
+                        yield Path(entry.path)
+                except OSError:
+                    continue
+
+
+def walk_directories(root: Path) -> Iterator[tuple[str, list[os.DirEntry[str]]]]:
+    """Each directory of the workspace under `root` (itself first) with its entries.
+
+    The rules of iter_python_files: ignored directories, virtualenvs and symlinked
+    directories are not entered, so the walk ends on any tree, loops included; a directory
+    that cannot be read (vanished, no permission) is left out.
     """
     stack = [str(root)]
     while stack:
@@ -98,14 +117,11 @@ def iter_python_files(root: Path) -> Iterator[Path]:
         if directory != str(root) and any(e.name == _VENV_MARKER for e in entries):
             _known_venvs.add(directory)
             continue
+        yield directory, entries
         for entry in entries:
-            name = entry.name
             try:
-                if entry.is_dir(follow_symlinks=False):
-                    if not is_ignored_dir_name(name):
-                        stack.append(entry.path)
-                elif name.endswith(".py") and entry.is_file():
-                    yield Path(entry.path)
+                if entry.is_dir(follow_symlinks=False) and not is_ignored_dir_name(entry.name):
+                    stack.append(entry.path)
             except OSError:
                 continue
 

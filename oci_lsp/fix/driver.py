@@ -101,6 +101,7 @@ class _FixRun:
         self.python = Interpreter("", "server", "")
         self.seed: int | None = None  # pytest-randomly's, the same for every run
         self.said = ""  # what the runs change in the project's options, once said
+        self.said_skipped = ""  # the directories the runs leave out (symlink loops), once said
         self.backend: Backend | None = None
         self.sandbox: Sandbox | None = None
         self.files: dict[Path, TextFile] = {}
@@ -232,6 +233,9 @@ class _FixRun:
         self.seed = result.seed if result.seed is not None else self.seed
         if result.stopped:
             self.display.say(f"the test run stopped early: {result.stopped}")
+        if result.skipped and result.skipped != self.said_skipped:
+            self.said_skipped = result.skipped
+            self.display.say(f"the tests {result.skipped}")
         if result.status == "failed-to-start" or result.pytest_missing:
             raise CannotRun(result.message or "the tests could not start")
         if result.status == "timeout":

@@ -141,10 +141,11 @@ class FailureLocator:
             resolved = resolve_call(source, test_module, dotted, self.index)
             if resolved is None:
                 continue
-            path, qualname = resolved
-            target_source = self.read(str(path))
+            # Real: a module name may lead through a symlinked directory (`loop.calc`).
+            path, qualname = os.path.realpath(resolved[0]), resolved[1]
+            target_source = self.read(path)
             if target_source is not None and find_function(target_source, qualname):
-                return self._target(str(path), qualname, target_source)
+                return self._target(path, qualname, target_source)
         return None
 
     def _target(self, path: str, qualname: str, source: str) -> TargetFunction | None:

@@ -48,6 +48,7 @@ class ImportGraph:
     def __init__(self, root: Path, index: ModuleIndex | None = None) -> None:
         self._root = os.path.abspath(root)
         self._root_path = Path(self._root)
+        self._real_root = os.path.realpath(self._root)
         self._index = index if index is not None else ModuleIndex(self._root_path)
         self._source_roots = tuple(str(r) for r in self._index.source_roots)
         self._nodes: dict[str, _Node] = {}
@@ -193,13 +194,16 @@ class ImportGraph:
     # --- reading and resolving -----------------------------------------------------------
 
     def _key(self, path: Path) -> str:
+        """A file's name in the graph: below the root as given, through no symlinked
+        directory. A file reached through `loop/` (a link to `.`) or a link to a sibling
+        folder is the one file the walk found; the client may also speak of a workspace
+        opened through a symlink by its real path. A symlinked file keeps its own name, as
+        the walk (and pytest) see it."""
         key = os.path.abspath(path)
-        if self._is_inside(key):
-            return key
-        # The client may speak of a workspace opened through a symlink by its real path.
-        real, real_root = os.path.realpath(key), os.path.realpath(self._root)
+        directory, name = os.path.split(key)
+        real, real_root = os.path.realpath(directory), self._real_root
         if real == real_root or real.startswith(real_root + os.sep):
-            return self._root + real[len(real_root) :]
+            return os.path.join(self._root + real[len(real_root) :], name)
         return key
 
     def _is_inside(self, key: str) -> bool:

@@ -9,13 +9,15 @@ attributes allow.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from oci_lsp.testing.results import CollectionError, Outcome, TestReport
+from oci_lsp.testing.results import CollectionError, Frame, Outcome, TestReport
 from oci_lsp.testing.tracebacks import exception_line, parse_frames, syntax_error_location
 
 __all__ = ["parse_junit_xml"]
@@ -63,6 +65,24 @@ def parse_junit_xml(data: bytes, rootdir: Path) -> tuple[list[TestReport], list[
             errors.append(result)
         else:
             reports.append(result)
+    return _real_paths(reports, errors)
+
+
+def _real_paths(
+    reports: list[TestReport], errors: list[CollectionError]
+) -> tuple[list[TestReport], list[CollectionError]]:
+    """The same records with real paths: a runner that walked a symlinked directory names
+    one file under two paths, and the editor must see it under one."""
+    real = functools.lru_cache(maxsize=None)(os.path.realpath)
+
+    def frames(found: list[Frame]) -> list[Frame]:
+        return [dataclasses.replace(f, path=real(f.path)) for f in found]
+
+    for report in reports:
+        report.path = real(report.path) if report.path else report.path
+        report.frames = frames(report.frames)
+    for error in errors:
+        error.path = real(error.path)
     return reports, errors
 
 

@@ -84,6 +84,7 @@ class RunResult:
     changes: list[str] = field(default_factory=list)  # what was changed in the options
     seed: int | None = None  # pytest-randomly's seed in this run
     stopped: str | None = None  # why the run stopped before its end (-x, --maxfail)
+    skipped: str | None = None  # the directories collection left out (symlink loops, unreadable)
 
 
 def pytest_args(spec: RunSpec) -> list[str]:
@@ -267,6 +268,7 @@ class EventReader:
         self.changes: list[str] = []
         self.seed: int | None = None
         self.stopped: str | None = None
+        self.skipped: str | None = None
 
     def _abs(self, path: str | None) -> str | None:
         if not path:
@@ -307,6 +309,8 @@ class EventReader:
             self._collect_error(event)
         elif kind == "finished":
             self.stopped = event.get("stopped") or None
+        elif kind == "skipped":
+            self.skipped = skipped_directories(event.get("loops"), event.get("unreadable"))
 
     def _result(self, event: dict[str, Any]) -> None:
         nodeid = event["nodeid"]
@@ -375,6 +379,28 @@ class EventReader:
                 )
             )
         self.running.clear()
+
+
+_NAMED = 5  # directories named in the line, the rest counted
+
+
+def skipped_directories(loops: Any, unreadable: Any) -> str | None:
+    """One line that says which directories the run's collection left out (oci_lsp_dirs):
+    "skipped 2 symlinked directories that loop: a/b, loop; could not read: secret/"."""
+
+    def names(items: Any, suffix: str = "") -> str:
+        found = sorted(str(item) + suffix for item in items or ())
+        more = f" and {len(found) - _NAMED} more" if len(found) > _NAMED else ""
+        return ", ".join(found[:_NAMED]) + more
+
+    parts = []
+    if loops:
+        count = len(loops)
+        what = "symlinked directory that loops" if count == 1 else "symlinked directories that loop"
+        parts.append(f"skipped {count} {what}: {names(loops)}")
+    if unreadable:
+        parts.append(f"could not read: {names(unreadable, '/')}")
+    return "; ".join(parts) or None
 
 
 class _Standby:
@@ -491,6 +517,7 @@ async def _run_pytest(
     output = child.tail.text()
     result = RunResult("completed", exit_code=code, output_tail=output, seen=events.seen)
     result.changes, result.seed, result.stopped = events.changes, events.seed, events.stopped
+    result.skipped = events.skipped
     if timed_out:
         events.unfinished("timeout", f"timed out: the run was stopped after {spec.timeout:g} s")
         result.status = "timeout"

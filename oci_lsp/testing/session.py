@@ -327,6 +327,8 @@ class TestSession:
                     self._file_seconds = self._run_file_seconds
                 if result.message:
                     self.listener.problem(self, result.message)
+                if result.skipped:  # symlink loops, unreadable directories (oci_lsp_dirs)
+                    self.listener.problem(self, f"the tests of {self.root.name} {result.skipped}")
                 if result.pytest_missing:
                     self.disabled = result.message
                     self._disabled_for = (python.path, environment_stamp(python.path))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import inspect
 import json
 import os
@@ -26,6 +27,7 @@ import types
 from typing import Any
 
 # Beside this file, on the same path (no package: the workspace's interpreter runs these).
+import oci_lsp_dirs as dirs  # type: ignore[import-not-found]
 import oci_lsp_doctest as doctests  # type: ignore[import-not-found]
 import oci_lsp_options as options  # type: ignore[import-not-found]
 import pytest
@@ -88,11 +90,28 @@ def report_to(fd: int, session: pytest.Session) -> None:
     _emit({"e": "collected", "count": len(session.items)})
 
 
+@functools.lru_cache(maxsize=4096)
+def _real(path: str) -> str:
+    """The real path of a file: one file reached through a symlinked directory (a link to a
+    sibling folder, a workspace opened through a link) is one file for the server."""
+    return os.path.realpath(path)
+
+
+_rootdir = ""  # the run's rootdir (real); report locations are relative to it
+
+
+def _located(relative: str) -> str:
+    """A report location's path (relative to the rootdir), absolute and real."""
+    return _real(os.path.join(_rootdir, relative))
+
+
 def _emit_session(config: pytest.Config) -> None:
+    global _rootdir
+    _rootdir = _real(str(config.rootpath))
     _emit(
         {
             "e": "session",
-            "rootdir": str(config.rootpath),
+            "rootdir": _rootdir,
             "changes": list(options.notes),
             "seed": options.seed,
         }
@@ -154,6 +173,7 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Any:
     path = str(getattr(collector, "path", "") or "")
     event_path = str(getattr(excinfo.value, "path", "") or path) if excinfo else path
     if value is None:
+        path = _real(path) if path else path
         text = str(report.longreprtext).strip()
         _emit(
             {
@@ -177,6 +197,7 @@ def _emit_collect_error(
     line = None
     if isinstance(value, SyntaxError) and value.filename:
         path, line = value.filename, value.lineno
+    path = _real(path) if path else path
     longrepr = str(report.longreprtext) if report is not None else _format(value)
     _emit(
         {
@@ -224,7 +245,7 @@ def _frames(tb: Any) -> list[list[Any]]:
         code = tb.tb_frame.f_code
         path = code.co_filename
         if not path.startswith("<") and not path.startswith(_MACHINERY):
-            frames.append([os.path.abspath(path), tb.tb_lineno, code.co_name])
+            frames.append([_real(os.path.abspath(path)), tb.tb_lineno, code.co_name])
         tb = tb.tb_next
     return frames[-_MAX_FRAMES:]
 
@@ -240,12 +261,24 @@ def pytest_collection_modifyitems(
         items.sort(key=lambda item: item.nodeid not in first)  # stable: others keep their order
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    dirs.forget()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_ignore_collect(collection_path: Any, config: pytest.Config) -> bool | None:
+    # Last: what the project's own configuration ignores is not ours to name (oci_lsp_dirs).
+    return True if dirs.refuse(str(collection_path), str(config.rootpath)) else None
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
+    if dirs.loops or dirs.unreadable:
+        _emit({"e": "skipped", "loops": list(dirs.loops), "unreadable": list(dirs.unreadable)})
     _emit({"e": "collected", "count": len(session.items)})
 
 
 def pytest_runtest_logstart(nodeid: str, location: tuple[str, int | None, str]) -> None:
-    _emit({"e": "start", "nodeid": nodeid, "path": location[0], "line": location[1]})
+    _emit({"e": "start", "nodeid": nodeid, "path": _located(location[0]), "line": location[1]})
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -319,7 +352,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         outcome: str = report.outcome
         if report.failed and report.when != "call":
             outcome = "error"  # a fixture failed: pytest says "error", not "failed"
-        path, line = report.location[0], report.location[1]
+        path, line = _located(report.location[0]), report.location[1]
         longrepr = str(report.longreprtext) if report.failed else ""
         subtests = _failed_subtests.pop(report.nodeid, None) if report.when == "call" else None
         if subtests is not None and (report.passed or not extra):
@@ -507,7 +540,7 @@ def _getter(node: ast.Attribute, frame: Any) -> Any:
 
 def _function_ref(target: Any, rootdir: str) -> dict[str, Any] | None:
     """Where a function of the workspace is defined (not of its tests), or None."""
-    root = os.path.abspath(rootdir) + os.sep
+    root = _real(os.path.abspath(rootdir)) + os.sep
     if isinstance(target, (staticmethod, classmethod)):
         target = target.__func__
     if not inspect.isfunction(target):
@@ -516,7 +549,7 @@ def _function_ref(target: Any, rootdir: str) -> dict[str, Any] | None:
     code = getattr(target, "__code__", None)
     if code is None:
         return None
-    path = os.path.abspath(code.co_filename)
+    path = _real(os.path.abspath(code.co_filename))
     name = os.path.basename(path)
     if not path.startswith(root) or "site-packages" in path:
         return None
