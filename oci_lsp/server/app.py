@@ -359,6 +359,11 @@ class OciLanguageServer(LanguageServer):
                 "failed": sum(s.failing_count() for s in sessions),
                 "passed": sum(s.passed_count() for s in sessions),
                 "python": python,
+                # An addition to CONTRACT.md: what the last whole runs left out (symlink
+                # loops, unreadable directories), one line per project that left any out.
+                "skipped": [
+                    f"{s.root.name}: {s.skipped}" for s in sessions if s.skipped is not None
+                ],
             },
         }
 
@@ -413,6 +418,8 @@ class _SessionEvents:
             end = f"{p.done} tests run, {p.failed} failed"
             if p.stopped:
                 end += f"; stopped early: {p.stopped}"
+            if p.skipped:
+                end += f"; {p.skipped}"
             if session.seed is not None:
                 end += f"; pytest-randomly seed {session.seed}"
             progress.end(end)

@@ -68,6 +68,7 @@ class RunProgress:
     started_at: float = 0.0
     changes: list[str] = field(default_factory=list)  # what the plugin changed in the options
     stopped: str = ""  # why a phase stopped before its end (-x, --maxfail): not complete
+    skipped: str = ""  # the directories its collection left out (symlink loops, unreadable)
 
     @property
     def failed(self) -> int:
@@ -116,6 +117,9 @@ class TestSession:
         # pytest-randomly's seed (None without it): chosen by the first run, then the same
         # for every run and candidate, so the order does not change from save to save.
         self.seed: int | None = None
+        # What the last run of the whole suite left out of its collection (symlink loops,
+        # unreadable directories: runner.skipped_directories), for oci.status; None: nothing.
+        self.skipped: str | None = None
 
     # -- state the server reads -----------------------------------------------------------
 
@@ -327,8 +331,8 @@ class TestSession:
                     self._file_seconds = self._run_file_seconds
                 if result.message:
                     self.listener.problem(self, result.message)
-                if result.skipped:  # symlink loops, unreadable directories (oci_lsp_dirs)
-                    self.listener.problem(self, f"the tests of {self.root.name} {result.skipped}")
+                if name == "all" and result.status == "completed":
+                    self._skipped(result.skipped)
                 if result.pytest_missing:
                     self.disabled = result.message
                     self._disabled_for = (python.path, environment_stamp(python.path))
@@ -342,6 +346,15 @@ class TestSession:
         finally:
             self.progress.running = False
             self.listener.run_finished(self, result)
+
+    def _skipped(self, skipped: str | None) -> None:
+        """What a run of the whole suite left out of its collection (symlink loops,
+        unreadable directories: oci_lsp_dirs). Only such a run walks the whole folder: one of
+        chosen files meets a part of it on the way (pytest collects from the rootdir down)."""
+        self.skipped = skipped
+        if skipped:
+            self.progress.skipped = skipped
+            self.listener.problem(self, f"the tests of {self.root.name} {skipped}")
 
     def _forget_unseen(self, files: list[str] | None) -> None:
         """After a complete run, a test or collection error it did not see again is gone.
