@@ -379,3 +379,24 @@ def test_a_mixins_test_is_named_by_its_file() -> None:
     assert tests_naming(only_subclass, "tests/t.py", "get") == [
         "tests/t.py::LRUTest::test_get_twice"
     ]
+
+
+def test_symlink_loops_are_not_followed_and_a_path_through_one_is_the_real_file(
+    tmp_path: Path,
+) -> None:
+    root = write(tmp_path / "ws", PROJECT)
+    (root / "loop").symlink_to(".")
+    (root / "pkg" / "up").symlink_to("..")
+    (root / "x").symlink_to("y")
+    (root / "y").symlink_to("x")
+    graph = built(root)
+    assert len(graph) == len(PROJECT)  # each file once, none under loop/ or pkg/up/
+    # A change named through a loop (as an editor that opened loop/util.py says it).
+    assert rel(root, graph.affected_tests([root / "loop" / "loop" / "util.py"])) == {
+        "tests/test_calc.py",
+        "tests/test_pkg.py",
+    }
+    assert rel(root, graph.affected_tests([root / "pkg" / "up" / "other.py"])) == {
+        "tests/test_other.py"
+    }
+    assert root / "pkg" / "up" / "calc.py" in graph

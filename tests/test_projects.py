@@ -36,3 +36,16 @@ def test_projects_of_a_monorepo_and_what_is_not_one(tmp_path: Path) -> None:
     assert innermost(found, str(root / "libs/core-extra/x.py")) == root  # a prefix, not inside
     assert nested_in(root, found) == found[1:]
     assert nested_in(root / "libs/core", found) == []
+
+
+def test_symlinked_directories_are_not_projects_again(tmp_path: Path) -> None:
+    root = write_files(
+        tmp_path / "repo",
+        {"pyproject.toml": "", "libs/core/pyproject.toml": "", "libs/core/core.py": ""},
+    )
+    (root / "loop").symlink_to(".")  # a loop: would find every project again, deeper
+    (root / "libs" / "core" / "up").symlink_to("../..")
+    (root / "libs" / "again").symlink_to("core")  # a link to a project: the project itself
+    (root / "x").symlink_to("y")
+    (root / "y").symlink_to("x")
+    assert find_projects(root) == [root, root / "libs" / "core"]
