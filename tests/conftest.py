@@ -7,12 +7,13 @@ with the capability sets of VS Code and of Neovim, so every end-to-end test runs
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Union
 from urllib.parse import unquote, urlsplit
@@ -233,6 +234,22 @@ class Editor:
 
     def messages(self) -> list[str]:
         return [m.message for m in self.client.messages]
+
+
+@contextlib.asynccontextmanager
+async def editor_on(
+    server_command: Sequence[str], env: Mapping[str, str] | None = None
+) -> AsyncIterator[Editor]:
+    """An editor (VS Code's capabilities) on a server started by this command line, in this
+    environment: for tests about how the server was started."""
+    config = ClientServerConfig(server_command=list(server_command), server_env=env)
+    client = await config.start()
+    editor = Editor(client, client_capabilities("visual-studio-code"))
+    try:
+        yield editor
+    finally:
+        await client.shutdown_session()
+        await client.stop()
 
 
 @pytest_lsp.fixture(

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 from lsprotocol import types
-from pytest_lsp import ClientServerConfig, client_capabilities
 
-from tests.conftest import Editor, write_files
+from tests.conftest import Editor, editor_on, write_files
 from tests.venvs import pytest_venv
 
 WORKSPACE = {
@@ -52,16 +51,8 @@ async def editor_in(pytest_env: Path) -> AsyncIterator[Editor]:
     """The server started from a shell where the project's virtualenv is active."""
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "CONDA_PREFIX")}
     env["VIRTUAL_ENV"] = str(pytest_env)
-    config = ClientServerConfig(
-        server_command=[sys.executable, "-m", "oci_lsp", "-v"], server_env=env
-    )
-    client = await config.start()
-    editor = Editor(client, client_capabilities("visual-studio-code"))
-    try:
+    async with editor_on([sys.executable, "-m", "oci_lsp", "-v"], env) as editor:
         yield editor
-    finally:
-        await client.shutdown_session()
-        await client.stop()
 
 
 async def test_the_editors_virtual_env_runs_the_tests(

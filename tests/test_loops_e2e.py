@@ -13,14 +13,13 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pytest_lsp import ClientServerConfig, client_capabilities
 
-from tests.conftest import Editor, progress_messages, write_files
+from tests.conftest import Editor, editor_on, progress_messages, write_files
 from tests.openai_server import Reply, ScriptedOpenAIServer
 from tests.symlink_trees import WITHOUT_DAC, loops_workspace, readable_again
 
@@ -34,7 +33,7 @@ MARKED = {"calc.py", "tests/test_calc.py", "a/test_a.py", "a/helpers.py"}
 
 
 @pytest.fixture
-def ws(tmp_path: Path) -> AsyncIterator[Path]:
+def ws(tmp_path: Path) -> Iterator[Path]:
     root = loops_workspace(tmp_path / "ws")
     write_files(
         root,
@@ -54,14 +53,8 @@ def ws(tmp_path: Path) -> AsyncIterator[Path]:
 @pytest.fixture
 async def editor() -> AsyncIterator[Editor]:
     """The server, started by a user who may not read mode-000 directories."""
-    config = ClientServerConfig(server_command=[*WITHOUT_DAC, sys.executable, "-m", "oci_lsp"])
-    client = await config.start()
-    editor = Editor(client, client_capabilities("visual-studio-code"))
-    try:
+    async with editor_on([*WITHOUT_DAC, sys.executable, "-m", "oci_lsp"]) as editor:
         yield editor
-    finally:
-        await client.shutdown_session()
-        await client.stop()
 
 
 async def test_each_real_file_is_published_once_and_the_run_says_what_it_skipped(
