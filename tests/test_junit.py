@@ -550,3 +550,30 @@ def test_unreadable_reports(tmp_path: Path, data: bytes, why: str) -> None:
         parse_junit_xml(data, tmp_path)
     assert why in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_files_reached_through_a_symlinked_directory_are_at_their_real_paths(
+    tmp_path: Path,
+) -> None:
+    """Another runner walks a link to a sibling folder as pytest does, and a package imported
+    through a link (`pkg -> src/pkg`) runs under the link's name: the report names the real
+    files (the editor shows each under one URI)."""
+    root = tmp_path / "ws"
+    (root / "shared").mkdir(parents=True)
+    (root / "src" / "pkg").mkdir(parents=True)
+    (root / "conftest.py").write_text("")
+    (root / "src" / "pkg" / "mod.py").write_text("def f():\n    raise ValueError('x')\n")
+    (root / "pkg").symlink_to("src/pkg")
+    (root / "shared" / "test_s.py").write_text(
+        "from pkg.mod import f\n\n\ndef test_s():\n    f()\n"
+    )
+    (root / "tests").mkdir()
+    (root / "tests" / "linked").symlink_to("../shared")
+    data = run_pytest(root, tmp_path / "r.xml", "-o", "junit_family=xunit1")
+    assert b"\npkg/mod.py:2: ValueError" in data  # as pytest wrote it
+    reports, errors = parse_junit_xml(data, root)
+    assert not errors
+    # (pytest imports the test module once and writes its real file for both.)
+    assert [r.path for r in reports] == [str(root / "shared/test_s.py")] * 2
+    frames = {f.path for r in reports for f in r.frames}
+    assert frames == {str(root / "shared/test_s.py"), str(root / "src/pkg/mod.py")}
