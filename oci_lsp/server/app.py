@@ -9,11 +9,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from lsprotocol import types
+from pygls.exceptions import FeatureNotificationError, FeatureRequestError
+from pygls.io_ import StdoutWriter
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 from pygls.workspace import TextDocument
@@ -32,6 +35,7 @@ from oci_lsp.server.diagnostics import DiagnosticsPublisher
 from oci_lsp.server.documents import ClientUris
 from oci_lsp.server.progress import Progress
 from oci_lsp.server.protocol import OciProtocol
+from oci_lsp.server.transport import StdinChunks, serve
 from oci_lsp.server.workspaces import (
     Folder,
     Folders,
@@ -61,8 +65,11 @@ def _path_of(uri: str) -> str | None:
 
 
 class OciLanguageServer(LanguageServer):
+    protocol: OciProtocol
+
     def __init__(self, command_line: Mapping[str, Any] | None = None) -> None:
         super().__init__("oci-lsp", __version__, protocol_cls=OciProtocol)
+        self.exit_code = 0  # `exit` sets it: 0 after `shutdown`, else 1
         self.sources = SettingsSources(command_line=command_line)
         self.folders = Folders()
         self.prompt_for_instruction = False
@@ -149,6 +156,38 @@ class OciLanguageServer(LanguageServer):
         self._shown.add(message)
         log.warning("%s", message)
         self.window_show_message(types.ShowMessageParams(type=kind, message=message))
+
+    # -- the connection ------------------------------------------------------------------------
+
+    def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
+        """pygls's, with our read loop (transport.py): malformed messages get their JSON-RPC
+        answer, and `exit` sets the process's exit code (pygls's own loop drops it)."""
+        self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+
+        async def main() -> None:
+            await serve(StdinChunks(stdin or sys.stdin.buffer).read, self.protocol)
+
+        try:
+            asyncio.run(main())
+        except SystemExit as exc:  # pygls's `exit` handler
+            self.exit_code = exc.code if isinstance(exc.code, int) else 1
+        except BrokenPipeError:
+            log.error("the editor closed the connection")
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.shutdown()  # type: ignore[no-untyped-call]
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """pygls shows every error as `Error in server: <exception>`: here a request's error
+        is its answer, and a notification's is told once per kind, in words."""
+        log.error("%s: %s", getattr(source, "__name__", source), error)
+        if source is FeatureNotificationError:
+            kind = f"internal:{type(error).__name__}"
+            line = "oci-lsp: a notification from the editor failed (details in the server log)"
+            self.protocol.notices.tell(kind, line, f"{error!r}")
+        elif source is not FeatureRequestError:
+            log.debug("%s", error, exc_info=error)
 
     # -- folders and settings ---------------------------------------------------------------
 

@@ -1,13 +1,16 @@
-"""pygls's protocol with two of its request-handling bugs mended for our commands."""
+"""pygls's protocol with its request-handling bugs mended for our commands and editors."""
 
 from __future__ import annotations
 
 from collections.abc import Generator
 from typing import Any
+from urllib.parse import unquote
 
 from lsprotocol import types
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
+
+from oci_lsp.server.malformed import LINES, UNOPENED, Notices
 
 
 class OciProtocol(LanguageServerProtocol):
@@ -17,6 +20,20 @@ class OciProtocol(LanguageServerProtocol):
     its own, under an id of its own: a cancel of the request answers the client but leaves
     that task (a generation, a test run) running. Here the request's cancel cancels it too.
     """
+
+    def __init__(self, server: Any, converter: Any) -> None:
+        super().__init__(server, converter)
+        # What the editor got wrong, told once per kind (malformed.py).
+        self.notices = Notices(self._warn)
+
+    def _warn(self, line: str) -> None:
+        params = types.ShowMessageParams(type=types.MessageType.Warning, message=line)
+        self.notify(types.WINDOW_SHOW_MESSAGE, params)
+
+    @property
+    def shut_down(self) -> bool:
+        """`shutdown` was answered: every request but `exit` is now InvalidRequest."""
+        return self._shutdown
 
     def _execute_handler(self, msg_id: Any, handler: Any, *args: Any, **kwargs: Any) -> None:
         super()._execute_handler(msg_id, handler, *args, **kwargs)
@@ -39,3 +56,16 @@ class OciProtocol(LanguageServerProtocol):
                 future.cancel()
         self._shutdown = True
         return None
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(
+        self, params: types.DidChangeTextDocumentParams
+    ) -> Generator[Any, Any, None]:
+        """pygls's, but a change to a document the editor never opened is ignored, not a
+        KeyError: there is no text to apply it to, and the file on disk is still read."""
+        uri = params.text_document.uri
+        if unquote(uri) not in self.workspace.text_documents:
+            line = LINES[UNOPENED].format(uri=uri)
+            self.notices.tell(UNOPENED, line, f"didChange of {uri}, which is not open: ignored")
+            return
+        yield from super().lsp_text_document__did_change(params)
