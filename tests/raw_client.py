@@ -44,8 +44,20 @@ def read_message(stream: IO[bytes]) -> dict[str, Any] | None:
     return message
 
 
+def answer_as_an_editor(request: dict[str, Any]) -> bytes:
+    """What a minimal editor answers to the server's request: null (one per configuration item)."""
+    params = request.get("params") or {}
+    result = [None] * len(params.get("items", [])) if "items" in params else None
+    return frame({"jsonrpc": "2.0", "id": request["id"], "result": result})
+
+
 class RawClient:
-    def __init__(self, log_file: Path) -> None:
+    def __init__(
+        self,
+        log_file: Path,
+        answer: Callable[[dict[str, Any]], bytes] = answer_as_an_editor,
+    ) -> None:
+        self.answer = answer
         self.proc = subprocess.Popen(
             [*SERVER, "--log-file", str(log_file)],
             stdin=subprocess.PIPE,
@@ -63,9 +75,7 @@ class RawClient:
         assert self.proc.stdout is not None
         while (message := read_message(self.proc.stdout)) is not None:
             if "method" in message and "id" in message:  # the server asks the editor
-                params = message.get("params") or {}
-                result = [None] * len(params.get("items", [])) if "items" in params else None
-                self.send({"jsonrpc": "2.0", "id": message["id"], "result": result})
+                self.write(self.answer(message))
             with self._changed:
                 self.received.append(message)
                 self._changed.notify_all()

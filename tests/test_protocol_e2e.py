@@ -23,9 +23,10 @@ from pygls.exceptions import JsonRpcException
 from pytest_lsp import ClientServerConfig, client_capabilities
 
 from tests.conftest import Editor, write_files
-from tests.raw_client import ERROR, WARNING, RawClient, frame
+from tests.raw_client import ERROR, WARNING, RawClient, answer_as_an_editor, frame
 
 PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS = -32700, -32600, -32601, -32602
+SERVER_NOT_INITIALIZED = -32002
 NULL = "null"  # a case answered with id null (nothing in it says which request it was)
 
 
@@ -298,6 +299,47 @@ def test_requests_after_shutdown_get_invalid_request(tmp_path: Path) -> None:
     client.notify("exit")
     assert client.proc.wait(timeout=60) == 0  # exit after shutdown: a clean exit
     assert client.shown(ERROR) == []
+
+
+def test_exit_without_shutdown_exits_1(tmp_path: Path) -> None:
+    """LSP: exit ends the server with 0 when shutdown came first, else 1."""
+    client = RawClient(tmp_path / "server.log")
+    client.start()
+    client.notify("exit")
+    assert client.proc.wait(timeout=60) == 1
+
+
+def test_requests_before_initialize_get_server_not_initialized(tmp_path: Path) -> None:
+    client = RawClient(tmp_path / "server.log")
+    try:
+        answer = client.response(client.request("shutdown"))
+        assert answer["error"]["code"] == SERVER_NOT_INITIALIZED
+        client.notify("textDocument/didOpen", {"textDocument": {"uri": NEVER_OPENED}})
+        client.start()  # and then the session goes as ever
+        assert client.status()["version"]
+        assert client.shown() == []
+    finally:
+        assert client.close() == 0
+
+
+def test_an_unreadable_answer_to_the_servers_request_does_not_hang_it(tmp_path: Path) -> None:
+    """The editor answers workspace/configuration with an error that is not an object: the
+    server's settings refresh fails (instead of waiting for ever) and requests are served."""
+    root = write_files(tmp_path / "ws", {"calc.py": "X = 1\n"})
+
+    def answer(request: dict[str, Any]) -> bytes:
+        if request["method"] == "workspace/configuration":
+            return frame({"jsonrpc": "2.0", "id": request["id"], "error": "no settings"})
+        return answer_as_an_editor(request)
+
+    client = RawClient(tmp_path / "server.log", answer)
+    try:
+        client.start(root)
+        assert client.status()["version"]  # it waits for the settings: they were given up
+        assert_no_error_popup(client)
+        assert [w for w in client.shown(WARNING) if "JSON-RPC" in w]
+    finally:
+        assert client.close() == 0
 
 
 # -- through a real client ------------------------------------------------------------------

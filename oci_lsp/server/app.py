@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from lsprotocol import types
-from pygls.exceptions import FeatureNotificationError, FeatureRequestError
+from pygls.exceptions import FeatureNotificationError, FeatureRequestError, JsonRpcException
 from pygls.io_ import StdoutWriter
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
@@ -35,7 +35,7 @@ from oci_lsp.server.diagnostics import DiagnosticsPublisher
 from oci_lsp.server.documents import ClientUris
 from oci_lsp.server.progress import Progress
 from oci_lsp.server.protocol import OciProtocol
-from oci_lsp.server.transport import StdinChunks, serve
+from oci_lsp.server.transport import CHUNK, StdinChunks, serve
 from oci_lsp.server.workspaces import (
     Folder,
     Folders,
@@ -61,7 +61,9 @@ MAX_WARM_PROJECTS = 4
 def _path_of(uri: str) -> str | None:
     """The real path of a file URI: pytest reports real paths (its cwd has symlinks resolved)."""
     path = to_fs_path(uri)
-    return os.path.realpath(path) if path else None
+    if not path or "\0" in path:  # `file:///a%00b` names no file (realpath raises)
+        return None
+    return os.path.realpath(path)
 
 
 class OciLanguageServer(LanguageServer):
@@ -178,16 +180,40 @@ class OciLanguageServer(LanguageServer):
         finally:
             self.shutdown()  # type: ignore[no-untyped-call]
 
+    def start_tcp(self, host: str, port: int) -> None:
+        """pygls's, with our read loop (one editor at a time, as pygls's)."""
+
+        async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.protocol.set_writer(writer)
+            await serve(lambda: reader.read(CHUNK), self.protocol)
+            self.shutdown()  # type: ignore[no-untyped-call]
+
+        async def listen() -> None:
+            self._server = server = await asyncio.start_server(connection, host, port)
+            async with server:
+                await server.serve_forever()
+
+        try:
+            asyncio.run(listen())
+        except SystemExit as exc:
+            self.exit_code = exc.code if isinstance(exc.code, int) else 1
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            pass
+
     def report_server_error(self, error: Exception, source: Any) -> None:
         """pygls shows every error as `Error in server: <exception>`: here a request's error
-        is its answer, and a notification's is told once per kind, in words."""
-        log.error("%s: %s", getattr(source, "__name__", source), error)
+        is its answer (pygls logged it), and a notification's is logged in full and told once
+        per notification, in words."""
+        if source is FeatureRequestError:
+            return
+        data = error.data if isinstance(error, JsonRpcException) else None
+        trace = "".join(data.get("traceback", [])) if isinstance(data, dict) else ""
+        log.error("%s: %s\n%s", getattr(source, "__name__", source), error, trace)
         if source is FeatureNotificationError:
-            kind = f"internal:{type(error).__name__}"
-            line = "oci-lsp: a notification from the editor failed (details in the server log)"
-            self.protocol.notices.tell(kind, line, f"{error!r}")
-        elif source is not FeatureRequestError:
-            log.debug("%s", error, exc_info=error)
+            method = self.protocol.current_notification() or "a notification"
+            name = str(error).split(":", 1)[0] or type(error).__name__
+            line = f"oci-lsp: {method} failed ({name}); the server goes on (details in the log)"
+            self.protocol.notices.tell(f"failed:{method}", line, f"{method}: {error}")
 
     # -- folders and settings ---------------------------------------------------------------
 

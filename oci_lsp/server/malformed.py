@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 INVALID_PARAMS = -32602
+SERVER_NOT_INITIALIZED = -32002
 
 # The kinds of wrong message, each told to the user once, by the line it is told with.
 NOT_JSON = "not-json"
@@ -112,10 +113,7 @@ def check(body: bytes, framing_problem: str | None) -> dict[str, Any] | Rejectio
         if not has_id:
             reason = "the message has neither a method nor an id"
             return Rejection(INVALID_REQUEST, reason, NOT_JSON_RPC)
-        if "result" not in data and "error" not in data:
-            reason = f"the response {msg_id!r} has neither a result nor an error"
-            return Rejection(INVALID_REQUEST, reason, NOT_JSON_RPC, msg_id, answer=False)
-        return data
+        return data  # an answer
     params = data.get("params")
     if params is not None and not isinstance(params, (dict, list)):
         reason = "the params must be an object or an array"

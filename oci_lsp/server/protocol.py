@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Generator
+from concurrent.futures import Future
 from typing import Any
 from urllib.parse import unquote
 
@@ -25,10 +27,19 @@ class OciProtocol(LanguageServerProtocol):
         super().__init__(server, converter)
         # What the editor got wrong, told once per kind (malformed.py).
         self.notices = Notices(self._warn)
+        self._shutdown_request: Future[Any] | None = None
+        self._notification: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+            "notification", default=None
+        )
 
     def _warn(self, line: str) -> None:
         params = types.ShowMessageParams(type=types.MessageType.Warning, message=line)
         self.notify(types.WINDOW_SHOW_MESSAGE, params)
+
+    @property
+    def initialized(self) -> bool:
+        """`initialize` was handled (pygls makes the workspace first thing)."""
+        return self._workspace is not None
 
     @property
     def shut_down(self) -> bool:
@@ -43,11 +54,30 @@ class OciProtocol(LanguageServerProtocol):
         if outer is not None and inner is not None and inner is not outer:
             outer.add_done_callback(lambda done: inner.cancel() if done.cancelled() else None)
 
+    def pending_shutdown(self) -> Future[Any] | None:
+        """The `shutdown` request still running: what comes after it waits for its end."""
+        request = self._shutdown_request
+        return request if request is not None and not request.done() else None
+
+    def fail_request(self, msg_id: Any, code: int, reason: str) -> None:
+        """A request of ours whose answer could not be read fails (what awaits it goes on)."""
+        if msg_id in self._request_futures:
+            self._handle_response(msg_id, None, types.ResponseError(code=code, message=reason))
+
+    def _handle_notification(self, method_name: str, params: Any) -> None:
+        self._notification.set(method_name)  # its context is the handler's, callbacks included
+        super()._handle_notification(method_name, params)
+
+    def current_notification(self) -> str | None:
+        """The notification whose handler runs (or failed), to name it to the user."""
+        return self._notification.get()
+
     @lsp_method(types.SHUTDOWN)
     def lsp_shutdown(self, *args: Any) -> Generator[Any, Any, None]:
         """pygls's, cancelling the requests still running over a copy of their table: a
         cancelled request removes itself from it at once (pygls iterates the table itself and
         fails with "dictionary changed size" when a command is running at shutdown)."""
+        self._shutdown_request = self._request_futures.get(self.msg_id)  # type: ignore[arg-type]
         if (user_handler := self.fm.features.get(types.SHUTDOWN)) is not None:
             yield user_handler, args, None
         current = self.msg_id

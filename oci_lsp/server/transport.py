@@ -12,9 +12,10 @@ import logging
 import os
 import threading
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import cattrs
+from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
 from oci_lsp.server.framing import Frame, Framer
@@ -23,11 +24,12 @@ from oci_lsp.server.malformed import (
     INVALID_PARAMS,
     INVALID_REQUEST,
     LINES,
+    NOT_JSON_RPC,
+    SERVER_NOT_INITIALIZED,
     Rejection,
     check,
     error_answer,
     params_kind,
-    valid_id,
 )
 
 if TYPE_CHECKING:
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 
 CHUNK = 1 << 16
 READ_AHEAD = 8  # chunks read from stdin before the loop takes them
+SHUTDOWN_WAIT = 30.0  # seconds a message after `shutdown` waits for it to end
 
 
 class StdinChunks:
@@ -82,38 +85,72 @@ class StdinChunks:
 
 def _dispatch(protocol: OciProtocol, frame: Frame) -> None:
     """Run one message, or answer and tell why it is not run."""
-    notices = protocol.notices
     if frame.skipped.strip():
         details = f"skipped {len(frame.skipped)} bytes that belonged to no message: "
-        notices.tell(FRAMING, LINES[FRAMING], details + repr(frame.skipped[:300]))
+        protocol.notices.tell(FRAMING, LINES[FRAMING], details + repr(frame.skipped[:300]))
     checked = check(frame.body, frame.problem)
     if isinstance(checked, Rejection):
-        notices.reject(checked, frame.body)
-        if checked.answer:
-            protocol._send_data(error_answer(checked.msg_id, checked.code, checked.reason))
+        _reject(protocol, checked, frame.body)
         return
-    msg_id = checked.get("id") if "method" in checked else None
     method = checked.get("method")
-    if protocol.shut_down and method is not None and method != "exit":
-        log.warning("after shutdown, ignored %s", method)
-        if valid_id(msg_id):
-            reason = f"the server is shut down; {method} is not run"
-            protocol._send_data(error_answer(msg_id, INVALID_REQUEST, reason))
+    if method is None:  # the editor's answer to a request of ours
+        checked.setdefault("result", None)  # JavaScript drops a result that is undefined
+        _structured(protocol, checked, frame.body)
         return
-    if method is not None:
-        checked.setdefault("params", None)  # optional in JSON-RPC; pygls's types require it
+    msg_id = checked.get("id")
+    refusal = _lifecycle(protocol, method)
+    if refusal is not None:
+        log.warning("%s: %s", refusal[1], frame.body[:300])
+        if msg_id is not None:  # a notification is dropped (LSP)
+            protocol._send_data(error_answer(msg_id, *refusal))
+        return
+    checked.setdefault("params", None)  # optional in JSON-RPC; pygls's types require it
+    _structured(protocol, checked, frame.body)
+
+
+def _lifecycle(protocol: OciProtocol, method: str) -> tuple[int, str] | None:
+    """LSP's rules on what may come before `initialize` and after `shutdown`."""
+    if method == types.EXIT:
+        return None
+    if protocol.shut_down:
+        return INVALID_REQUEST, f"the server is shut down; {method} is not run"
+    initialized = protocol.initialized
+    if method == types.INITIALIZE and initialized:
+        return INVALID_REQUEST, "initialize came twice"
+    if method != types.INITIALIZE and not initialized:
+        return SERVER_NOT_INITIALIZED, f"{method} came before initialize"
+    return None
+
+
+def _structured(protocol: OciProtocol, data: dict[str, Any], body: bytes) -> None:
+    """data as pygls's types, handled; params that do not fit them get InvalidParams."""
     try:
-        message = protocol.structure_message(checked)
-    except JsonRpcException as exc:  # params that do not fit the method's types
+        message = protocol.structure_message(data)
+    except JsonRpcException as exc:
+        method = data.get("method")
+        msg_id = data.get("id")
         reason = f"the params of {method} are not valid: {_why(exc)}"
-        if msg_id is not None:
-            protocol._send_data(error_answer(msg_id, INVALID_PARAMS, reason))
-            log.warning("%s", reason)
+        if method is None:
+            reason = f"the answer to request {msg_id!r} is not valid: {_why(exc)}"
+            kind = NOT_JSON_RPC
         else:
-            rejection = Rejection(INVALID_PARAMS, reason, params_kind(str(method)), answer=False)
-            notices.reject(rejection, frame.body)
+            kind = params_kind(method)
+        is_request = method is not None and msg_id is not None
+        _reject(protocol, Rejection(INVALID_PARAMS, reason, kind, msg_id, is_request), body)
         return
     protocol.handle_message(message)
+
+
+def _reject(protocol: OciProtocol, rejection: Rejection, body: bytes) -> None:
+    if rejection.answer:  # a request
+        protocol._send_data(error_answer(rejection.msg_id, rejection.code, rejection.reason))
+    if rejection.answer and rejection.code == INVALID_PARAMS:
+        log.warning("%s", rejection.reason)  # its answer tells the editor: no pop-up
+    else:
+        protocol.notices.reject(rejection, body)
+    if not rejection.answer and rejection.msg_id is not None:
+        # An answer of the editor's that cannot be read: what waits for it fails, not hangs.
+        protocol.fail_request(rejection.msg_id, rejection.code, rejection.reason)
 
 
 def _why(exc: JsonRpcException) -> str:
@@ -126,6 +163,11 @@ def _why(exc: JsonRpcException) -> str:
 async def serve(read: Callable[[], Awaitable[bytes]], protocol: OciProtocol) -> None:
     """Read and run messages until the stream ends (or `exit` ends the process)."""
     async for frame in Framer(read).frames():
+        shutting_down = protocol.pending_shutdown()
+        if shutting_down is not None:
+            # `exit` (or anything) sent without waiting for the answer to `shutdown` comes
+            # after it: exit's code says whether shutdown was done, and its answer is sent.
+            await asyncio.wait({asyncio.wrap_future(shutting_down)}, timeout=SHUTDOWN_WAIT)
         try:
             _dispatch(protocol, frame)
         except Exception:  # one message must never end the loop
