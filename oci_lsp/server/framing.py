@@ -23,6 +23,7 @@ import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 # A header line as a client writes it. Never inside a valid JSON text: its value runs to a raw
 # CR LF without a quote, and a JSON string can hold neither a raw CR nor end without a quote.
@@ -33,22 +34,30 @@ MAX_BODY = 1 << 30  # a declared length above this is read as no length at all
 PAUSE = 0.5  # seconds without a byte: the editor has sent all it will for now
 
 
+UNPARSED: Any = object()  # what _json returns for bytes that are not a JSON text
+
+
 @dataclass(frozen=True)
 class Frame:
     body: bytes
     problem: str | None = None  # what was wrong with its framing, for the log and the user
     skipped: bytes = b""  # bytes before it that belonged to no message
+    value: Any = UNPARSED  # the body parsed, when the framer had to parse it anyway
+
+
+def _json(data: bytes | bytearray) -> Any:
+    """data parsed (UTF-8 only, as LSP says), or UNPARSED."""
+    end = data.rstrip()[-1:]
+    if end not in (b"}", b"]"):  # cheap: a message is an object
+        return UNPARSED
+    try:
+        return json.loads(data.decode("utf-8"))
+    except ValueError:  # UnicodeDecodeError included
+        return UNPARSED
 
 
 def _is_json(data: bytes | bytearray) -> bool:
-    data = data.strip()
-    if not data or data[-1:] not in (b"}", b"]"):  # cheap: a message is an object
-        return False
-    try:
-        json.loads(data)
-    except ValueError:
-        return False
-    return True
+    return _json(data) is not UNPARSED
 
 
 class Framer:
@@ -99,7 +108,7 @@ class Framer:
             frame = await self._read_body(headers)
             if frame is None:
                 return
-            yield Frame(frame.body, frame.problem, skipped)
+            yield Frame(frame.body, frame.problem, skipped, frame.value)
 
     async def _skip_to_header(self) -> bytes | Frame | None:
         """Drop what precedes the next header (a body without one is a frame of its own)."""
@@ -158,8 +167,9 @@ class Framer:
                 if _is_json(self._buf):  # whole, and nothing more comes: too long
                     short = length - len(self._buf)
                     return Frame(self._take(len(self._buf)), f"a Content-Length {short} too long")
-        if _is_json(self._buf[:length]):
-            return Frame(self._take(length))
+        value = _json(self._buf[:length])
+        if value is not UNPARSED:
+            return Frame(self._take(length), value=value)
         # Not JSON: the next header (waited for, up to a pause) tells a wrong length.
         while self._next_header() is None and await self._more(self._pause):
             pass

@@ -19,6 +19,8 @@ from typing import Any
 import attrs
 from lsprotocol import types
 
+from oci_lsp.server.framing import UNPARSED
+
 log = logging.getLogger(__name__)
 
 PARSE_ERROR = -32700
@@ -79,10 +81,13 @@ def _is_request_method(method: str) -> bool | None:
     return "id" in attrs.fields_dict(message_type)
 
 
-def check(body: bytes, framing_problem: str | None) -> dict[str, Any] | Rejection:
-    """The message in body, or why it is not run (framing_problem: what its framing got wrong)."""
+def check(
+    body: bytes, framing_problem: str | None, parsed: Any = UNPARSED
+) -> dict[str, Any] | Rejection:
+    """The message in body (parsed: body already parsed), or why it is not run
+    (framing_problem: what its framing got wrong)."""
     try:
-        data = json.loads(body.decode("utf-8"))
+        data = json.loads(body.decode("utf-8")) if parsed is UNPARSED else parsed
     except UnicodeDecodeError as exc:
         kind = FRAMING if framing_problem else NOT_JSON
         return Rejection(PARSE_ERROR, f"the message is not UTF-8: {exc}", kind)

@@ -88,7 +88,7 @@ def _dispatch(protocol: OciProtocol, frame: Frame) -> None:
     if frame.skipped.strip():
         details = f"skipped {len(frame.skipped)} bytes that belonged to no message: "
         protocol.notices.tell(FRAMING, LINES[FRAMING], details + repr(frame.skipped[:300]))
-    checked = check(frame.body, frame.problem)
+    checked = check(frame.body, frame.problem, frame.value)
     if isinstance(checked, Rejection):
         _reject(protocol, checked, frame.body)
         return
@@ -168,6 +168,8 @@ async def serve(read: Callable[[], Awaitable[bytes]], protocol: OciProtocol) -> 
             # `exit` (or anything) sent without waiting for the answer to `shutdown` comes
             # after it: exit's code says whether shutdown was done, and its answer is sent.
             await asyncio.wait({asyncio.wrap_future(shutting_down)}, timeout=SHUTDOWN_WAIT)
+        else:
+            await asyncio.sleep(0)  # a flood of messages in one chunk leaves the loop its turns
         try:
             _dispatch(protocol, frame)
         except Exception:  # one message must never end the loop
