@@ -32,6 +32,8 @@ HEADER_LINE = re.compile(rb"([!#-'*+.0-9A-Z^-z|~-]+):[ \t]*([^\r\n]*?)[ \t]*\r\n
 LENGTH = re.compile(rb"[0-9]{1,12}")
 MAX_BODY = 1 << 30  # a declared length above this is read as no length at all
 PAUSE = 0.5  # seconds without a byte: the editor has sent all it will for now
+WHITESPACE = frozenset(b" \t\r\n")
+CLOSING = frozenset(b"}]")
 
 
 UNPARSED: Any = object()  # what _json returns for bytes that are not a JSON text
@@ -47,8 +49,10 @@ class Frame:
 
 def _json(data: bytes | bytearray) -> Any:
     """data parsed (UTF-8 only, as LSP says), or UNPARSED."""
-    end = data.rstrip()[-1:]
-    if end not in (b"}", b"]"):  # cheap: a message is an object
+    end = len(data) - 1
+    while end >= 0 and data[end] in WHITESPACE:  # not rstrip(): no copy of a big body
+        end -= 1
+    if end < 0 or data[end] not in CLOSING:  # cheap: a message is an object
         return UNPARSED
     try:
         return json.loads(data.decode("utf-8"))
@@ -88,9 +92,15 @@ class Framer:
         del self._buf[:n]
         return data
 
-    def _next_header(self, start: int = 0, end: int | None = None) -> int | None:
-        found = NEXT_HEADER.search(self._buf, start, len(self._buf) if end is None else end)
-        return found.start() if found else None
+    def _next_header(self, start: int = 0) -> int | None:
+        # A plain find first: a case-insensitive pattern is scanned for at a fraction of
+        # memchr's speed, and a big body is scanned as it comes.
+        at = self._buf.find(b"ontent-", start + 1)
+        while at >= 0:
+            if NEXT_HEADER.match(self._buf, at - 1):
+                return at - 1
+            at = self._buf.find(b"ontent-", at + 1)
+        return None
 
     async def frames(self) -> AsyncIterator[Frame]:
         while True:
@@ -167,9 +177,11 @@ class Framer:
                 if _is_json(self._buf):  # whole, and nothing more comes: too long
                     short = length - len(self._buf)
                     return Frame(self._take(len(self._buf)), f"a Content-Length {short} too long")
-        value = _json(self._buf[:length])
+        body = self._take(length)
+        value = _json(body)
         if value is not UNPARSED:
-            return Frame(self._take(length), value=value)
+            return Frame(body, value=value)
+        self._buf[:0] = body
         # Not JSON: the next header (waited for, up to a pause) tells a wrong length.
         while self._next_header() is None and await self._more(self._pause):
             pass
