@@ -113,7 +113,7 @@ class Framer:
             headers = await self._read_headers()
             if headers is None:
                 if self._buf.strip():
-                    yield Frame(self._take(len(self._buf)), "no header", skipped)
+                    yield Frame(self._take(len(self._buf)), "no header before it", skipped)
                 return
             frame = await self._read_body(headers)
             if frame is None:
@@ -128,10 +128,10 @@ class Framer:
                 if at == 0:
                     return b""
                 before = self._take(at)
-                return Frame(before, "no header") if _is_json(before) else before
+                return Frame(before, "no header before it") if _is_json(before) else before
             if self._buf.strip() and not await self._more(self._pause):
                 if self._eof or _is_json(self._buf):
-                    return Frame(self._take(len(self._buf)), "no header")
+                    return Frame(self._take(len(self._buf)), "no header before it")
                 await self._more()  # garbage for now: wait for what completes it
             elif not self._buf.strip() and not await self._more():
                 return None
