@@ -8,8 +8,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from unittest.mock import ANY
 
 from oci_lsp import __version__
+from tests.raw_client import read_message
 
 SERVER = [sys.executable, "-m", "oci_lsp"]
 
@@ -80,24 +82,46 @@ def test_stdio_keeps_logs_off_stdout(tmp_path: Path) -> None:
     assert "initialize" in log_file.read_text()
 
 
-def test_tcp(tmp_path: Path) -> None:
+def tcp_server() -> tuple[subprocess.Popen[bytes], socket.socket]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     proc = subprocess.Popen([*SERVER, "--tcp", str(port)], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return proc, socket.create_connection(("127.0.0.1", port), timeout=30)
+        except OSError:
+            assert time.monotonic() < deadline, "the server never listened"
+            time.sleep(0.1)
+
+
+def test_tcp(tmp_path: Path) -> None:
+    proc, conn = tcp_server()
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                conn = socket.create_connection(("127.0.0.1", port), timeout=30)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the server never listened"
-                time.sleep(0.1)
         with conn:
             conn.sendall(frame(INITIALIZE))
             reply = read_frame(conn)
             assert reply["result"]["serverInfo"]["name"] == "oci-lsp"  # type: ignore[index]
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_tcp_reads_past_a_malformed_message() -> None:
+    """Over TCP as over stdio (tests/test_protocol_e2e.py): an answer, a Warning, and on."""
+    proc, conn = tcp_server()
+    try:
+        with conn, conn.makefile("rb") as stream:
+            conn.sendall(b"Content-Length: 5\r\n\r\n{oops" + frame(INITIALIZE))
+            received = [read_message(stream) for _ in range(3)]
+            assert {"jsonrpc": "2.0", "id": None, "error": ANY} in received
+            parse_error = next(m for m in received if m and "error" in m)
+            assert parse_error["error"]["code"] == -32700
+            shown = [m["params"] for m in received if m and m.get("method") == "window/showMessage"]
+            assert [p["type"] for p in shown] == [2] and "not JSON" in shown[0]["message"]
+            initialized = next(m for m in received if m and m.get("id") == 1)
+            assert initialized["result"]["serverInfo"]["name"] == "oci-lsp"
     finally:
         proc.kill()
         proc.wait()

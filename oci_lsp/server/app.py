@@ -9,11 +9,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from lsprotocol import types
+from pygls.exceptions import FeatureNotificationError, FeatureRequestError, JsonRpcException
+from pygls.io_ import StdoutWriter
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 from pygls.workspace import TextDocument
@@ -32,6 +35,7 @@ from oci_lsp.server.diagnostics import DiagnosticsPublisher
 from oci_lsp.server.documents import ClientUris
 from oci_lsp.server.progress import Progress
 from oci_lsp.server.protocol import OciProtocol
+from oci_lsp.server.transport import CHUNK, StdinChunks, serve
 from oci_lsp.server.workspaces import (
     Folder,
     Folders,
@@ -57,12 +61,17 @@ MAX_WARM_PROJECTS = 4
 def _path_of(uri: str) -> str | None:
     """The real path of a file URI: pytest reports real paths (its cwd has symlinks resolved)."""
     path = to_fs_path(uri)
-    return os.path.realpath(path) if path else None
+    if not path or "\0" in path:  # `file:///a%00b` names no file (realpath raises)
+        return None
+    return os.path.realpath(path)
 
 
 class OciLanguageServer(LanguageServer):
+    protocol: OciProtocol
+
     def __init__(self, command_line: Mapping[str, Any] | None = None) -> None:
         super().__init__("oci-lsp", __version__, protocol_cls=OciProtocol)
+        self.exit_code = 0  # `exit` sets it: 0 after `shutdown`, else 1
         self.sources = SettingsSources(command_line=command_line)
         self.folders = Folders()
         self.prompt_for_instruction = False
@@ -149,6 +158,62 @@ class OciLanguageServer(LanguageServer):
         self._shown.add(message)
         log.warning("%s", message)
         self.window_show_message(types.ShowMessageParams(type=kind, message=message))
+
+    # -- the connection ------------------------------------------------------------------------
+
+    def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
+        """pygls's, with our read loop (transport.py): malformed messages get their JSON-RPC
+        answer, and `exit` sets the process's exit code (pygls's own loop drops it)."""
+        self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+
+        async def main() -> None:
+            await serve(StdinChunks(stdin or sys.stdin.buffer).read, self.protocol)
+
+        try:
+            asyncio.run(main())
+        except SystemExit as exc:  # pygls's `exit` handler
+            self.exit_code = exc.code if isinstance(exc.code, int) else 1
+        except BrokenPipeError:
+            log.error("the editor closed the connection")
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.shutdown()  # type: ignore[no-untyped-call]
+
+    def start_tcp(self, host: str, port: int) -> None:
+        """pygls's, with our read loop (one editor at a time, as pygls's)."""
+
+        async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.protocol.set_writer(writer)
+            await serve(lambda: reader.read(CHUNK), self.protocol)
+            self.shutdown()  # type: ignore[no-untyped-call]
+
+        async def listen() -> None:
+            self._server = server = await asyncio.start_server(connection, host, port)
+            async with server:
+                await server.serve_forever()
+
+        try:
+            asyncio.run(listen())
+        except SystemExit as exc:
+            self.exit_code = exc.code if isinstance(exc.code, int) else 1
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            pass
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """pygls shows every error as `Error in server: <exception>`: here a request's error
+        is its answer (pygls logged it), and a notification's is logged in full and told once
+        per notification, in words."""
+        if source is FeatureRequestError:
+            return
+        data = error.data if isinstance(error, JsonRpcException) else None
+        trace = "".join(data.get("traceback", [])) if isinstance(data, dict) else ""
+        log.error("%s: %s\n%s", getattr(source, "__name__", source), error, trace)
+        if source is FeatureNotificationError:
+            method = self.protocol.current_notification() or "a notification"
+            name = str(error).split(":", 1)[0] or type(error).__name__
+            line = f"oci-lsp: {method} failed ({name}); the server goes on (details in the log)"
+            self.protocol.notices.tell(f"failed:{method}", line, f"{method}: {error}")
 
     # -- folders and settings ---------------------------------------------------------------
 
