@@ -29,32 +29,25 @@ run's group itself and, on Linux, every process whose environment carries the ru
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import select
 import signal
 import sys
-import time
 import traceback
 from typing import Any
 
-PR_SET_PDEATHSIG = 1
-PR_SET_CHILD_SUBREAPER = 36
+from oci_lsp_reaper import (
+    PR_SET_CHILD_SUBREAPER,
+    PR_SET_PDEATHSIG,
+    exit_code,
+    kill_children,
+    kill_group,
+    prctl,
+)
+
 _STDIN = 0
-_REAP_SECONDS = 5.0  # how long the clean-up waits for killed processes to be gone
 _RUN = -1  # the run's pid, once it is started
-
-
-def _prctl(option: int, value: int) -> bool:
-    """prctl(2) on Linux; False elsewhere or where it fails."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return bool(libc.prctl(option, value, 0, 0, 0) == 0)
-    except (OSError, AttributeError):
-        return False
 
 
 def _send(line: str) -> None:
@@ -76,32 +69,6 @@ def _read_request() -> Any:
     return json.loads(data)
 
 
-def _children(pid: int) -> list[int]:
-    """pid's children, from /proc (Linux 3.5+); [] where that is not known."""
-    found: list[int] = []
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return found
-    for tid in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/children", encoding="ascii") as handle:
-                found.extend(int(child) for child in handle.read().split())
-        except (OSError, ValueError):
-            continue
-    return found
-
-
-def _descendants() -> list[int]:
-    found: list[int] = []
-    todo = _children(os.getpid())
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(_children(pid))
-    return found
-
-
 def _reap(run: int) -> int | None:
     """Collect every child that ended; the run's wait status when it was among them."""
     status = None
@@ -116,31 +83,12 @@ def _reap(run: int) -> int | None:
             status = code
 
 
-def _kill_all(run: int, subreaper: bool) -> int | None:
-    """Kill the run's group and, with a subreaper, each of our descendants, until none is left;
-    the run's wait status if it was collected here."""
-    status = None
-    deadline = time.monotonic() + _REAP_SECONDS
-    while True:
-        with contextlib.suppress(OSError):
-            os.killpg(run, signal.SIGKILL)
-        # Each pass kills every descendant known; the children of one killed in between are
-        # re-parented to us and found by the next pass.
-        left = _descendants() if subreaper else []
-        for pid in left:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-        reaped = _reap(run)
-        status = reaped if reaped is not None else status
-        if not left or time.monotonic() > deadline:
-            return status
-        time.sleep(0.001)
-
-
-def _exit_code(status: int) -> int:
-    if os.WIFSIGNALED(status):
-        return -os.WTERMSIG(status)
-    return os.WEXITSTATUS(status)
+def _kill_all(run: int) -> int | None:
+    """Kill the run's group and every child we have (as a subreaper, what the run left),
+    until none is left; the run's wait status if it was collected here."""
+    kill_group(run)
+    status: int | None = kill_children().get(run)
+    return status
 
 
 def _enter_run(request: dict[str, Any], wake: tuple[int, int], supervisor: int) -> None:
@@ -148,7 +96,7 @@ def _enter_run(request: dict[str, Any], wake: tuple[int, int], supervisor: int) 
     os.setpgid(0, 0)  # a group of its own: a test's killpg(0) does not reach the supervisor
     # Dead with the supervisor: a test that killed it ends its own run there and then, and
     # what it does next is not reported as if the run went on.
-    if _prctl(PR_SET_PDEATHSIG, signal.SIGKILL) and os.getppid() != supervisor:
+    if prctl(PR_SET_PDEATHSIG, signal.SIGKILL) and os.getppid() != supervisor:
         os._exit(1)
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -253,7 +201,7 @@ def _start_pytest(request: dict[str, Any], wake: tuple[int, int], notes: int) ->
 def supervise(pytest_mode: bool) -> None:
     if pytest_mode:
         import pytest  # noqa: F401  (the slow import, before anyone waits for it)
-    subreaper = _prctl(PR_SET_CHILD_SUBREAPER, 1)
+    prctl(PR_SET_CHILD_SUBREAPER, 1)
     request = _read_request()
     if request is None:
         return  # no run after all (the server replaced or closed this standby)
@@ -296,14 +244,14 @@ def supervise(pytest_mode: bool) -> None:
             if not data:
                 break  # the server wants the run ended, or is gone
         status = _reap(run)
-    killed = _kill_all(run, subreaper)
+    killed = _kill_all(run)
     status = status if status is not None else killed
     os.set_blocking(notes_read, False)
     with contextlib.suppress(OSError):
         note = os.read(notes_read, 4096).decode("utf-8", errors="replace")
         if note:
             _send(f"note {note}")
-    _send(f"exit {_exit_code(status) if status is not None else -signal.SIGKILL}")
+    _send(f"exit {exit_code(status) if status is not None else -signal.SIGKILL}")
 
 
 def main() -> None:
@@ -318,7 +266,7 @@ def main() -> None:
         # run may outlive us.
         traceback.print_exc()
         if _RUN > 0:
-            _kill_all(_RUN, subreaper=sys.platform.startswith("linux"))
+            _kill_all(_RUN)
         _send("exit 70")
         os._exit(70)
     os._exit(0)
