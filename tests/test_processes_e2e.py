@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
-from oci_lsp.testing.runner import RUN_TAG
+from oci_lsp.testing.run_tags import RUN_TAG
 from tests.conftest import WAIT, Editor, write_files
 from tests.openai_server import ScriptedOpenAIServer
 from tests.test_fix_e2e import answer, fix

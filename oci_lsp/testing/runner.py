@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import re
-import secrets
 import shutil
 import signal
 import socket
@@ -37,6 +36,7 @@ from typing import Any, Literal, Protocol
 from oci_lsp.testing.interpreter import pytest_missing_message
 from oci_lsp.testing.junit import parse_junit_xml
 from oci_lsp.testing.results import CollectionError, Frame, FunctionRef, TestReport
+from oci_lsp.testing.run_tags import RUN_TAG, kill_tagged, new_tag
 from oci_lsp.testing.summary import summarize
 
 log = logging.getLogger(__name__)
@@ -117,9 +117,6 @@ def pytest_argv(spec: RunSpec) -> list[str]:
 # before the request.
 SUPERVISOR = "oci_lsp_supervisor"
 _SUPERVISE = f"import {SUPERVISOR}; {SUPERVISOR}.main()"
-# Every process of a run carries OCI_LSP_RUN=<a token of that run> in its environment: what
-# is left of a run whose supervisor was killed is found by it.
-RUN_TAG = "OCI_LSP_RUN"
 _STOP_GRACE = 2.0  # seconds a supervisor has to end its run before it is killed
 
 
@@ -191,7 +188,7 @@ class _Child:
         env: dict[str, str],
         pass_fds: tuple[int, ...],
     ):
-        self.tag = secrets.token_hex(8)
+        self.tag = new_tag()  # testing/run_tags.py: what is left of a killed supervisor
         if mode == "pytest":
             # As `python -m pytest`: the working directory first on sys.path.
             argv = [python, "-c", _SUPERVISE, mode]
@@ -357,30 +354,6 @@ class _Child:
 def _kill_group(pgid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
-
-
-def kill_tagged(tag: str) -> int:
-    """Kill every process whose environment carries the run tag `tag` (Linux /proc: elsewhere
-    nothing is found); how many were."""
-    needle = f"{RUN_TAG}={tag}\0".encode()
-    killed = 0
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return 0
-    for name in names:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/environ", "rb") as handle:
-                environ = handle.read()
-        except OSError:
-            continue
-        if environ.startswith(needle) or b"\0" + needle in environ:
-            with contextlib.suppress(OSError):
-                os.kill(int(name), signal.SIGKILL)
-                killed += 1
-    return killed
 
 
 async def run_tests(
