@@ -8,6 +8,7 @@ import asyncio
 import os
 import secrets
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -19,7 +20,7 @@ from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 from oci_lsp.testing.run_tags import RUN_TAG
 from tests.conftest import WAIT, Editor, write_files
 from tests.openai_server import ScriptedOpenAIServer
-from tests.test_fix_e2e import answer, fix
+from tests.test_fix_e2e import answer, command, fix
 
 
 def environ(pid: str) -> list[bytes]:
@@ -231,4 +232,36 @@ def test_nothing_of_a_fix_outlives_it(tmp_path: Path, monkeypatch: pytest.Monkey
     deadline = time.monotonic() + WAIT
     while left := tagged_by_run(mark):
         assert time.monotonic() < deadline, f"processes {left} outlived oci-lsp --fix"
+        time.sleep(0.1)
+
+
+def test_nothing_of_a_killed_fix_outlives_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Killed while its first run hangs, after a test started daemons: the supervisor sees its
+    # channel close and kills the run and the daemons.
+    root = write_files(
+        tmp_path / "ws",
+        {"calc.py": "def add(a, b):\n    return a - b\n", "tests/test_d.py": HANGS_AFTER_DAEMONS},
+    )
+    mark = f"OCI_LSP_TEST_FIX={secrets.token_hex(6)}"
+    monkeypatch.setenv(*mark.split("="))
+    with ScriptedOpenAIServer(answer({})) as model:
+        process = subprocess.Popen(
+            command(root, model),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "CI": "1"},
+        )
+        try:
+            deadline = time.monotonic() + WAIT
+            while not (root / "daemons").exists() or not tagged_by_run(mark):
+                assert time.monotonic() < deadline, "the daemons never started"
+                time.sleep(0.1)
+        finally:
+            process.kill()
+            process.wait()
+    deadline = time.monotonic() + WAIT
+    while left := tagged_by_run(mark):
+        assert time.monotonic() < deadline, f"processes {left} outlived a killed oci-lsp --fix"
         time.sleep(0.1)
