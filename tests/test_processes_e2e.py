@@ -40,26 +40,20 @@ def alive(pid: str) -> bool:
 
 
 def tagged(*needles: str) -> list[int]:
-    """The live processes whose environment holds every one of needles ("NAME=value")."""
+    """The live processes whose environment holds a variable that starts with each of needles
+    ("NAME=value", or "NAME=" for any value)."""
     found = []
     for pid in os.listdir("/proc"):
         if pid.isdigit():
             env = environ(pid)
-            if all(needle.encode() in env for needle in needles) and alive(pid):
+            if all(any(v.startswith(n.encode()) for v in env) for n in needles) and alive(pid):
                 found.append(int(pid))
     return found
 
 
-def tagged_by_run(*needles: str) -> list[int]:
-    """The live processes of some run (OCI_LSP_RUN=...) that hold needles too."""
-    found = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            env = environ(pid)
-            run = any(var.startswith(f"{RUN_TAG}=".encode()) for var in env)
-            if run and all(needle.encode() in env for needle in needles) and alive(pid):
-                found.append(int(pid))
-    return found
+def tagged_by_run(mark: str) -> list[int]:
+    """The live processes of some run (OCI_LSP_RUN=...) that carry mark too."""
+    return tagged(f"{RUN_TAG}=", mark)
 
 
 async def none_left(find: Callable[[], list[int]], why: str) -> None:

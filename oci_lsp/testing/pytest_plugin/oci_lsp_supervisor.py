@@ -10,8 +10,9 @@ it can do is end its own run.
 When the run ends (it exits, or the server asks, or the server is gone) the supervisor kills
 what is left of it: the run's process group, and on Linux, where it is a child subreaper,
 every process the run left behind, daemons that started a session of their own included
-(they are re-parented to the supervisor, so they are found among its descendants). Elsewhere
-only the process group is reached.
+(they are re-parented to the supervisor, so they are found among its children; the clean-up
+is oci_lsp_reaper's, shared with the sandbox worker). Elsewhere only the process group is
+reached.
 
     python -c "import oci_lsp_supervisor; oci_lsp_supervisor.main()" pytest|exec
 
