@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import socket
 import sys
 import threading
@@ -171,3 +172,66 @@ async def test_python_processes_the_tests_start_import_the_candidate(tmp_path: P
     assert alone.verdict == "passed", alone.first_failure
     assert [o.verdict for o in rounds] == ["failed", "passed"]
     assert (root / "calc.py").read_text() == CALC
+
+
+async def gone(marker: str) -> bool:
+    """Whether the processes whose command line holds marker end (a generous bound, polled)."""
+    for _ in range(int(WAIT * 10)):
+        if not processes_with(marker):
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def test_daemons_and_their_children_end_with_the_candidate(workspace: Path) -> None:
+    # A daemon in a session of its own with a child of its own: the worker (their subreaper)
+    # kills the daemon, then the child re-parented to it, while the worker stays.
+    marker = "765432.31"
+    source = (
+        "import subprocess\n\n"
+        "def add(a, b):\n"
+        f"    subprocess.Popen(['sh', '-c', 'setsid sleep {marker} & sleep {marker}; :'],"
+        " start_new_session=True)\n"
+        "    return a + b\n"
+    )
+    box = Sandbox(workspace, sys.executable)
+    try:
+        run = CandidateRun(workspace / "calc.py", source, ["tests"])
+        outcome = await asyncio.wait_for(box.run(run), WAIT)
+        assert outcome.verdict == "passed"
+        assert await gone(marker), processes_with(marker)
+    finally:
+        await box.close()
+
+
+async def test_a_worker_killed_under_its_candidates_leaves_nothing(workspace: Path) -> None:
+    # The OOM killer, say: the worker cannot clean up, the server kills what carries its tag.
+    # (A candidate's own test cannot signal the worker where Landlock scopes signals.)
+    marker = "765432.37"
+    source = (
+        "import os, subprocess, time\n\n"
+        "def add(a, b):\n"
+        f"    subprocess.Popen(['sleep', '{marker}'], start_new_session=True)\n"
+        "    middle = os.fork()\n"
+        "    if middle == 0:\n"
+        "        os.setsid()\n"
+        f"        subprocess.Popen(['sleep', '{marker}'])\n"
+        "        os._exit(0)\n"
+        "    os.waitpid(middle, 0)\n"
+        "    time.sleep(60)\n"
+        "    return a + b\n"
+    )
+    box = Sandbox(workspace, sys.executable)
+    try:
+        run = asyncio.ensure_future(box.run(CandidateRun(workspace / "calc.py", source, ["tests"])))
+        for _ in range(int(WAIT * 10)):
+            if len(processes_with(marker)) == 2:
+                break
+            await asyncio.sleep(0.1)
+        assert box._proc is not None and len(processes_with(marker)) == 2
+        os.kill(box._proc.pid, signal.SIGKILL)
+        with contextlib.suppress(SandboxError):
+            await asyncio.wait_for(run, WAIT)
+        assert await gone(marker), processes_with(marker)
+    finally:
+        await box.close()

@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 from oci_lsp.testing.interpreter import pytest_missing_message
 from oci_lsp.testing.results import Collected, CollectionError, TestReport
+from oci_lsp.testing.run_tags import RUN_TAG, kill_tagged, new_tag
 from oci_lsp.testing.runner import PLUGIN_NAME, EventReader, OutputTail, child_env
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,7 @@ class Sandbox:
         self._stderr = OutputTail()
         self._warned = False
         self._cgroup: str | None = None  # the worker's pids cgroup (when it runs as root)
+        self._tag: str | None = None  # the worker's run tag (testing/run_tags.py)
         # pytest-randomly's seed for the candidates: the one of the run on save they are
         # verified against, so that they see the same order and random values.
         self.seed: int | None = None
@@ -154,7 +156,10 @@ class Sandbox:
         loop = asyncio.get_running_loop()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            env = child_env({"OCI_LSP_SANDBOX_FD": str(theirs.fileno())})
+            # Every process of the worker carries its tag: what is left if it is killed
+            # first (a candidate's test that killed it) is found by it.
+            self._tag = new_tag()
+            env = child_env({"OCI_LSP_SANDBOX_FD": str(theirs.fileno()), RUN_TAG: self._tag})
             self._proc = subprocess.Popen(
                 [self.python, "-c", _WORKER],
                 cwd=self.root,
@@ -242,6 +247,10 @@ class Sandbox:
             loop.remove_reader(self._sock.fileno())
             self._sock.close()
             self._sock = None
+        if self._tag is not None:
+            # The worker ended without being asked (killed by a candidate's test): what its
+            # candidates left was not killed by it. Rare; a scan of /proc, a few ms.
+            kill_tagged(self._tag)
         said = self._stderr.text().strip().splitlines()
         if self._ready is not None and not self._ready.done():
             missing = any("No module named" in line and "pytest" in line for line in said)
@@ -272,6 +281,9 @@ class Sandbox:
                 with contextlib.suppress(OSError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 await asyncio.to_thread(proc.wait)
+            if self._tag is not None:
+                # What the worker could not kill (killed above, or out of time for it).
+                await asyncio.to_thread(kill_tagged, self._tag)
             if proc.stderr is not None:
                 with contextlib.suppress(ValueError, OSError):
                     asyncio.get_running_loop().remove_reader(proc.stderr.fileno())

@@ -23,7 +23,9 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Sequence
@@ -34,6 +36,7 @@ from typing import Any, Literal, Protocol
 from oci_lsp.testing.interpreter import pytest_missing_message
 from oci_lsp.testing.junit import parse_junit_xml
 from oci_lsp.testing.results import CollectionError, Frame, FunctionRef, TestReport
+from oci_lsp.testing.run_tags import RUN_TAG, kill_tagged, new_tag
 from oci_lsp.testing.summary import summarize
 
 log = logging.getLogger(__name__)
@@ -109,20 +112,13 @@ def pytest_argv(spec: RunSpec) -> list[str]:
     return [spec.python, "-m", "pytest", *pytest_args(spec)]
 
 
-# A standby interpreter runs this: the slow imports happen before anyone saves, then it waits
-# for one request (pytest's arguments and environment) and becomes that run, as
-# `python -m pytest` would. Nothing of the workspace is imported before the request.
-_STANDBY = """\
-import json, os, sys
-import pytest
-line = sys.stdin.readline()
-if not line.strip():
-    raise SystemExit(0)
-request = json.loads(line)
-os.environ.update(request["env"])
-sys.argv = ["pytest", *request["args"]]
-raise SystemExit(pytest.console_main())
-"""
+# The supervisor (pytest_plugin/oci_lsp_supervisor.py) of each run; in a standby it imports
+# pytest before anyone saves, then waits for one request (pytest's arguments and environment)
+# and forks the run, as `python -m pytest` would run. Nothing of the workspace is imported
+# before the request.
+SUPERVISOR = "oci_lsp_supervisor"
+_SUPERVISE = f"import {SUPERVISOR}; {SUPERVISOR}.main()"
+_STOP_GRACE = 2.0  # seconds a supervisor has to end its run before it is killed
 
 
 def child_env(extra: dict[str, str]) -> dict[str, str]:
@@ -167,7 +163,18 @@ async def read_pipe(fd: int, limit: int = 65536) -> asyncio.StreamReader:
 
 
 class _Child:
-    """A process in a group of its own, its output kept as a tail, its exit awaited.
+    """A run under its supervisor (pytest_plugin/oci_lsp_supervisor.py), its output kept as a
+    tail, its end awaited.
+
+    The supervisor is the only process between the server and the tests, in a session of its
+    own; the run is its child, in a process group of its own. A test that kills its parent
+    kills the supervisor and ends its run, never the server. When the run ends the supervisor
+    kills what is left of it (on Linux, as a child subreaper, daemons that left the run's
+    session too), then says "exit STATUS" on its channel (its standard input, a Unix socket)
+    and exits. Closing the channel, or the server's death, asks it to end the run at once.
+
+    A supervisor that ended without saying so was killed (by a test): the run's group is
+    killed here, and on Linux every process that carries the run's tag in its environment.
 
     asyncio's own subprocess `wait()` (before Python 3.12) returns only once every pipe is
     closed, and a test's forked child holds them open; so the exit is awaited in a thread of
@@ -176,22 +183,46 @@ class _Child:
 
     def __init__(
         self,
-        argv: list[str],
+        python: str,
+        mode: Literal["pytest", "exec"],
         cwd: Path,
         env: dict[str, str],
         pass_fds: tuple[int, ...],
-        stdin: int = subprocess.DEVNULL,
     ):
-        self.popen = subprocess.Popen(
-            argv,
-            cwd=cwd,
-            env=env,
-            stdin=stdin,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            pass_fds=pass_fds,
-            start_new_session=True,
-        )
+        self.tag = new_tag()  # testing/run_tags.py: what is left of a killed supervisor
+        if mode == "pytest":
+            # As `python -m pytest`: the working directory first on sys.path.
+            argv = [python, "-c", _SUPERVISE, mode]
+        else:
+            argv = [python, str(PLUGIN_DIR / f"{SUPERVISOR}.py"), mode]
+        ours, theirs = socket.socketpair()
+        try:
+            self.popen = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env={**env, RUN_TAG: self.tag},
+                stdin=theirs.fileno(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                pass_fds=pass_fds,
+                start_new_session=True,
+            )
+        except OSError:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self.channel = ours
+        self._said = bytearray()  # what the supervisor said so far
+        self._lock = threading.Lock()
+        self.requested = False
+        self.run_pid: int | None = None
+        self.run_status: int | None = None  # the run's exit code or -SIGNAL, once it said so
+        self.error: str | None = None  # why the command could not be started
+        self.note: str | None = None  # what a test did to end the run (its supervisor saw)
+        self.lost = False  # the supervisor was killed before it could say how the run ended
+        self._gone = threading.Event()
+        self._stopping = False
         loop = asyncio.get_running_loop()
         self.exited: asyncio.Future[int] = loop.create_future()
         self.tail = OutputTail()
@@ -202,6 +233,8 @@ class _Child:
 
         def wait() -> None:
             code = self.popen.wait()
+            self._gone.set()
+            self._after_exit(code)
             # The server may be shutting down with the run still going: its loop is gone and
             # nobody awaits the exit any more.
             with contextlib.suppress(RuntimeError):
@@ -217,32 +250,111 @@ class _Child:
     def add_reader(self, coro: Any) -> None:
         self._readers.append(asyncio.ensure_future(coro))
 
+    def request(self, request: dict[str, Any]) -> None:
+        """Start the run: pytest's arguments ("args") or a command ("argv"), and "env"."""
+        self.requested = True
+        # It may have died already (no pytest there): its exit and output tell why.
+        with contextlib.suppress(OSError):
+            self.channel.sendall((json.dumps(request) + "\n").encode())
+
+    def _read_channel(self) -> None:
+        """Take in what the supervisor said (never blocks)."""
+        with self._lock:
+            while True:
+                try:
+                    data = self.channel.recv(4096, socket.MSG_DONTWAIT)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError:
+                    break
+                if not data:
+                    break
+                self._said += data
+            *lines, rest = bytes(self._said).split(b"\n")
+            self._said[:] = rest
+        for line in lines:
+            word, _, value = line.decode("utf-8", errors="replace").partition(" ")
+            if word == "pid" and value.isdigit():
+                self.run_pid = int(value)
+            elif word == "exit":
+                with contextlib.suppress(ValueError):
+                    self.run_status = int(value)
+            elif word == "error":
+                self.error = value
+            elif word == "note":
+                self.note = value
+
+    def _after_exit(self, code: int) -> None:
+        """In the waiting thread, once the supervisor is gone: what it said, and the clean-up
+        it could not do when it was killed."""
+        self._read_channel()
+        with contextlib.suppress(OSError):
+            self.channel.close()
+        if self.run_status is not None or self.error is not None or not self.requested:
+            return
+        self.lost = True
+        if self.run_pid is not None:
+            _kill_group(self.run_pid)
+        left = kill_tagged(self.tag)
+        log.info(
+            "the supervisor of a run exited with %s before the run ended; %d processes of the"
+            " run killed",
+            code,
+            left,
+        )
+
     async def run(self, timeout: float) -> bool:
-        """Wait for the exit; True when it timed out. The group is killed either way."""
+        """Wait for the end of the run and of all it started; True when it timed out."""
         timed_out = False
         try:
             await asyncio.wait_for(asyncio.shield(self.exited), timeout=timeout)
         except asyncio.TimeoutError:
             timed_out = True
+            self.stop()
         except asyncio.CancelledError:
-            self.kill()
+            self.stop()
             raise
-        self.kill()  # the children a test forked, and the run itself on timeout
         await self.exited
-        # Readers end when the last holder of the pipes is gone; one that left the group
-        # may keep them open, so don't wait forever.
+        # Readers end when the last holder of the pipes is gone; one that escaped may keep
+        # them open (outside Linux), so don't wait forever.
         _, pending = await asyncio.wait(self._readers, timeout=2.0)
         for task in pending:
             task.cancel()
         return timed_out
 
-    def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.popen.pid, signal.SIGKILL)
+    def stop(self) -> None:
+        """End the run now: its process group at once, what else it started through its
+        supervisor, and the supervisor by force if it does not end within _STOP_GRACE."""
+        if self._gone.is_set() or self._stopping:
+            return
+        self._stopping = True
+        if not self.requested:
+            _kill_group(self.popen.pid)  # a standby: nothing of a run to clean up yet
+        self._read_channel()
+        if self.run_pid is not None:
+            _kill_group(self.run_pid)
+        with contextlib.suppress(OSError):
+            self.channel.shutdown(socket.SHUT_WR)
+        timer = threading.Timer(_STOP_GRACE, self._force)
+        timer.daemon = True
+        timer.start()
+
+    def _force(self) -> None:
+        if not self._gone.is_set():
+            log.warning("the supervisor of a run did not end the run: killed")
+            _kill_group(self.popen.pid)
 
     @property
     def returncode(self) -> int | None:
-        return self.exited.result() if self.exited.done() else None
+        """The run's exit code or -SIGNAL (the supervisor's, when it was killed)."""
+        if not self.exited.done():
+            return None
+        return self.run_status if self.run_status is not None else self.exited.result()
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
 
 
 async def run_tests(
@@ -404,7 +516,7 @@ def skipped_directories(loops: Any, unreadable: Any) -> str | None:
 
 
 class _Standby:
-    """A pytest interpreter started ahead of its run, with the pipe for its events."""
+    """A supervisor that has imported pytest ahead of its run, with the pipe for its events."""
 
     def __init__(self, root: Path, python: str) -> None:
         self.root = root
@@ -412,9 +524,7 @@ class _Standby:
         self.read_fd, write_fd = os.pipe()
         env = child_env({"OCI_LSP_REPORT_FD": str(write_fd)})
         try:
-            self.child = _Child(
-                [python, "-c", _STANDBY], root, env, (write_fd,), stdin=subprocess.PIPE
-            )
+            self.child = _Child(python, "pytest", root, env, (write_fd,))
         except OSError:
             os.close(self.read_fd)
             raise
@@ -422,23 +532,12 @@ class _Standby:
             os.close(write_fd)
 
     def start(self, args: list[str], env: dict[str, str]) -> None:
-        stdin = self.child.popen.stdin
-        assert stdin is not None
-        request = json.dumps({"args": args, "env": env}) + "\n"
-        # It may have died already (no pytest there): its exit and output tell why.
-        with contextlib.suppress(OSError):
-            stdin.write(request.encode())
-            stdin.flush()
-        with contextlib.suppress(OSError):
-            stdin.close()
+        self.child.request({"args": args, "env": env})
 
     def discard(self) -> None:
-        self.child.kill()
+        self.child.stop()
         with contextlib.suppress(OSError):
             os.close(self.read_fd)
-        if self.child.popen.stdin is not None:
-            with contextlib.suppress(OSError):
-                self.child.popen.stdin.close()
 
 
 class PytestLauncher:
@@ -489,7 +588,10 @@ async def _run_pytest(
     spec: RunSpec, listener: RunListener, launcher: PytestLauncher | None
 ) -> RunResult:
     try:
-        standby = (launcher or PytestLauncher()).take(spec.root, spec.python)
+        # Without a launcher (--fix) no standby is kept for a next run.
+        standby = (
+            launcher.take(spec.root, spec.python) if launcher else _Standby(spec.root, spec.python)
+        )
     except OSError as exc:
         why = f" ({spec.python_reason})" if spec.python_reason else ""
         return RunResult(
@@ -522,10 +624,12 @@ async def _run_pytest(
         events.unfinished("timeout", f"timed out: the run was stopped after {spec.timeout:g} s")
         result.status = "timeout"
         result.message = f"the tests were stopped after {spec.timeout:g} s (tests.timeout)"
-    elif events.running:
-        events.unfinished("error", f"the test process exited with status {code} during this test")
+    elif events.running or child.lost:
+        ended = _how_it_ended(child)
+        during = bool(events.running)
+        events.unfinished("error", f"{ended} during this test")
         result.status = "crashed"
-        result.message = f"the test process exited with status {code} during a test"
+        result.message = f"{ended} during a test" if during else f"{ended}; the run stopped there"
     elif not events.started and _PYTEST_MISSING.search(output):
         result.pytest_missing = True
         result.message = pytest_missing_message(spec.python, spec.python_reason)
@@ -538,6 +642,27 @@ async def _run_pytest(
     return result
 
 
+def _how_it_ended(child: _Child) -> str:
+    code = child.returncode
+    if child.note:
+        return child.note
+    if child.lost:
+        # A test that kills its parent process (os.kill(os.getppid(), ...)) does this.
+        return f"the test process's parent (oci-lsp's supervisor of the run) was {_killed(code)}"
+    if code is not None and code < 0:
+        return f"the test process was {_killed(code)}"
+    return f"the test process exited with status {code}"
+
+
+def _killed(code: int | None) -> str:
+    if code is None or code >= 0:
+        return f"ended with status {code}"
+    try:
+        return f"killed by {signal.Signals(-code).name}"
+    except ValueError:
+        return f"killed by signal {-code}"
+
+
 async def _run_junit(spec: RunSpec, listener: RunListener) -> RunResult:
     assert spec.command
     with tempfile.TemporaryDirectory(prefix="oci-junit-") as tmp:
@@ -546,15 +671,24 @@ async def _run_junit(spec: RunSpec, listener: RunListener) -> RunResult:
         if not any(JUNIT_PLACEHOLDER in arg for arg in spec.command):
             argv.append(f"--junitxml={xml_path}")
         log.info("running %s in %s", " ".join(argv), spec.root)
+        env = child_env({"OCI_LSP_JUNIT_XML": str(xml_path)})
         try:
-            child = _Child(argv, spec.root, child_env({"OCI_LSP_JUNIT_XML": str(xml_path)}), ())
+            # The supervisor runs in our own interpreter; the command is its child.
+            child = _Child(sys.executable, "exec", spec.root, env, ())
         except OSError as exc:
             return RunResult(
                 "failed-to-start",
                 message=f"could not start the test command `{argv[0]}`: {exc.strerror or exc};"
                 " check the `tests.command` setting",
             )
+        child.request({"argv": argv, "env": {}})
         timed_out = await child.run(spec.timeout)
+        if child.error is not None:
+            return RunResult(
+                "failed-to-start",
+                message=f"could not start the test command `{argv[0]}`: {child.error};"
+                " check the `tests.command` setting",
+            )
         code = child.returncode
         result = RunResult("completed", exit_code=code, output_tail=child.tail.text())
         if timed_out:

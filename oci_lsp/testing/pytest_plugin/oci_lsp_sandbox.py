@@ -19,8 +19,10 @@ changed more than the function and its helpers) is sent back to be run on its ow
 Forking a warm interpreter makes every candidate pay only its own collection and tests, not
 Python's and pytest's start-up, and four candidates cost about what their tests cost.
 
-The worker is a child subreaper: processes a candidate left behind (double-forked daemons)
-are re-parented to it and killed when that candidate ends.
+The worker is a child subreaper: processes a candidate left behind (daemons in a session of
+their own, double forks) are re-parented to it and killed when that candidate ends, and
+everything is killed when the worker ends (the server closed the socket, or died); the
+clean-up is oci_lsp_reaper's, shared with the supervisor of runs on save.
 
 Protocol (SOCK_SEQPACKET, one JSON object per message):
   server -> worker  {"op": "run", "id": N, "args": [...], "env": {...}, "target": PATH,
@@ -60,12 +62,17 @@ import time
 from typing import Any
 
 from oci_lsp_candidate import CANDIDATE_SOURCE, CANDIDATE_TARGET, CandidateFinder
+from oci_lsp_reaper import (
+    PR_SET_CHILD_SUBREAPER,
+    PR_SET_PDEATHSIG,
+    exit_code,
+    kill_children,
+    kill_group,
+)
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
-PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
-PR_SET_CHILD_SUBREAPER = 36
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
 
@@ -562,7 +569,7 @@ class _Round:
                 running[pid] = index
                 self.send({"id": self.candidates[index]["id"], "pid": pid})
             if started_any:
-                _kill_orphans(running)  # what the ones before left behind
+                kill_children(spare=running)  # what the ones before left behind
             try:
                 pid, status = os.wait()
             except ChildProcessError:
@@ -570,11 +577,11 @@ class _Round:
             index_or_none = running.pop(pid, None)
             if index_or_none is None:
                 continue  # an orphan we adopted, now gone
-            _kill_group(pid)
+            kill_group(pid)
             if not waiting:  # else after the next candidate has started
-                _kill_orphans(running)
+                kill_children(spare=running)
             candidate = self.candidates[index_or_none]
-            code = _exit_code(status)
+            code = exit_code(status)
             if code == _ALONE:
                 self.send({"id": candidate["id"], "alone": "its code could not be swapped in"})
             else:
@@ -650,7 +657,7 @@ class _Worker:
         if request.get("op") == "kill":
             for pid, rid in list(self.running.items()):
                 if rid == request.get("id"):
-                    _kill_group(pid)
+                    kill_group(pid)
             return
         op = request.get("op")
         wanted = 2 * len(request.get("candidates") or ()) if op == "round" else 2
@@ -685,15 +692,15 @@ class _Worker:
             rid = self.running.pop(pid, None)
             if rid is None:
                 continue  # an orphan we adopted, now gone
-            _kill_group(pid)
-            _kill_orphans(self.running)
+            kill_group(pid)
+            kill_children(spare=self.running)
             isolation = _isolation_of(self.scratch.pop(pid))
-            self.send({"id": rid, "exit": _exit_code(status), "isolation": isolation})
+            self.send({"id": rid, "exit": exit_code(status), "isolation": isolation})
 
     def kill_all(self) -> None:
         for pid in list(self.running):
-            _kill_group(pid)
-        _kill_orphans(self.running)
+            kill_group(pid)
+        kill_children()  # the candidates, and what they and their daemons left
 
 
 def _isolation_of(scratch: str) -> Any:
@@ -702,52 +709,6 @@ def _isolation_of(scratch: str) -> Any:
             return json.load(handle)
     except (OSError, ValueError):
         return None
-
-
-def _kill_orphans(running: Any) -> None:
-    """Kill what candidates left behind and was re-parented to us (a subreaper), unless a
-    running candidate's session owns it."""
-    me = os.getpid()
-    live_sessions = set(running)
-    children = _children()
-    if children is not None and children <= live_sessions:
-        return  # the common case, known without reading every process's status
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", encoding="utf-8", errors="replace") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        ppid, sid = int(fields[1]), int(fields[3])
-        if ppid == me and int(name) not in live_sessions and sid not in live_sessions:
-            with contextlib.suppress(OSError):
-                os.kill(int(name), signal.SIGKILL)
-
-
-def _children() -> set[int] | None:
-    """Our children's pids from /proc (Linux 3.5+ with CONFIG_PROC_CHILDREN), else None."""
-    found: set[int] = set()
-    try:
-        for tid in os.listdir("/proc/self/task"):
-            with open(f"/proc/self/task/{tid}/children", encoding="ascii") as handle:
-                found.update(int(pid) for pid in handle.read().split())
-    except (OSError, ValueError):
-        return None
-    return found
-
-
-def _exit_code(status: int) -> int:
-    """The exit code, or -SIGNAL (os.waitstatus_to_exitcode is 3.9+)."""
-    if os.WIFSIGNALED(status):
-        return -os.WTERMSIG(status)
-    return os.WEXITSTATUS(status)
-
-
-def _kill_group(pid: int) -> None:
-    with contextlib.suppress(OSError):
-        os.killpg(pid, signal.SIGKILL)
 
 
 def _import_plugins() -> None:
@@ -791,7 +752,9 @@ def main() -> None:
     gc.collect()
     gc.freeze()
     _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    # No PR_SET_PDEATHSIG here: a worker killed with the server could not kill what its
+    # candidates left. The server's death closes the socket, and the loop below ends on that
+    # and kills everything first.
     if os.geteuid() == 0:
         global _CGROUP
         _CGROUP = _enter_pids_cgroup()  # the server removes it when we are gone
