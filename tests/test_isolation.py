@@ -235,3 +235,35 @@ async def test_a_worker_killed_under_its_candidates_leaves_nothing(workspace: Pa
         assert await gone(marker), processes_with(marker)
     finally:
         await box.close()
+
+
+async def test_a_worker_that_never_confirms_a_kill_is_replaced(workspace: Path) -> None:
+    # A stuck worker (stopped here) never says that the timed-out candidate ended: the wait
+    # for it used to hang the fix for good. The candidate is an error, the worker is replaced
+    # and the next candidate is verified by the new one.
+    marker = "765432.41"
+    source = (
+        "import subprocess\n\ndef add(a, b):\n"
+        f"    subprocess.run(['sleep', '{marker}'])\n    return a + b\n"
+    )
+    box = Sandbox(workspace, sys.executable)
+    try:
+        await box.start()
+        assert box._proc is not None
+        stuck = box._proc.pid
+        run = CandidateRun(workspace / "calc.py", source, ["tests"])
+        hung = asyncio.ensure_future(box.run(run, Limits(timeout=2.0)))
+        for _ in range(int(WAIT * 10)):
+            if processes_with(marker):
+                break
+            await asyncio.sleep(0.1)
+        os.kill(stuck, signal.SIGSTOP)
+        outcome = await asyncio.wait_for(hung, WAIT)
+        assert outcome.verdict == "error" and "worker" in outcome.message, outcome
+        assert await gone(marker), processes_with(marker)
+        fixed = CandidateRun(workspace / "calc.py", CALC.replace("a - b", "a + b"), ["tests"])
+        again = await asyncio.wait_for(box.run(fixed), WAIT)
+        assert again.verdict == "passed", again
+        assert box._proc is not None and box._proc.pid != stuck
+    finally:
+        await box.close()

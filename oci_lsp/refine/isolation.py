@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 _WORKER = "import oci_lsp_sandbox; oci_lsp_sandbox.main()"
 _READY_TIMEOUT = 60.0
+_KILL_CONFIRM_SECONDS = 5.0  # how long the worker may take to confirm a kill
 _MAX_ROUND = 32  # the worker's MAX_ROUND: candidates in one round request
 
 
@@ -261,13 +262,18 @@ class Sandbox:
             )
             self._ready.set_exception(SandboxError(why))
             self._ready.exception()  # retrieved: a later start() reports it
+        self._fail_pending("the verification worker exited")
+
+    def _fail_pending(self, why: str) -> None:
+        """Whatever waits on the worker gets `why`: it will never answer now."""
         for pending in self._pending.values():
             for future in (pending.pid, pending.exit):
                 if not future.done():
-                    future.set_exception(SandboxError("the verification worker exited"))
+                    future.set_exception(SandboxError(why))
                     future.exception()
 
     async def _stop_worker(self) -> None:
+        self._fail_pending("the verification worker was stopped")
         proc, self._proc = self._proc, None
         if self._sock is not None:
             with contextlib.suppress(ValueError, OSError):
@@ -604,7 +610,13 @@ class Sandbox:
             with contextlib.suppress(OSError):
                 os.killpg(pending.pid.result(), signal.SIGKILL)
         with contextlib.suppress(asyncio.TimeoutError, SandboxError):
-            await asyncio.wait_for(asyncio.shield(pending.exit), 5.0)
+            await asyncio.wait_for(asyncio.shield(pending.exit), _KILL_CONFIRM_SECONDS)
+        if not pending.exit.done():
+            # The worker never confirmed the end: it lost track of the candidate, or is stuck.
+            # Waiting on would hang the fix (and the editor's progress) for good; a new worker
+            # is cheap, and stopping this one kills all it started (its socket's EOF, the tag).
+            log.warning("the verification worker did not confirm a killed candidate; restarting it")
+            await self._stop_worker()
 
 
 async def _remove_cgroup(path: str) -> None:
