@@ -1,0 +1,74 @@
+"""Generated workspaces with very many tests: thousands failing in one file, or a huge suite
+that passes (issue 14's huge runs; tests/test_huge_runs_e2e.py and bench/huge_runs.py).
+
+The source module `calc.py` holds FUNCTIONS small functions, each off by one. A failing test
+calls one of them (round robin) and asserts the right answer, so each failure shows twice: on
+its own line in the test file, and on the function's name in calc.py, where thousands of
+failures share a handful of lines. A passing test asserts the (wrong) answer the function
+gives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+FUNCTIONS = 8
+
+
+@dataclass(frozen=True)
+class HugeWorkspace:
+    root: Path
+    source: Path  # calc.py: every failing test's function under test is here
+    failing_file: Path | None  # the test file with every failing test (None: none fail)
+    failing: int
+    passing: int
+
+    @property
+    def tests(self) -> int:
+        return self.failing + self.passing
+
+
+def _source() -> str:
+    parts = ['"""Functions that are all off by one."""\n']
+    for k in range(FUNCTIONS):
+        parts.append(f"\n\ndef f{k}(x: int) -> int:\n    return x + {k} + 1\n")
+    return "".join(parts)
+
+
+def _failing_tests(count: int) -> str:
+    body = [f"from calc import {', '.join(f'f{k}' for k in range(FUNCTIONS))}\n"]
+    for i in range(count):
+        k = i % FUNCTIONS
+        body.append(f"\n\ndef test_fails_{i}() -> None:\n    assert f{k}({i}) == {i + k}\n")
+    return "".join(body)
+
+
+def _passing_tests(start: int, count: int) -> str:
+    body = [f"from calc import {', '.join(f'f{k}' for k in range(FUNCTIONS))}\n"]
+    for i in range(start, start + count):
+        k = i % FUNCTIONS
+        body.append(f"\n\ndef test_passes_{i}() -> None:\n    assert f{k}({i}) == {i + k + 1}\n")
+    return "".join(body)
+
+
+def generate(root: Path, failing: int, passing: int = 0, per_file: int = 1000) -> HugeWorkspace:
+    """Write the workspace under root: `failing` tests in tests/test_failing.py, `passing`
+    ones spread over files of `per_file` tests."""
+    (root / "tests").mkdir(parents=True)
+    (root / "pyproject.toml").write_text(
+        '[project]\nname = "huge"\nversion = "0"\n\n'
+        '[tool.pytest.ini_options]\ntestpaths = ["tests"]\n',
+        encoding="utf-8",
+    )
+    source = root / "calc.py"
+    source.write_text(_source(), encoding="utf-8")
+    failing_file = None
+    if failing:
+        failing_file = root / "tests" / "test_failing.py"
+        failing_file.write_text(_failing_tests(failing), encoding="utf-8")
+    for n, start in enumerate(range(0, passing, per_file)):
+        count = min(per_file, passing - start)
+        path = root / "tests" / f"test_passing_{n:04d}.py"
+        path.write_text(_passing_tests(start, count), encoding="utf-8")
+    return HugeWorkspace(root.resolve(), source.resolve(), failing_file, failing, passing)
