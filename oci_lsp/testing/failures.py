@@ -11,6 +11,7 @@ file): its failure goes at its failing example, and at that function.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,6 +49,22 @@ class FailureMark:
     function: str | None  # dotted: "calc.add", "pkg.mod.Calc.add"
     longrepr: str
     related: list[tuple[Span, str]] = field(default_factory=list)
+    # Where the test failed, for the mark at the function under test: many failing tests on
+    # one function's line are ordered by where they are (server/diagnostics.py shows the
+    # first ones), which does not change from run to run as the order of arrival could.
+    origin: Span | None = None
+
+    def order(self) -> tuple[int, int, str, int, str]:
+        """Its place in its file's list: by line, then by the failing test's place."""
+        origin = self.origin or self.span
+        return (self.span.line, self.span.start, origin.path, origin.line, self.message)
+
+
+@functools.lru_cache(maxsize=16)
+def source_lines(source: str) -> list[str]:
+    """The lines of a file's text, split once: thousands of failures in one test file each
+    read one line of it (a cache hit is by identity: the same text object is read again)."""
+    return source.splitlines()
 
 
 @dataclass(frozen=True)
@@ -60,7 +77,7 @@ class TargetFunction:
 
 def _line_span(path: str, source: str | None, line: int) -> Span:
     """The text of a 1-based line, from its first non-blank character to its end."""
-    lines = (source or "").splitlines()
+    lines = source_lines(source or "")
     index = max(line - 1, 0)
     if index < len(lines):
         text = lines[index]
@@ -178,7 +195,13 @@ class FailureLocator:
         marks = [test_mark]
         if target is not None:
             function_mark = FailureMark(
-                target.span, report.kind, message, report.test_id, function, report.longrepr
+                target.span,
+                report.kind,
+                message,
+                report.test_id,
+                function,
+                report.longrepr,
+                origin=test_span,
             )
             test_mark.related.append((target.span, f"function under test: {target.qualname}"))
             function_mark.related.append((test_span, f"failing test: {report.test_id}"))
