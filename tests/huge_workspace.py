@@ -1,9 +1,8 @@
-"""Generated workspaces with very many tests: thousands failing in one file, or a huge suite
-that passes (issue 14's huge runs; tests/test_huge_runs_e2e.py and bench/huge_runs.py).
+"""Generated workspaces with very many tests: thousands failing, or a huge suite that passes (issue 14's huge runs; tests/test_huge_runs_e2e.py and bench/huge_runs.py).
 
 The source module `calc.py` holds FUNCTIONS small functions, each off by one. A failing test
 calls one of them (round robin) and asserts the right answer, so each failure shows twice: on
-its own line in the test file, and on the function's name in calc.py, where thousands of
+its own line in its test file, and on the function's name in calc.py, where thousands of
 failures share a handful of lines. A passing test asserts the (wrong) answer the function
 gives.
 """
@@ -20,7 +19,7 @@ FUNCTIONS = 8
 class HugeWorkspace:
     root: Path
     source: Path  # calc.py: every failing test's function under test is here
-    failing_file: Path | None  # the test file with every failing test (None: none fail)
+    failing_files: list[Path]  # the test files of the failing tests, in order
     failing: int
     passing: int
 
@@ -36,9 +35,9 @@ def _source() -> str:
     return "".join(parts)
 
 
-def _failing_tests(count: int) -> str:
+def _failing_tests(start: int, count: int) -> str:
     body = [f"from calc import {', '.join(f'f{k}' for k in range(FUNCTIONS))}\n"]
-    for i in range(count):
+    for i in range(start, start + count):
         k = i % FUNCTIONS
         body.append(f"\n\ndef test_fails_{i}() -> None:\n    assert f{k}({i}) == {i + k}\n")
     return "".join(body)
@@ -52,9 +51,16 @@ def _passing_tests(start: int, count: int) -> str:
     return "".join(body)
 
 
-def generate(root: Path, failing: int, passing: int = 0, per_file: int = 1000) -> HugeWorkspace:
-    """Write the workspace under root: `failing` tests in tests/test_failing.py, `passing`
-    ones spread over files of `per_file` tests."""
+def generate(
+    root: Path, failing: int, passing: int = 0, per_file: int = 1000, failing_per_file: int = 50
+) -> HugeWorkspace:
+    """Write the workspace under root: `failing` tests in files of `failing_per_file`
+    (tests/test_failing_0000.py, ...), `passing` ones in files of `per_file`.
+
+    Files of a few dozen tests, because pytest's own cost per failure grows with the size of
+    its file (it parses the whole module to show each failing statement): 2,000 failing tests
+    in one file take plain pytest 410 s on 2 cores, in files of 200 about 30 s.
+    """
     (root / "tests").mkdir(parents=True)
     (root / "pyproject.toml").write_text(
         '[project]\nname = "huge"\nversion = "0"\n\n'
@@ -63,12 +69,14 @@ def generate(root: Path, failing: int, passing: int = 0, per_file: int = 1000) -
     )
     source = root / "calc.py"
     source.write_text(_source(), encoding="utf-8")
-    failing_file = None
-    if failing:
-        failing_file = root / "tests" / "test_failing.py"
-        failing_file.write_text(_failing_tests(failing), encoding="utf-8")
+    failing_files = []
+    for n, start in enumerate(range(0, failing, failing_per_file)):
+        count = min(failing_per_file, failing - start)
+        path = root / "tests" / f"test_failing_{n:04d}.py"
+        path.write_text(_failing_tests(start, count), encoding="utf-8")
+        failing_files.append(path.resolve())
     for n, start in enumerate(range(0, passing, per_file)):
         count = min(per_file, passing - start)
         path = root / "tests" / f"test_passing_{n:04d}.py"
         path.write_text(_passing_tests(start, count), encoding="utf-8")
-    return HugeWorkspace(root.resolve(), source.resolve(), failing_file, failing, passing)
+    return HugeWorkspace(root.resolve(), source.resolve(), failing_files, failing, passing)

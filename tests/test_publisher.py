@@ -3,11 +3,12 @@ failures and a summary of the rest, less often as a run grows (server/diagnostic
 
 from __future__ import annotations
 
+import itertools
+
 from lsprotocol import types
 from pygls.workspace import PositionCodec
 
 from oci_lsp.server.diagnostics import (
-    FLUSH_INTERVAL,
     MAX_PER_FILE,
     SUMMARY_CODE,
     DiagnosticsPublisher,
@@ -105,7 +106,7 @@ def test_a_file_shows_the_first_failures_by_line_and_a_summary_of_the_rest() -> 
     assert client.last("/w/tests/test_a.py")[-1].range.start.line == 10 + 3 * MAX_PER_FILE
 
 
-def test_during_a_run_only_a_change_of_what_is_shown_is_sent() -> None:
+def test_during_a_run_a_full_list_stays_until_the_end() -> None:
     client = Client()
     publisher = client.publisher
     path = "/w/tests/test_a.py"
@@ -116,39 +117,55 @@ def test_during_a_run_only_a_change_of_what_is_shown_is_sent() -> None:
     publisher.publish_now(path)
     assert [len(d) for _, d in client.sent] == [3, MAX_PER_FILE + 1]
     assert client.last(path)[-1].message == "and 3 more failing tests in this file"
-    for first in range(MAX_PER_FILE + 3, 5000, 100):  # only the count grows: nothing sent
+    for first in range(MAX_PER_FILE + 3, 5003, 100):  # only the count grows: nothing sent
         client.fail(first, 100)
         publisher.publish_now(path)
-    assert len(client.sent) == 2
-    # A failure on an earlier line changes what is shown: sent at once, count and all.
+    # A failure on an earlier line changes which ones are shown: that waits too.
     client.marks[path].append(
         FailureMark(Span(path, 1, 0, 5), "test-error", "conftest", "tests/test_a.py::t", None, "")
     )
     publisher.publish_now(path)
+    assert len(client.sent) == 2
+    publisher.run_finished()  # the exact list at the end
     assert len(client.sent) == 3
     assert client.last(path)[0].code == "test-error"
-    client.fail(5003, 10)
-    publisher.publish_now(path)
-    assert len(client.sent) == 3
-    publisher.run_finished()  # the exact count at the end
-    assert len(client.sent) == 4
-    assert client.last(path)[-1].message == "and 4,914 more failing tests in this file"
+    assert client.last(path)[-1].message == "and 4,904 more failing tests in this file"
     publisher.run_finished()  # nothing new
-    assert len(client.sent) == 4
-
-
-def test_the_flush_interval_grows_with_the_work_of_the_run() -> None:
-    client = Client()
-    publisher = client.publisher
+    assert len(client.sent) == 3
+    # The next run fixes all but 10 of them: a list no longer full is sent during the run.
     publisher.run_started()
-    client.fail(0, 10)
-    publisher.publish_now("/w/tests/test_a.py")
-    assert publisher.interval() == FLUSH_INTERVAL  # a run with little to show: never slowed
-    client.fail(10, 20_000)
-    publisher.publish_now("/w/tests/test_a.py")
-    publisher.publish_now("/w/calc.py")
-    # 40,000 marks ordered, 200 sent: about 20x the first interval.
-    assert 15 * FLUSH_INTERVAL < publisher.interval() < 25 * FLUSH_INTERVAL
-    publisher.run_finished()
-    publisher.run_started()  # a new run starts at the short interval again
-    assert publisher.interval() == FLUSH_INTERVAL
+    del client.marks[path][10:]
+    publisher.publish_now(path)
+    assert [len(d) for _, d in client.sent[3:]] == [10]
+
+
+async def test_during_a_run_a_file_is_sent_at_doubling_intervals() -> None:
+    now = [100.0]
+    client = Client()
+    client.publisher = publisher = DiagnosticsPublisher(
+        publish=lambda uri, diagnostics: client.sent.append((uri, diagnostics)),
+        marks_for_path=lambda path: list(client.marks.get(path, [])),
+        line_of=lambda path, line: "    assert f(1) == 2",
+        codec=lambda: PositionCodec(types.PositionEncodingKind.Utf16),
+        clock=lambda: now[0],
+    )
+    path = "/w/tests/test_a.py"
+    publisher.run_started()
+    sent_at = []
+    for step in range(80):  # a failure every 0.05 s for 4 s, a flush after each
+        client.fail(step, 1)
+        publisher.changed([path])
+        publisher.flush()
+        if len(client.sent) > len(sent_at):
+            sent_at.append(round(now[0] - 100.0, 2))
+        now[0] += 0.05
+    # At once, then 0.1 s, 0.2 s, 0.4 s ... later (at the first flush after): 6 lists in 4 s,
+    # not 80.
+    assert sent_at[0] == 0.0
+    gaps = [b - a for a, b in itertools.pairwise(sent_at)]
+    wanted = [0.1, 0.2, 0.4, 0.8, 1.6]
+    assert len(gaps) == len(wanted)
+    assert all(w - 1e-6 <= g <= w + 0.05 + 1e-6 for g, w in zip(gaps, wanted, strict=True)), gaps
+    publisher.run_finished()  # and the exact list at the end
+    assert len(client.sent) == 7
+    assert len(client.sent[-1][1]) == 80

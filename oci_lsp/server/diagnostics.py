@@ -1,19 +1,20 @@
 """Failure marks to LSP diagnostics, published per file at a cost linear in the run.
 
-A run of 10,000 failing tests streams 10,000 results, thousands into one test file and onto
-the few lines of the functions they test. Re-sending a file's whole list on each would be
-quadratic (issue 14: 588 MB to the editor in 82 s). What keeps it linear:
+A run of 10,000 failing tests streams 10,000 results, hundreds into each test file and
+thousands onto the few lines of the functions they test. Re-sending a file's whole list on
+each would be quadratic (issue 14: 588 MB to the editor in 82 s). What keeps it linear:
 
 - a file shows at most MAX_PER_FILE failures, the first by line, and one Information
   diagnostic for the rest, "and 9,900 more failing tests in this file"; the diagnostics of
   the hidden ones are never built;
-- a file's list is sent only when it changed, and while a run goes on a change of the
-  summary's count alone waits for the run's end (the progress counts the failures meanwhile):
-  a full list is not re-sent for each further failure;
-- changed files are flushed together, the first change at once (the first failure shows
-  immediately), then at most every FLUSH_INTERVAL, an interval that grows with the work the
-  run's flushes did (marks ordered, diagnostics sent): a run that has little to show is never
-  slowed, a huge one is flushed less and less often, and exactly at its end.
+- a file's list is sent only when it changed; changed files are flushed together, the first
+  change at once (the first failure shows immediately), then at most every FLUSH_INTERVAL;
+- while a run goes on, each file's lists come at doubling intervals (0.1 s after its first
+  one, then 0.2 s, 0.4 s, ...): a list that grows all through a long run is sent a few times,
+  not once per flush; and a full list (the cap reached) is not replaced by another full one:
+  which failures it shows and the summary's count are settled at the end of the run (the
+  progress counts the failures meanwhile);
+- the end of a run sends every file's exact list at once.
 """
 
 from __future__ import annotations
@@ -30,15 +31,13 @@ from oci_lsp.testing.failures import FailureMark, Span
 
 SOURCE = "oci-lsp"
 FLUSH_INTERVAL = 0.1
-# The flush interval grows by FLUSH_INTERVAL for each this many marks a run's flushes handled.
-FLUSH_WORK_STEP = 2000
 MAX_PER_FILE = 100  # failures shown in one file; the rest are counted by one summary
 SUMMARY_CODE = "more-failures"
 
 
 def span_to_range(span: Span, line_text: str | None, codec: PositionCodec) -> types.Range:
     """Code-point columns to the position encoding the client negotiated (UTF-16 by default)."""
-    if line_text is None:
+    if line_text is None or line_text.isascii():  # the columns are the same in every encoding
         return types.Range(
             types.Position(span.line, span.start), types.Position(span.line, span.end)
         )
@@ -56,12 +55,14 @@ class DiagnosticsPublisher:
         line_of: Callable[[str, int], str | None],
         codec: Callable[[], PositionCodec],
         uri_for: Callable[[str], str] = path_to_uri,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._publish = publish
         self._marks_for_path = marks_for_path
         self._line_of = line_of
         self._codec = codec
         self._uri_for = uri_for
+        self._clock = clock
         self._dirty: set[str] = set()
         # What each URI was last sent: a run that reports a failure again (the ordered run
         # after the affected one) must not send the editor the same list again.
@@ -69,18 +70,17 @@ class DiagnosticsPublisher:
         self._handle: asyncio.TimerHandle | None = None
         self._last_flush = 0.0
         self._runs = 0  # runs going on
-        self._work = 0  # marks ordered and diagnostics sent by this run's flushes
-        self._deferred: set[str] = set()  # files whose summary alone is behind, until the end
+        # During a run: when each file may be looked at again, and the gap after that.
+        self._next_at: dict[str, float] = {}
+        self._gap: dict[str, float] = {}
+        self._deferred: set[str] = set()  # full lists kept as they are until the run's end
 
     # -- when ---------------------------------------------------------------------------------
 
-    def interval(self) -> float:
-        """The least time between two flushes now."""
-        return FLUSH_INTERVAL * max(1.0, self._work / FLUSH_WORK_STEP)
-
     def run_started(self) -> None:
         if self._runs == 0:
-            self._work = 0
+            self._next_at.clear()
+            self._gap.clear()
         self._runs += 1
 
     def run_finished(self) -> None:
@@ -89,13 +89,15 @@ class DiagnosticsPublisher:
         if self._runs == 0:
             self._dirty |= self._deferred
             self._deferred.clear()
+            self._next_at.clear()
+            self._gap.clear()
         self.flush()
 
     def changed(self, paths: Iterable[str]) -> None:
         self._dirty.update(paths)
         if self._handle is not None or not self._dirty:
             return
-        wait = self._last_flush + self.interval() - time.monotonic()
+        wait = self._last_flush + FLUSH_INTERVAL - self._clock()
         if wait <= 0:
             self.flush()
         else:
@@ -105,24 +107,40 @@ class DiagnosticsPublisher:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
-        self._last_flush = time.monotonic()
+        now = self._last_flush = self._clock()
         dirty, self._dirty = self._dirty, set()
         for path in sorted(dirty):
-            self.publish_now(path)
+            if self._runs and self._next_at.get(path, now) > now:
+                self._dirty.add(path)  # its next turn in this run is later
+            else:
+                self.publish_now(path)
+        if self._dirty:
+            wait = min(self._next_at[p] for p in self._dirty) - now
+            self._handle = asyncio.get_running_loop().call_later(
+                max(wait, FLUSH_INTERVAL), self.flush
+            )
+
+    def _looked_at(self, path: str) -> None:
+        """During a run: the file's next turn comes twice as long after this one as the last."""
+        if self._runs:
+            gap = self._gap.get(path, FLUSH_INTERVAL / 2) * 2
+            self._gap[path] = gap
+            self._next_at[path] = self._clock() + gap
 
     # -- what ---------------------------------------------------------------------------------
 
     def publish_now(self, path: str, force: bool = False) -> None:
         """Send path's diagnostics, unless the client has exactly these already (or force:
         a client may drop a closed file's diagnostics and needs them again on open). While a
-        run goes on, a list that differs only in its summary waits for the run's end."""
+        run goes on, a full list is not replaced by another full one until the run's end."""
         uri = self._uri_for(path)
         diagnostics = self.diagnostics_for(path)
         sent = self._sent.get(uri, [])
+        self._looked_at(path)
         if not force and sent == diagnostics:
             self._deferred.discard(path)
             return
-        if not force and self._runs and _only_the_summary_differs(sent, diagnostics):
+        if not force and self._runs and _full(sent) and _full(diagnostics):
             self._deferred.add(path)
             return
         self._deferred.discard(path)
@@ -130,35 +148,28 @@ class DiagnosticsPublisher:
             self._sent[uri] = diagnostics
         else:
             self._sent.pop(uri, None)
-        self._work += len(diagnostics)
         self._publish(uri, diagnostics)
 
     def diagnostics_for(self, path: str) -> list[types.Diagnostic]:
         """The first MAX_PER_FILE failures in path by line, and a summary of the rest."""
         marks = sorted(self._marks_for_path(path), key=FailureMark.order)
-        self._work += len(marks)
-        codec = self._codec()
         shown, hidden = marks[:MAX_PER_FILE], marks[MAX_PER_FILE:]
-        out = [self._diagnostic(path, mark, codec) for mark in shown]
+        ranges = _Ranges(self._line_of, self._codec())
+        out = [self._diagnostic(mark, ranges) for mark in shown]
         if hidden:
-            out.append(self._summary(path, shown, hidden, codec))
+            out.append(self._summary(shown, hidden, ranges))
         return out
 
-    def _range(self, span: Span, codec: PositionCodec) -> types.Range:
-        return span_to_range(span, self._line_of(span.path, span.line), codec)
-
-    def _diagnostic(self, path: str, mark: FailureMark, codec: PositionCodec) -> types.Diagnostic:
+    def _diagnostic(self, mark: FailureMark, ranges: _Ranges) -> types.Diagnostic:
         related = [
             types.DiagnosticRelatedInformation(
-                location=types.Location(
-                    uri=self._uri_for(span.path), range=self._range(span, codec)
-                ),
+                location=types.Location(uri=self._uri_for(span.path), range=ranges(span)),
                 message=text,
             )
             for span, text in mark.related
         ]
         return types.Diagnostic(
-            range=self._range(mark.span, codec),
+            range=ranges(mark.span),
             severity=types.DiagnosticSeverity.Error,
             source=SOURCE,
             code=mark.kind,
@@ -173,11 +184,7 @@ class DiagnosticsPublisher:
         )
 
     def _summary(
-        self,
-        path: str,
-        shown: list[FailureMark],
-        hidden: list[FailureMark],
-        codec: PositionCodec,
+        self, shown: list[FailureMark], hidden: list[FailureMark], ranges: _Ranges
     ) -> types.Diagnostic:
         """One Information diagnostic at the first failure not shown, counting the failing
         tests not shown (a failure with no test, a collection error, counts as one)."""
@@ -185,7 +192,7 @@ class DiagnosticsPublisher:
         tests = {m.test_id or str(id(m)) for m in hidden} - listed
         count, what = (len(tests), "failing test") if tests else (len(hidden), "failure")
         return types.Diagnostic(
-            range=self._range(hidden[0].span, codec),
+            range=ranges(hidden[0].span),
             severity=types.DiagnosticSeverity.Information,
             source=SOURCE,
             code=SUMMARY_CODE,
@@ -194,12 +201,22 @@ class DiagnosticsPublisher:
         )
 
 
-def _only_the_summary_differs(sent: list[types.Diagnostic], now: list[types.Diagnostic]) -> bool:
-    """Both lists end with a summary, and the failures they show are the same."""
-    return bool(
-        sent
-        and now
-        and sent[-1].code == SUMMARY_CODE
-        and now[-1].code == SUMMARY_CODE
-        and sent[:-1] == now[:-1]
-    )
+class _Ranges:
+    """Spans to LSP ranges for one list: the lines it reads (a hundred failures at one
+    function's line) are read once."""
+
+    def __init__(self, line_of: Callable[[str, int], str | None], codec: PositionCodec) -> None:
+        self._line_of = line_of
+        self._codec = codec
+        self._lines: dict[tuple[str, int], str | None] = {}
+
+    def __call__(self, span: Span) -> types.Range:
+        key = (span.path, span.line)
+        if key not in self._lines:
+            self._lines[key] = self._line_of(span.path, span.line)
+        return span_to_range(span, self._lines[key], self._codec)
+
+
+def _full(diagnostics: list[types.Diagnostic]) -> bool:
+    """A list with the cap reached: its last diagnostic is the summary of the rest."""
+    return bool(diagnostics) and diagnostics[-1].code == SUMMARY_CODE

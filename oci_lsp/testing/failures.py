@@ -16,6 +16,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from oci_lsp.code.functions import called_names, enclosing_function, find_function, statement_at
 from oci_lsp.code.modules import ModuleIndex, resolve_call
@@ -67,6 +68,15 @@ def source_lines(source: str) -> list[str]:
     return source.splitlines()
 
 
+_MEMO_LIMIT = 10_000
+
+
+def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(memo) >= _MEMO_LIMIT:  # a workspace's files are far fewer: only a bound
+        memo.clear()
+    memo[key] = value
+
+
 @dataclass(frozen=True)
 class TargetFunction:
     path: str
@@ -94,20 +104,34 @@ class FailureLocator:
         self.read = read
         self.index = index or ModuleIndex(root)
         self._root_prefix = os.path.normcase(str(root.resolve())) + os.sep
+        # Thousands of failures name the same few files and functions: what is known of a
+        # path, and each function found in a text (valid while the text is the same object),
+        # is worked out once (a few stats and an AST walk each time add up: issue 14).
+        self._in_workspace: dict[str, bool] = {}
+        self._test_paths: dict[str, bool] = {}
+        self._targets: dict[tuple[str, str], tuple[str, TargetFunction | None]] = {}
 
     def in_workspace(self, path: str) -> bool:
-        if not os.path.normcase(path).startswith(self._root_prefix):
-            return False
-        return not is_ignored_path(Path(path), self.root) and "site-packages" not in path
+        known = self._in_workspace.get(path)
+        if known is None:
+            known = os.path.normcase(path).startswith(self._root_prefix) and not (
+                is_ignored_path(Path(path), self.root) or "site-packages" in path
+            )
+            _remember(self._in_workspace, path, known)
+        return known
 
     def is_test_path(self, path: str, report: TestReport | None = None) -> bool:
         """Test modules, conftest files, and anything under a tests/ or test/ folder (helpers)."""
         if report is not None and report.path is not None and path == report.path:
             return True
-        if is_test_file(Path(path)):
-            return True
-        relative = os.path.relpath(path, self.root)
-        return any(part in TEST_DIR_NAMES for part in Path(relative).parts[:-1])
+        known = self._test_paths.get(path)
+        if known is None:
+            relative = os.path.relpath(path, self.root)
+            known = is_test_file(Path(path)) or any(
+                part in TEST_DIR_NAMES for part in Path(relative).parts[:-1]
+            )
+            _remember(self._test_paths, path, known)
+        return known
 
     def target_of(self, report: TestReport) -> TargetFunction | None:
         """The function under test of a failed report, or None when there is none to name."""
@@ -140,7 +164,7 @@ class FailureLocator:
     def _called_target(self, report: TestReport) -> TargetFunction | None:
         if report.called is not None and self.in_workspace(report.called.path):
             source = self.read(report.called.path)
-            if source is not None and find_function(source, report.called.qualname):
+            if source is not None:
                 return self._target(report.called.path, report.called.qualname, source)
         return None
 
@@ -165,6 +189,14 @@ class FailureLocator:
         return None
 
     def _target(self, path: str, qualname: str, source: str) -> TargetFunction | None:
+        cached = self._targets.get((path, qualname))
+        if cached is not None and cached[0] is source:
+            return cached[1]
+        target = self._find_target(path, qualname, source)
+        _remember(self._targets, (path, qualname), (source, target))
+        return target
+
+    def _find_target(self, path: str, qualname: str, source: str) -> TargetFunction | None:
         found = find_function(source, qualname)
         if found is None:
             return None
