@@ -11,7 +11,7 @@ save to the run's progress "end":
   publishes    publishDiagnostics notifications, and $/progress ones
   CPU          the server process's own CPU seconds against its pytest's (the children it
                reaped, from /proc): aim <= 0.25x
-  oci.status   the latency of `oci.status` sent back to back (20 ms apart) while the run goes
+  oci.status   the latency of `oci.status` sent back to back (100 ms apart) while the run goes
                on: p50, p99, max; aim p99 < 100 ms
 
 and then the same save again (the same results: nothing new to send). Plain pytest
@@ -55,7 +55,7 @@ from tests.lsp_traffic import Traffic
 BYTES_AIM = 2.0  # bytes sent <= 2x the final diagnostics' size
 CPU_AIM = 0.25  # server CPU <= 0.25x its pytest's
 STATUS_AIM = 0.100  # oci.status p99 < 100 ms
-STATUS_EVERY = 0.02
+STATUS_EVERY = 0.1  # an editor asks far less often; enough answers for a p99
 WAIT = 1800.0
 
 

@@ -154,7 +154,7 @@ class DiagnosticsPublisher:
         """The first MAX_PER_FILE failures in path by line, and a summary of the rest."""
         marks = sorted(self._marks_for_path(path), key=FailureMark.order)
         shown, hidden = marks[:MAX_PER_FILE], marks[MAX_PER_FILE:]
-        ranges = _Ranges(self._line_of, self._codec())
+        ranges = _Ranges(self._line_of, self._codec(), self._uri_for)
         out = [self._diagnostic(mark, ranges) for mark in shown]
         if hidden:
             out.append(self._summary(shown, hidden, ranges))
@@ -163,7 +163,7 @@ class DiagnosticsPublisher:
     def _diagnostic(self, mark: FailureMark, ranges: _Ranges) -> types.Diagnostic:
         related = [
             types.DiagnosticRelatedInformation(
-                location=types.Location(uri=self._uri_for(span.path), range=ranges(span)),
+                location=types.Location(uri=ranges.uri(span.path), range=ranges(span)),
                 message=text,
             )
             for span, text in mark.related
@@ -202,19 +202,31 @@ class DiagnosticsPublisher:
 
 
 class _Ranges:
-    """Spans to LSP ranges for one list: the lines it reads (a hundred failures at one
-    function's line) are read once."""
+    """Spans to LSP ranges and URIs for one list: the lines and files it names (a hundred
+    failures at one function's line) are read and spelled once."""
 
-    def __init__(self, line_of: Callable[[str, int], str | None], codec: PositionCodec) -> None:
+    def __init__(
+        self,
+        line_of: Callable[[str, int], str | None],
+        codec: PositionCodec,
+        uri_for: Callable[[str], str],
+    ) -> None:
         self._line_of = line_of
         self._codec = codec
+        self._uri_for = uri_for
         self._lines: dict[tuple[str, int], str | None] = {}
+        self._uris: dict[str, str] = {}
 
     def __call__(self, span: Span) -> types.Range:
         key = (span.path, span.line)
         if key not in self._lines:
             self._lines[key] = self._line_of(span.path, span.line)
         return span_to_range(span, self._lines[key], self._codec)
+
+    def uri(self, path: str) -> str:
+        if path not in self._uris:
+            self._uris[path] = self._uri_for(path)
+        return self._uris[path]
 
 
 def _full(diagnostics: list[types.Diagnostic]) -> bool:

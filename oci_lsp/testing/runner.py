@@ -44,6 +44,7 @@ PLUGIN_NAME = "oci_lsp_pytest"
 _OUTPUT_TAIL = 64 * 1024
 _EVENT_LIMIT = 16 * 1024 * 1024
 EVENT_TURN = 0.01  # the longest the events of a run hold the event loop at a time
+BIG_EVENT = 256 * 1024  # an event line this long is parsed in a thread
 JUNIT_PLACEHOLDER = "{junitxml}"
 _PYTEST_MISSING = re.compile(r"No module named '?pytest'?$", re.MULTILINE)
 
@@ -281,7 +282,11 @@ class EventReader:
         turn_ends = time.monotonic() + EVENT_TURN
         while line := await reader.readline():
             try:
-                self.handle(json.loads(line))
+                if len(line) > BIG_EVENT:  # a failure text of megabytes: parsed off the loop
+                    event = await asyncio.to_thread(json.loads, line)
+                else:
+                    event = json.loads(line)
+                self.handle(event)
             except (ValueError, KeyError, TypeError) as exc:
                 log.warning("unreadable event from the pytest plugin: %s", exc)
             # readline() returns without yielding while lines are buffered, and a suite of
