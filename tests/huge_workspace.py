@@ -35,19 +35,14 @@ def _source() -> str:
     return "".join(parts)
 
 
-def _failing_tests(start: int, count: int) -> str:
+def _tests(name: str, start: int, count: int, expected_off_by: int) -> str:
+    """Tests name_start... name_(start+count-1), each asserting f_k(i) == i + k + off_by
+    (1 passes: the functions are off by one; 0 fails)."""
     body = [f"from calc import {', '.join(f'f{k}' for k in range(FUNCTIONS))}\n"]
     for i in range(start, start + count):
         k = i % FUNCTIONS
-        body.append(f"\n\ndef test_fails_{i}() -> None:\n    assert f{k}({i}) == {i + k}\n")
-    return "".join(body)
-
-
-def _passing_tests(start: int, count: int) -> str:
-    body = [f"from calc import {', '.join(f'f{k}' for k in range(FUNCTIONS))}\n"]
-    for i in range(start, start + count):
-        k = i % FUNCTIONS
-        body.append(f"\n\ndef test_passes_{i}() -> None:\n    assert f{k}({i}) == {i + k + 1}\n")
+        expected = i + k + expected_off_by
+        body.append(f"\n\ndef {name}_{i}() -> None:\n    assert f{k}({i}) == {expected}\n")
     return "".join(body)
 
 
@@ -73,10 +68,10 @@ def generate(
     for n, start in enumerate(range(0, failing, failing_per_file)):
         count = min(failing_per_file, failing - start)
         path = root / "tests" / f"test_failing_{n:04d}.py"
-        path.write_text(_failing_tests(start, count), encoding="utf-8")
+        path.write_text(_tests("test_fails", start, count, 0), encoding="utf-8")
         failing_files.append(path.resolve())
     for n, start in enumerate(range(0, passing, per_file)):
         count = min(per_file, passing - start)
         path = root / "tests" / f"test_passing_{n:04d}.py"
-        path.write_text(_passing_tests(start, count), encoding="utf-8")
+        path.write_text(_tests("test_passes", start, count, 1), encoding="utf-8")
     return HugeWorkspace(root.resolve(), source.resolve(), failing_files, failing, passing)
