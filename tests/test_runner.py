@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from oci_lsp.testing.results import CollectionError, TestReport
-from oci_lsp.testing.runner import PytestLauncher, RunSpec, run_tests
+from oci_lsp.testing.runner import EventReader, PytestLauncher, RunSpec, run_tests
 from tests.conftest import write_files
 
 
@@ -242,3 +246,42 @@ async def test_a_property_read_in_the_failing_assert_is_the_function_under_test(
         "test_area": "Square.area",
         "test_perimeter": "Square.perimeter",
     }
+
+
+async def test_a_flood_of_events_gives_the_loop_back_in_turns(tmp_path: Path) -> None:
+    """500 results already in the pipe, each taking the listener 0.2 ms: readline() would hand
+    them over without ever yielding; the reader gives the loop back every EVENT_TURN, so a
+    request (here a ticker) gets in between."""
+    log: list[str] = []
+
+    class Slow(Listener):
+        def report(self, report: TestReport) -> None:
+            end = time.perf_counter() + 0.0002
+            while time.perf_counter() < end:
+                pass
+            log.append("report")
+
+    read_fd, write_fd = os.pipe()
+    events = b"".join(
+        json.dumps({"e": "result", "nodeid": f"t.py::test_{i}", "outcome": "passed"}).encode()
+        + b"\n"
+        for i in range(500)
+    )
+    assert len(events) < 60_000  # all of it fits in the pipe before the reader starts
+    os.write(write_fd, events)
+    os.close(write_fd)
+    done = False
+
+    async def ticker() -> None:
+        while not done:
+            log.append("tick")
+            await asyncio.sleep(0)
+
+    ticking = asyncio.ensure_future(ticker())
+    await EventReader(Slow(), tmp_path).pump(read_fd)
+    done = True
+    await ticking
+    reports = [n for n, entry in enumerate(log) if entry == "report"]
+    assert len(reports) == 500
+    ticks_between = [n for n, entry in enumerate(log) if entry == "tick"]
+    assert any(reports[0] < n < reports[-1] for n in ticks_between)

@@ -42,7 +42,7 @@ from oci_lsp.server.workspaces import (
     SettingsSources,
     split_editor_interpreter,
 )
-from oci_lsp.testing.failures import FailureMark
+from oci_lsp.testing.failures import FailureMark, source_lines
 from oci_lsp.testing.projects import find_projects, is_project_marker
 from oci_lsp.testing.runner import RunResult
 from oci_lsp.testing.session import TestSession
@@ -131,7 +131,7 @@ class OciLanguageServer(LanguageServer):
         text = self.read(path)
         if text is None:
             return None
-        lines = text.splitlines()
+        lines = source_lines(text)
         return lines[line] if 0 <= line < len(lines) else None
 
     def uri_for(self, path: str) -> str:
@@ -450,6 +450,7 @@ class _SessionEvents:
             old.end("superseded by a newer run")
         progress = Progress(self.server, "Running tests", on_cancel=session.cancel)
         self.progress[key] = progress
+        self.server.publisher.run_started()
         progress.begin(f"{session.root.name}: collecting")
 
     def run_progress(self, session: TestSession) -> None:
@@ -489,7 +490,7 @@ class _SessionEvents:
             if session.seed is not None:
                 end += f"; pytest-randomly seed {session.seed}"
             progress.end(end)
-        self.server.publisher.flush()
+        self.server.publisher.run_finished()
 
     def problem(self, session: TestSession, message: str) -> None:
         self.server.show_once(f"oci-lsp: {message}")

@@ -1,8 +1,20 @@
-"""Failure marks to LSP diagnostics, published per file and never more often than needed.
+"""Failure marks to LSP diagnostics, published per file at a cost linear in the run.
 
-A suite of 2,000 failing tests streams 2,000 results; republishing a test file's whole list
-on each would be quadratic. Changed files are collected and flushed at most every
-FLUSH_INTERVAL, the first one at once, so the first failure still shows immediately.
+A run of 10,000 failing tests streams 10,000 results, hundreds into each test file and
+thousands onto the few lines of the functions they test. Re-sending a file's whole list on
+each would be quadratic (issue 14: 588 MB to the editor in 82 s). What keeps it linear:
+
+- a file shows at most MAX_PER_FILE failures, the first by line, and one Information
+  diagnostic for the rest, "and 9,900 more failing tests in this file"; the diagnostics of
+  the hidden ones are never built;
+- a file's list is sent only when it changed; changed files are flushed together, the first
+  change at once (the first failure shows immediately), then at most every FLUSH_INTERVAL;
+- while a run goes on, each file's lists come at doubling intervals (0.1 s after its first
+  one, then 0.2 s, 0.4 s, ...): a list that grows all through a long run is sent a few times,
+  not once per flush; and a full list (the cap reached) is not replaced by another full one:
+  which failures it shows and the summary's count are settled at the end of the run (the
+  progress counts the failures meanwhile);
+- the end of a run sends every file's exact list at once.
 """
 
 from __future__ import annotations
@@ -19,11 +31,13 @@ from oci_lsp.testing.failures import FailureMark, Span
 
 SOURCE = "oci-lsp"
 FLUSH_INTERVAL = 0.1
+MAX_PER_FILE = 100  # failures shown in one file; the rest are counted by one summary
+SUMMARY_CODE = "more-failures"
 
 
 def span_to_range(span: Span, line_text: str | None, codec: PositionCodec) -> types.Range:
     """Code-point columns to the position encoding the client negotiated (UTF-16 by default)."""
-    if line_text is None:
+    if line_text is None or line_text.isascii():  # the columns are the same in every encoding
         return types.Range(
             types.Position(span.line, span.start), types.Position(span.line, span.end)
         )
@@ -41,43 +55,95 @@ class DiagnosticsPublisher:
         line_of: Callable[[str, int], str | None],
         codec: Callable[[], PositionCodec],
         uri_for: Callable[[str], str] = path_to_uri,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._publish = publish
         self._marks_for_path = marks_for_path
         self._line_of = line_of
         self._codec = codec
         self._uri_for = uri_for
+        self._clock = clock
         self._dirty: set[str] = set()
         # What each URI was last sent: a run that reports a failure again (the ordered run
         # after the affected one) must not send the editor the same list again.
         self._sent: dict[str, list[types.Diagnostic]] = {}
         self._handle: asyncio.TimerHandle | None = None
         self._last_flush = 0.0
+        self._runs = 0  # runs going on
+        # During a run: when each file may be looked at again, and the gap after that.
+        self._next_at: dict[str, float] = {}
+        self._gap: dict[str, float] = {}
+        self._deferred: set[str] = set()  # full lists kept as they are until the run's end
+
+    # -- when ---------------------------------------------------------------------------------
+
+    def run_started(self) -> None:
+        if self._runs == 0:
+            self._next_at.clear()
+            self._gap.clear()
+        self._runs += 1
+
+    def run_finished(self) -> None:
+        """A run ended: every file gets its exact list now (summary counts included)."""
+        self._runs = max(0, self._runs - 1)
+        if self._runs == 0:
+            self._dirty |= self._deferred
+            self._deferred.clear()
+            self._next_at.clear()
+            self._gap.clear()
+        self.flush()
 
     def changed(self, paths: Iterable[str]) -> None:
         self._dirty.update(paths)
         if self._handle is not None or not self._dirty:
             return
-        wait = self._last_flush + FLUSH_INTERVAL - time.monotonic()
+        wait = self._last_flush + FLUSH_INTERVAL - self._clock()
         if wait <= 0:
             self.flush()
         else:
             self._handle = asyncio.get_running_loop().call_later(wait, self.flush)
 
     def flush(self) -> None:
-        self._handle = None
-        self._last_flush = time.monotonic()
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        now = self._last_flush = self._clock()
         dirty, self._dirty = self._dirty, set()
         for path in sorted(dirty):
-            self.publish_now(path)
+            if self._runs and self._next_at.get(path, now) > now:
+                self._dirty.add(path)  # its next turn in this run is later
+            else:
+                self.publish_now(path)
+        if self._dirty:
+            wait = min(self._next_at[p] for p in self._dirty) - now
+            self._handle = asyncio.get_running_loop().call_later(
+                max(wait, FLUSH_INTERVAL), self.flush
+            )
+
+    def _looked_at(self, path: str) -> None:
+        """During a run: the file's next turn comes twice as long after this one as the last."""
+        if self._runs:
+            gap = self._gap.get(path, FLUSH_INTERVAL / 2) * 2
+            self._gap[path] = gap
+            self._next_at[path] = self._clock() + gap
+
+    # -- what ---------------------------------------------------------------------------------
 
     def publish_now(self, path: str, force: bool = False) -> None:
         """Send path's diagnostics, unless the client has exactly these already (or force:
-        a client may drop a closed file's diagnostics and needs them again on open)."""
+        a client may drop a closed file's diagnostics and needs them again on open). While a
+        run goes on, a full list is not replaced by another full one until the run's end."""
         uri = self._uri_for(path)
         diagnostics = self.diagnostics_for(path)
-        if not force and self._sent.get(uri, []) == diagnostics:
+        sent = self._sent.get(uri, [])
+        self._looked_at(path)
+        if not force and sent == diagnostics:
+            self._deferred.discard(path)
             return
+        if not force and self._runs and _full(sent) and _full(diagnostics):
+            self._deferred.add(path)
+            return
+        self._deferred.discard(path)
         if diagnostics:
             self._sent[uri] = diagnostics
         else:
@@ -85,34 +151,84 @@ class DiagnosticsPublisher:
         self._publish(uri, diagnostics)
 
     def diagnostics_for(self, path: str) -> list[types.Diagnostic]:
-        codec = self._codec()
-        out = []
-        for mark in self._marks_for_path(path):
-            related = [
-                types.DiagnosticRelatedInformation(
-                    location=types.Location(
-                        uri=self._uri_for(span.path),
-                        range=span_to_range(span, self._line_of(span.path, span.line), codec),
-                    ),
-                    message=text,
-                )
-                for span, text in mark.related
-            ]
-            out.append(
-                types.Diagnostic(
-                    range=span_to_range(mark.span, self._line_of(path, mark.span.line), codec),
-                    severity=types.DiagnosticSeverity.Error,
-                    source=SOURCE,
-                    code=mark.kind,
-                    message=mark.message,
-                    related_information=related or None,
-                    data={
-                        "test": mark.test_id,
-                        "function": mark.function,
-                        "kind": mark.kind,
-                        "failure": mark.longrepr,
-                    },
-                )
-            )
-        out.sort(key=lambda d: (d.range.start.line, d.range.start.character, d.message))
+        """The first MAX_PER_FILE failures in path by line, and a summary of the rest."""
+        marks = sorted(self._marks_for_path(path), key=FailureMark.order)
+        shown, hidden = marks[:MAX_PER_FILE], marks[MAX_PER_FILE:]
+        ranges = _Ranges(self._line_of, self._codec(), self._uri_for)
+        out = [self._diagnostic(mark, ranges) for mark in shown]
+        if hidden:
+            out.append(self._summary(shown, hidden, ranges))
         return out
+
+    def _diagnostic(self, mark: FailureMark, ranges: _Ranges) -> types.Diagnostic:
+        related = [
+            types.DiagnosticRelatedInformation(
+                location=types.Location(uri=ranges.uri(span.path), range=ranges(span)),
+                message=text,
+            )
+            for span, text in mark.related
+        ]
+        return types.Diagnostic(
+            range=ranges(mark.span),
+            severity=types.DiagnosticSeverity.Error,
+            source=SOURCE,
+            code=mark.kind,
+            message=mark.message,
+            related_information=related or None,
+            data={
+                "test": mark.test_id,
+                "function": mark.function,
+                "kind": mark.kind,
+                "failure": mark.longrepr,
+            },
+        )
+
+    def _summary(
+        self, shown: list[FailureMark], hidden: list[FailureMark], ranges: _Ranges
+    ) -> types.Diagnostic:
+        """One Information diagnostic at the first failure not shown, counting the failing
+        tests not shown (a failure with no test, a collection error, counts as one)."""
+        listed = {m.test_id for m in shown if m.test_id is not None}
+        tests = {m.test_id or str(id(m)) for m in hidden} - listed
+        count, what = (len(tests), "failing test") if tests else (len(hidden), "failure")
+        return types.Diagnostic(
+            range=ranges(hidden[0].span),
+            severity=types.DiagnosticSeverity.Information,
+            source=SOURCE,
+            code=SUMMARY_CODE,
+            message=f"and {count:,} more {what}{'' if count == 1 else 's'} in this file",
+            data={"hidden": count},
+        )
+
+
+class _Ranges:
+    """Spans to LSP ranges and URIs for one list: the lines and files it names (a hundred
+    failures at one function's line) are read and spelled once."""
+
+    def __init__(
+        self,
+        line_of: Callable[[str, int], str | None],
+        codec: PositionCodec,
+        uri_for: Callable[[str], str],
+    ) -> None:
+        self._line_of = line_of
+        self._codec = codec
+        self._uri_for = uri_for
+        self._lines: dict[tuple[str, int], str | None] = {}
+        self._uris: dict[str, str] = {}
+
+    def __call__(self, span: Span) -> types.Range:
+        key = (span.path, span.line)
+        if key not in self._lines:
+            self._lines[key] = self._line_of(span.path, span.line)
+        return span_to_range(span, self._lines[key], self._codec)
+
+    def uri(self, path: str) -> str:
+        if path not in self._uris:
+            self._uris[path] = self._uri_for(path)
+        return self._uris[path]
+
+
+def _full(diagnostics: list[types.Diagnostic]) -> bool:
+    """A list with the cap reached: its last diagnostic is the summary of the rest."""
+    return bool(diagnostics) and diagnostics[-1].code == SUMMARY_CODE

@@ -11,10 +11,12 @@ file): its failure goes at its failing example, and at that function.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from oci_lsp.code.functions import called_names, enclosing_function, find_function, statement_at
 from oci_lsp.code.modules import ModuleIndex, resolve_call
@@ -48,6 +50,31 @@ class FailureMark:
     function: str | None  # dotted: "calc.add", "pkg.mod.Calc.add"
     longrepr: str
     related: list[tuple[Span, str]] = field(default_factory=list)
+    # Where the test failed, for the mark at the function under test: many failing tests on
+    # one function's line are ordered by where they are (server/diagnostics.py shows the
+    # first ones), which does not change from run to run as the order of arrival could.
+    origin: Span | None = None
+
+    def order(self) -> tuple[int, int, str, int, str]:
+        """Its place in its file's list: by line, then by the failing test's place."""
+        origin = self.origin or self.span
+        return (self.span.line, self.span.start, origin.path, origin.line, self.message)
+
+
+@functools.lru_cache(maxsize=16)
+def source_lines(source: str) -> list[str]:
+    """The lines of a file's text, split once: thousands of failures in one test file each
+    read one line of it (a cache hit is by identity: the same text object is read again)."""
+    return source.splitlines()
+
+
+_MEMO_LIMIT = 10_000
+
+
+def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(memo) >= _MEMO_LIMIT:  # a workspace's files are far fewer: only a bound
+        memo.clear()
+    memo[key] = value
 
 
 @dataclass(frozen=True)
@@ -60,7 +87,7 @@ class TargetFunction:
 
 def _line_span(path: str, source: str | None, line: int) -> Span:
     """The text of a 1-based line, from its first non-blank character to its end."""
-    lines = (source or "").splitlines()
+    lines = source_lines(source or "")
     index = max(line - 1, 0)
     if index < len(lines):
         text = lines[index]
@@ -77,20 +104,34 @@ class FailureLocator:
         self.read = read
         self.index = index or ModuleIndex(root)
         self._root_prefix = os.path.normcase(str(root.resolve())) + os.sep
+        # Thousands of failures name the same few files and functions: what is known of a
+        # path, and each function found in a text (valid while the text is the same object),
+        # is worked out once (a few stats and an AST walk each time add up: issue 14).
+        self._in_workspace: dict[str, bool] = {}
+        self._test_paths: dict[str, bool] = {}
+        self._targets: dict[tuple[str, str], tuple[str, TargetFunction | None]] = {}
 
     def in_workspace(self, path: str) -> bool:
-        if not os.path.normcase(path).startswith(self._root_prefix):
-            return False
-        return not is_ignored_path(Path(path), self.root) and "site-packages" not in path
+        known = self._in_workspace.get(path)
+        if known is None:
+            known = os.path.normcase(path).startswith(self._root_prefix) and not (
+                is_ignored_path(Path(path), self.root) or "site-packages" in path
+            )
+            _remember(self._in_workspace, path, known)
+        return known
 
     def is_test_path(self, path: str, report: TestReport | None = None) -> bool:
         """Test modules, conftest files, and anything under a tests/ or test/ folder (helpers)."""
         if report is not None and report.path is not None and path == report.path:
             return True
-        if is_test_file(Path(path)):
-            return True
-        relative = os.path.relpath(path, self.root)
-        return any(part in TEST_DIR_NAMES for part in Path(relative).parts[:-1])
+        known = self._test_paths.get(path)
+        if known is None:
+            relative = os.path.relpath(path, self.root)
+            known = is_test_file(Path(path)) or any(
+                part in TEST_DIR_NAMES for part in Path(relative).parts[:-1]
+            )
+            _remember(self._test_paths, path, known)
+        return known
 
     def target_of(self, report: TestReport) -> TargetFunction | None:
         """The function under test of a failed report, or None when there is none to name."""
@@ -123,7 +164,7 @@ class FailureLocator:
     def _called_target(self, report: TestReport) -> TargetFunction | None:
         if report.called is not None and self.in_workspace(report.called.path):
             source = self.read(report.called.path)
-            if source is not None and find_function(source, report.called.qualname):
+            if source is not None:
                 return self._target(report.called.path, report.called.qualname, source)
         return None
 
@@ -149,6 +190,14 @@ class FailureLocator:
         return None
 
     def _target(self, path: str, qualname: str, source: str) -> TargetFunction | None:
+        cached = self._targets.get((path, qualname))
+        if cached is not None and cached[0] is source:
+            return cached[1]
+        target = self._find_target(path, qualname, source)
+        _remember(self._targets, (path, qualname), (source, target))
+        return target
+
+    def _find_target(self, path: str, qualname: str, source: str) -> TargetFunction | None:
         found = find_function(source, qualname)
         if found is None:
             return None
@@ -179,7 +228,13 @@ class FailureLocator:
         marks = [test_mark]
         if target is not None:
             function_mark = FailureMark(
-                target.span, report.kind, message, report.test_id, function, report.longrepr
+                target.span,
+                report.kind,
+                message,
+                report.test_id,
+                function,
+                report.longrepr,
+                origin=test_span,
             )
             test_mark.related.append((target.span, f"function under test: {target.qualname}"))
             function_mark.related.append((test_span, f"failing test: {report.test_id}"))

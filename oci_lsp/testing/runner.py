@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,8 @@ PLUGIN_DIR = Path(__file__).parent / "pytest_plugin"
 PLUGIN_NAME = "oci_lsp_pytest"
 _OUTPUT_TAIL = 64 * 1024
 _EVENT_LIMIT = 16 * 1024 * 1024
+EVENT_TURN = 0.01  # the longest the events of a run hold the event loop at a time
+BIG_EVENT = 256 * 1024  # an event line this long is parsed in a thread
 JUNIT_PLACEHOLDER = "{junitxml}"
 _PYTEST_MISSING = re.compile(r"No module named '?pytest'?$", re.MULTILINE)
 
@@ -390,11 +393,22 @@ class EventReader:
     async def pump(self, fd: int) -> None:
         """Handle the events that arrive on a pipe (its read end is taken) until it closes."""
         reader = await read_pipe(fd, limit=_EVENT_LIMIT)
+        turn_ends = time.monotonic() + EVENT_TURN
         while line := await reader.readline():
             try:
-                self.handle(json.loads(line))
+                if len(line) > BIG_EVENT:  # a failure text of megabytes: parsed off the loop
+                    event = await asyncio.to_thread(json.loads, line)
+                else:
+                    event = json.loads(line)
+                self.handle(event)
             except (ValueError, KeyError, TypeError) as exc:
                 log.warning("unreadable event from the pytest plugin: %s", exc)
+            # readline() returns without yielding while lines are buffered, and a suite of
+            # thousands of failures keeps the buffer full: give the loop back now and then,
+            # so requests (oci.status) and timers (tests.timeout) are not kept waiting.
+            if time.monotonic() >= turn_ends:
+                await asyncio.sleep(0)
+                turn_ends = time.monotonic() + EVENT_TURN
 
     def handle(self, event: dict[str, Any]) -> None:
         kind = event.get("e")
