@@ -3,7 +3,9 @@ failures and a summary of the rest, less often as a run grows (server/diagnostic
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import time
 
 from lsprotocol import types
 from pygls.workspace import PositionCodec
@@ -169,3 +171,38 @@ async def test_during_a_run_a_file_is_sent_at_doubling_intervals() -> None:
     publisher.run_finished()  # and the exact list at the end
     assert len(client.sent) == 7
     assert len(client.sent[-1][1]) == 80
+
+
+async def test_the_end_of_a_run_sends_in_turns_and_then_ends_its_progress() -> None:
+    # 40 files at a run's end, each list slow to build: sent over several turns of the loop,
+    # with another task (a request) served between them, and the progress ended after the
+    # last list, never before.
+    events: list[str] = []
+
+    def marks_for_path(path: str) -> list[FailureMark]:
+        time.sleep(0.002)  # building a long list
+        return [mark(f"{path}::test_x")]
+
+    publisher = DiagnosticsPublisher(
+        publish=lambda uri, diagnostics: events.append("publish"),
+        marks_for_path=marks_for_path,
+        line_of=lambda path, line: "    assert 0",
+        codec=lambda: PositionCodec(types.PositionEncodingKind.Utf16),
+    )
+    publisher.run_started()
+    # Failures reported during the run, none sent yet (their files' turns were later).
+    publisher._dirty.update(f"/w/tests/test_{i}.py" for i in range(40))
+
+    async def request() -> None:  # oci.status: the run is not over until its end is sent
+        await asyncio.sleep(0)
+        events.append("request" if publisher.ending else "request after the end")
+
+    served = asyncio.ensure_future(request())
+    ended = asyncio.Event()
+    publisher.run_finished(then=lambda: (events.append("end"), ended.set()))
+    await asyncio.wait_for(ended.wait(), 10)
+    await served
+    assert events.count("publish") == 40 and events[-1] == "end"
+    await publisher.ended()  # nothing left to wait for
+    assert not publisher.ending
+    assert 0 < events.index("request") < 40  # served while the lists were being sent

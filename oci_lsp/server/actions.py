@@ -374,7 +374,8 @@ class CodeActions:
             )
             if winner is not None:
                 work.session.record_verified(winner.reports)
-                self.server.publisher.flush()
+                # Whole: the answer to the command comes after the cleared diagnostics.
+                self.server.publisher.flush(whole=True)
         return {
             "applied": applied,
             "verified": result.verified,

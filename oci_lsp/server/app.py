@@ -410,7 +410,8 @@ class OciLanguageServer(LanguageServer):
         first = own or (sessions[0] if sessions else None)
         python = (await first.interpreter()).to_json() if first else None
         tests: dict[str, Any] = {
-            "running": any(s.progress.running for s in sessions),
+            # A run is over once its last diagnostics are sent (in turns, after a big run).
+            "running": any(s.progress.running for s in sessions) or self.publisher.ending,
             "failed": sum(s.failing_count() for s in sessions),
             "passed": sum(s.passed_count() for s in sessions),
             "python": python,
@@ -480,17 +481,20 @@ class _SessionEvents:
 
     def run_finished(self, session: TestSession, result: RunResult | None) -> None:
         progress = self.progress.pop(str(session.root), None)
+        if progress is None:
+            self.server.publisher.run_finished()
+            return
         p = session.progress
-        if progress is not None:
-            end = f"{p.done} tests run, {p.failed} failed"
-            if p.stopped:
-                end += f"; stopped early: {p.stopped}"
-            if p.skipped:
-                end += f"; {p.skipped}"
-            if session.seed is not None:
-                end += f"; pytest-randomly seed {session.seed}"
-            progress.end(end)
-        self.server.publisher.run_finished()
+        end = f"{p.done} tests run, {p.failed} failed"
+        if p.stopped:
+            end += f"; stopped early: {p.stopped}"
+        if p.skipped:
+            end += f"; {p.skipped}"
+        if session.seed is not None:
+            end += f"; pytest-randomly seed {session.seed}"
+        # The end comes after the run's last diagnostics: a client that waits for it (or a
+        # user who reads it) finds them there.
+        self.server.publisher.run_finished(then=lambda: progress.end(end))
 
     def problem(self, session: TestSession, message: str) -> None:
         self.server.show_once(f"oci-lsp: {message}")
@@ -630,6 +634,7 @@ def create_server(command_line: Mapping[str, Any] | None = None) -> OciLanguageS
             await asyncio.sleep(0.3)  # past the debounce, so the run has started
             for session in sessions:
                 await session.wait_idle()
+            await ls.publisher.ended()  # the answer comes after the run's diagnostics
         except asyncio.CancelledError:
             for session in sessions:
                 session.cancel()

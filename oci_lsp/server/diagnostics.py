@@ -14,7 +14,10 @@ each would be quadratic (issue 14: 588 MB to the editor in 82 s). What keeps it 
   not once per flush; and a full list (the cap reached) is not replaced by another full one:
   which failures it shows and the summary's count are settled at the end of the run (the
   progress counts the failures meanwhile);
-- the end of a run sends every file's exact list at once.
+- the end of a run sends every file's exact list; like every flush, in turns of at most
+  FLUSH_TURN seconds of work, so that a request (`oci.status`) waits one turn at most, not
+  for 200 files' lists (7.7 MB) built and sent in one go. The run's progress ends after the
+  last turn: when the editor sees the end, the diagnostics are there.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from oci_lsp.testing.failures import FailureMark, Span
 
 SOURCE = "oci-lsp"
 FLUSH_INTERVAL = 0.1
+FLUSH_TURN = 0.01  # seconds of work a flush does before it gives the loop back
 MAX_PER_FILE = 100  # failures shown in one file; the rest are counted by one summary
 SUMMARY_CODE = "more-failures"
 
@@ -56,6 +60,7 @@ class DiagnosticsPublisher:
         codec: Callable[[], PositionCodec],
         uri_for: Callable[[str], str] = path_to_uri,
         clock: Callable[[], float] = time.monotonic,
+        turn: float = FLUSH_TURN,
     ) -> None:
         self._publish = publish
         self._marks_for_path = marks_for_path
@@ -63,11 +68,13 @@ class DiagnosticsPublisher:
         self._codec = codec
         self._uri_for = uri_for
         self._clock = clock
+        self._turn = turn
         self._dirty: set[str] = set()
         # What each URI was last sent: a run that reports a failure again (the ordered run
         # after the affected one) must not send the editor the same list again.
         self._sent: dict[str, list[types.Diagnostic]] = {}
         self._handle: asyncio.TimerHandle | None = None
+        self._after_flush: list[Callable[[], None]] = []  # run once the flush is whole
         self._last_flush = 0.0
         self._runs = 0  # runs going on
         # During a run: when each file may be looked at again, and the gap after that.
@@ -83,8 +90,11 @@ class DiagnosticsPublisher:
             self._gap.clear()
         self._runs += 1
 
-    def run_finished(self) -> None:
-        """A run ended: every file gets its exact list now (summary counts included)."""
+    def run_finished(self, then: Callable[[], None] | None = None) -> None:
+        """A run ended: every file gets its exact list now (summary counts included), then
+        `then` is called (after the last turn of a flush split in turns)."""
+        if then is not None:
+            self._after_flush.append(then)
         self._runs = max(0, self._runs - 1)
         if self._runs == 0:
             self._dirty |= self._deferred
@@ -92,6 +102,23 @@ class DiagnosticsPublisher:
             self._next_at.clear()
             self._gap.clear()
         self.flush()
+
+    @property
+    def ending(self) -> bool:
+        """Whether a run's end is still being sent (its last lists, in turns)."""
+        return bool(self._after_flush)
+
+    async def ended(self) -> None:
+        """Wait until the lists of the runs that ended are all sent."""
+        if self._after_flush:
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+            def sent() -> None:
+                if not done.done():
+                    done.set_result(None)
+
+            self._after_flush.append(sent)
+            await done
 
     def changed(self, paths: Iterable[str]) -> None:
         self._dirty.update(paths)
@@ -103,17 +130,27 @@ class DiagnosticsPublisher:
         else:
             self._handle = asyncio.get_running_loop().call_later(wait, self.flush)
 
-    def flush(self) -> None:
+    def flush(self, whole: bool = False) -> None:
+        """Send the changed files' lists that are due, in turns (all at once when whole)."""
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
         now = self._last_flush = self._clock()
-        dirty, self._dirty = self._dirty, set()
-        for path in sorted(dirty):
+        dirty, self._dirty = sorted(self._dirty), set()
+        stop = time.perf_counter() + self._turn
+        for i, path in enumerate(dirty):
+            if i and not whole and time.perf_counter() > stop:
+                # The rest in the next turn of the loop: a request waits one turn at most.
+                self._dirty.update(dirty[i:])
+                self._handle = asyncio.get_running_loop().call_later(0, self.flush)
+                return
             if self._runs and self._next_at.get(path, now) > now:
                 self._dirty.add(path)  # its next turn in this run is later
             else:
                 self.publish_now(path)
+        after, self._after_flush = self._after_flush, []
+        for callback in after:
+            callback()
         if self._dirty:
             wait = min(self._next_at[p] for p in self._dirty) - now
             self._handle = asyncio.get_running_loop().call_later(
