@@ -174,6 +174,15 @@ async def test_python_processes_the_tests_start_import_the_candidate(tmp_path: P
     assert (root / "calc.py").read_text() == CALC
 
 
+async def running(marker: str, count: int = 1) -> bool:
+    """Whether `count` processes whose command line holds marker start (polled)."""
+    for _ in range(int(WAIT * 10)):
+        if len(processes_with(marker)) >= count:
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
 async def gone(marker: str) -> bool:
     """Whether the processes whose command line holds marker end (a generous bound, polled)."""
     for _ in range(int(WAIT * 10)):
@@ -224,11 +233,8 @@ async def test_a_worker_killed_under_its_candidates_leaves_nothing(workspace: Pa
     box = Sandbox(workspace, sys.executable)
     try:
         run = asyncio.ensure_future(box.run(CandidateRun(workspace / "calc.py", source, ["tests"])))
-        for _ in range(int(WAIT * 10)):
-            if len(processes_with(marker)) == 2:
-                break
-            await asyncio.sleep(0.1)
-        assert box._proc is not None and len(processes_with(marker)) == 2
+        assert await running(marker, 2), processes_with(marker)
+        assert box._proc is not None
         os.kill(box._proc.pid, signal.SIGKILL)
         with contextlib.suppress(SandboxError):
             await asyncio.wait_for(run, WAIT)
@@ -253,10 +259,7 @@ async def test_a_worker_that_never_confirms_a_kill_is_replaced(workspace: Path) 
         stuck = box._proc.pid
         run = CandidateRun(workspace / "calc.py", source, ["tests"])
         hung = asyncio.ensure_future(box.run(run, Limits(timeout=2.0)))
-        for _ in range(int(WAIT * 10)):
-            if processes_with(marker):
-                break
-            await asyncio.sleep(0.1)
+        assert await running(marker), processes_with(marker)
         os.kill(stuck, signal.SIGSTOP)
         outcome = await asyncio.wait_for(hung, WAIT)
         assert outcome.verdict == "error" and "worker" in outcome.message, outcome
