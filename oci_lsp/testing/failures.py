@@ -39,6 +39,18 @@ class Span:
     end: int
 
 
+@dataclass(frozen=True)
+class Suspect:
+    """A function the fault may be in, as the ranking (testing/localize.py) scored it."""
+
+    path: str
+    qualname: str  # "Calc.add"
+    dotted: str  # "pkg.calc.Calc.add"
+    span: Span  # its name in its `def`
+    score: float  # 0..1; higher is more suspicious
+    why: str = ""  # the evidence, for people: "ran in 2 of 2 failing tests, 0 of 9 passing"
+
+
 @dataclass
 class FailureMark:
     """One diagnostic to show, before it is turned into LSP (the server) or text (--fix)."""
@@ -54,6 +66,9 @@ class FailureMark:
     # one function's line are ordered by where they are (server/diagnostics.py shows the
     # first ones), which does not change from run to run as the order of arrival could.
     origin: Span | None = None
+    # The ranked functions the fault may be in, most suspicious first (issue 15); the mark
+    # at the function is at the first. Empty when no ranking was made (the rule above).
+    suspects: list[Suspect] = field(default_factory=list)
 
     def order(self) -> tuple[int, int, str, int, str]:
         """Its place in its file's list: by line, then by the failing test's place."""

@@ -7,7 +7,7 @@ diagnostics, the refinement loop) reads only these.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -15,6 +15,11 @@ Outcome = Literal["passed", "failed", "error", "skipped", "timeout"]
 
 # The diagnostic codes of CONTRACT.md, one per way a test can go wrong.
 FailureKind = Literal["test-failed", "test-error", "test-timeout", "collection-error"]
+
+# What one test executed of the workspace's own code (issue 15): absolute real path -> the
+# 1-based lines that ran, from its setup to its teardown. Recorded by the plugin's
+# oci_lsp_spectra in a run with RunSpec.record; the ranking (testing/localize.py) reads it.
+Spectrum = Mapping[str, frozenset[int]]
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,7 @@ class Collected:
     def __init__(self) -> None:
         self.reports: list[TestReport] = []
         self.errors: list[CollectionError] = []
+        self.spectra: dict[str, Spectrum] = {}  # by test id, in a run that records them
 
     def collected(self, count: int) -> None:
         pass
@@ -102,6 +108,9 @@ class Collected:
 
     def configured(self, changes: Sequence[str], seed: int | None) -> None:
         pass
+
+    def spectrum(self, test_id: str, spectrum: Spectrum) -> None:
+        self.spectra[test_id] = spectrum
 
     @property
     def failing(self) -> list[TestReport]:

@@ -36,7 +36,7 @@ from typing import Any, Literal, Protocol
 
 from oci_lsp.testing.interpreter import pytest_missing_message
 from oci_lsp.testing.junit import parse_junit_xml
-from oci_lsp.testing.results import CollectionError, Frame, FunctionRef, TestReport
+from oci_lsp.testing.results import CollectionError, Frame, FunctionRef, Spectrum, TestReport
 from oci_lsp.testing.run_tags import RUN_TAG, kill_tagged, new_tag
 from oci_lsp.testing.summary import summarize
 
@@ -63,6 +63,9 @@ class RunListener(Protocol):
         """What the plugin changed in the project's options for this run (short notes for
         the user), and pytest-randomly's seed when it is installed."""
 
+    def spectrum(self, test_id: str, spectrum: Spectrum) -> None:
+        """What one test executed of the workspace's code (only in a run with record)."""
+
 
 @dataclass(frozen=True)
 class RunSpec:
@@ -74,6 +77,7 @@ class RunSpec:
     timeout: float = 300.0
     command: Sequence[str] | None = None  # another runner that writes JUnit XML
     seed: int | None = None  # pytest-randomly's seed, unless the project's options give one
+    record: bool = False  # record each test's spectrum (issue 15: fault localization)
 
 
 RunStatus = Literal["completed", "timeout", "crashed", "failed-to-start"]

@@ -30,7 +30,7 @@ from oci_lsp.testing.failures import FailureLocator, FailureMark, ReadSource
 from oci_lsp.testing.impact import ImportGraph
 from oci_lsp.testing.interpreter import Interpreter, Interpreters, environment_stamp
 from oci_lsp.testing.projects import innermost
-from oci_lsp.testing.results import CollectionError, TestReport
+from oci_lsp.testing.results import CollectionError, Spectrum, TestReport
 from oci_lsp.testing.runner import PytestLauncher, RunResult, RunSpec, run_tests
 
 log = logging.getLogger(__name__)
@@ -444,3 +444,6 @@ class _Collector:
         if seed is not None:
             self.session.seed = seed
         self.session.listener.run_progress(self.session)
+
+    def spectrum(self, test_id: str, spectrum: Spectrum) -> None:
+        pass  # runs on save do not record (issue 15: only the run that locates a fault)
