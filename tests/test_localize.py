@@ -354,3 +354,21 @@ def test_paths_are_real_paths(shop: Path) -> None:
     spectra = {"t::one": spectrum(lines_of(shop, "Order.total"))}
     ranked = rank([_renamed(failed(shop, "one"), "t::one")], spectra, [], locator_of(shop))
     assert ranked["t::one"][0].path == os.path.realpath(shop / "shop/order.py")
+
+
+def test_a_doctest_s_own_module_holds_suspects(shop: Path) -> None:
+    # A doctest's file is the module it documents, not a test file.
+    path = str(shop / "shop/order.py")
+    found = find_function((shop / "shop/order.py").read_text(), "parse")
+    assert found is not None
+    report = TestReport(
+        "shop/order.py::shop.order.parse",
+        "failed",
+        path=path,
+        line=found.def_line + 1,
+        doctest=True,
+        called=FunctionRef(path, found.def_line, "parse", "shop.order"),
+    )
+    spectra = {report.test_id: spectrum(lines_of(shop, "parse"))}
+    ranked = rank([report], spectra, [], locator_of(shop))[report.test_id]
+    assert names(ranked) == ["parse", "parse.digits"]
