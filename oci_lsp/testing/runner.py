@@ -462,7 +462,7 @@ class EventReader:
         self.running.pop(nodeid, None)
         self.seen.add(nodeid)
         line = event.get("line")
-        frames = [Frame(str(p), int(n), str(f)) for p, n, f in event.get("frames") or []]
+        frames = _frames(event.get("frames"))
         called = event.get("called")
         report = TestReport(
             test_id=nodeid,
@@ -471,6 +471,7 @@ class EventReader:
             line=None if line is None else int(line) + 1,
             longrepr=event.get("longrepr") or "",
             frames=frames,
+            chained_frames=_frames(event.get("chained_frames")),
             called=FunctionRef(**called) if called else None,
             duration=float(event.get("duration") or 0.0),
             doctest=bool(event.get("doctest")),
@@ -486,7 +487,7 @@ class EventReader:
     def _collect_error(self, event: dict[str, Any]) -> None:
         self.collection_errors += 1
         path = self._abs(event.get("path")) or str(self.rootdir)
-        frames = [Frame(str(p), int(n), str(f)) for p, n, f in event.get("frames") or []]
+        frames = _frames(event.get("frames"))
         line = event.get("line")
         if line is None:
             # The deepest frame of the workspace outside site-packages: the line at fault.
@@ -672,6 +673,10 @@ async def _run_pytest(
             f"pytest stopped with exit status {code}: {last[-1] if last else ''}"
         ).strip()
     return result
+
+
+def _frames(frames: Any) -> list[Frame]:
+    return [Frame(str(p), int(n), str(f)) for p, n, f in frames or []]
 
 
 def _decode(line: bytes) -> Any:
