@@ -311,12 +311,31 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     if recorder is None:
         yield
         return
-    recorder.begin()  # before the setup: fixtures run the workspace's code too
+    recorder.begin()
     try:
         yield
     finally:
-        lines = recorder.end()  # after the teardown
+        lines = recorder.end()
     _emit({"e": "spectrum", "nodeid": item.nodeid, "lines": lines})
+
+
+def _recorded() -> Any:
+    """A test's phase, recorded in a run that records: its fixtures' setup and teardown run
+    the workspace's code too; what pytest does between the phases (reports) is left out."""
+    recorder = spectra.current()
+    if recorder is None:
+        yield
+        return
+    recorder.resume()
+    try:
+        yield
+    finally:
+        recorder.pause()
+
+
+# Innermost among the wrappers: the least of pytest's and other plugins' work is traced.
+pytest_runtest_setup = pytest.hookimpl(hookwrapper=True, trylast=True)(_recorded)
+pytest_runtest_teardown = pytest.hookimpl(hookwrapper=True, trylast=True)(_recorded)
 
 
 @pytest.hookimpl(trylast=True)
@@ -335,11 +354,11 @@ def pytest_runtest_logstart(nodeid: str, location: tuple[str, int | None, str]) 
     _emit({"e": "start", "nodeid": nodeid, "path": _located(location[0]), "line": location[1]})
 
 
-@pytest.hookimpl(hookwrapper=True)
+@pytest.hookimpl(hookwrapper=True, trylast=True)
 def pytest_runtest_call(item: pytest.Item) -> Any:
     if doctests.is_doctest(item):
         doctests.keep_globals(item)
-    yield
+    yield from _recorded()
 
 
 @pytest.hookimpl(hookwrapper=True)
