@@ -288,10 +288,18 @@ async def test_a_flood_of_events_gives_the_loop_back_in_turns(tmp_path: Path) ->
     assert any(reports[0] < n < reports[-1] for n in ticks_between)
 
 
-def function_of(root: Path, report: TestReport) -> str | None:
-    """The function the diagnostic names for a failed report (the rule of CONTRACT.md)."""
-    marks = locator(root).marks_for(report)
-    return marks[0].function if marks else None
+async def functions_named(root: Path) -> tuple[dict[str, str | None], dict[str, TestReport]]:
+    """A real run's reports by test name, and the function each failure's diagnostic names
+    (the rule of CONTRACT.md)."""
+    listener = Listener()
+    await run_tests(RunSpec(root, sys.executable), listener)
+    reports = {r.test_id.rpartition("::")[2]: r for r in listener.reports.values()}
+    found = locator(root)
+    named = {}
+    for name, report in reports.items():
+        marks = found.marks_for(report)
+        named[name] = marks[0].function if marks else None
+    return named, reports
 
 
 async def test_a_callable_instance_called_in_the_failing_assert_is_its_call(
@@ -330,11 +338,7 @@ async def test_a_callable_instance_called_in_the_failing_assert_is_its_call(
                 """,
         },
     )
-    listener = Listener()
-    await run_tests(RunSpec(root, sys.executable), listener)
-    functions = {
-        r.test_id.rpartition("::")[2]: function_of(root, r) for r in listener.reports.values()
-    }
+    functions, _ = await functions_named(root)
     assert functions == {
         "test_excepting": "funcs.Excepting.__call__",
         "test_parse": "funcs.Parser.parse",
@@ -393,10 +397,8 @@ async def test_the_exceptions_a_failure_was_chained_from_name_the_function(
                 """,
         },
     )
-    listener = Listener()
-    await run_tests(RunSpec(root, sys.executable), listener)
-    reports = {r.test_id.rpartition("::")[2]: r for r in listener.reports.values()}
-    assert {name: function_of(root, r) for name, r in reports.items()} == {
+    functions, reports = await functions_named(root)
+    assert functions == {
         "test_match": "seq.Seq._check",
         "test_from": "seq.Seq._check",
         "test_handled": "seq.double",

@@ -131,6 +131,9 @@ _STOP_GRACE = 2.0  # seconds a supervisor has to end its run before it is killed
 
 def child_env(extra: dict[str, str]) -> dict[str, str]:
     env = dict(os.environ)
+    # Only a run that asks records: not every run of a server started from a recorded run's
+    # test (which inherits it), nor the sandbox's candidates.
+    env.pop(SPECTRA_ENV, None)
     old = env.get("PYTHONPATH")
     env["PYTHONPATH"] = str(PLUGIN_DIR) + (os.pathsep + old if old else "")
     env.setdefault("PYTHONIOENCODING", "utf-8")
@@ -633,10 +636,10 @@ async def _run_pytest(
     env = {"OCI_LSP_SCRATCH": scratch}
     if spec.seed is not None:
         env["OCI_LSP_RANDOMLY_SEED"] = str(spec.seed)
-    # The plugin's oci_lsp_spectra reads it at the start of the run's session: the request's
-    # env is put into the forked run's environment before pytest starts (the supervisor).
-    # Always said: a server started from a recorded run's test must not record every run.
-    env[SPECTRA_ENV] = "1" if spec.record else "0"
+    if spec.record:
+        # The plugin's oci_lsp_spectra reads it at the start of the run's session: the
+        # request's env is put into the forked run's environment before pytest starts.
+        env[SPECTRA_ENV] = "1"
     log.info("running %s in %s", " ".join(pytest_argv(spec)), spec.root)
     events = EventReader(listener, spec.root)
     child = standby.child
