@@ -4,8 +4,9 @@ For each project of tests/corpus (materialized with its own `.venv`, its own opt
 our runner with a warm standby, as a save's run goes:
 
   full       the whole suite unrecorded, and recorded (RunSpec(record=True)): the overhead
-             always-on recording would add to every run (medians of --repeat, the two kinds
-             alternated so that drift on the machine hits both; a warm-up pair first).
+             always-on recording would add to every run (medians of --repeat, the kinds
+             alternated so that drift on the machine hits both; a warm-up turn first), in
+             wall seconds and in CPU seconds of the run's processes.
   locate     with the project's first pinned mutation in: the whole suite unrecorded (the run
              on save that finds the failures), and the locate run that follows it, recorded,
              on the test files of the failing tests only: what localization adds after a
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import resource
 import subprocess
 import sys
 import tempfile
@@ -43,61 +45,65 @@ from tests.corpus.mutations import Edit, load
 from tests.corpus.projects import PROJECTS, project
 from tests.corpus.workspace import Workspace, materialize, project_env
 
+KINDS = ("full", "full_recorded", "full_mutated", "locate", "locate_plain")
+
 
 @dataclass
 class Overhead:
     project: str
     python: str = ""
     tests: int = 0
-    full: list[float] = field(default_factory=list)
-    full_recorded: list[float] = field(default_factory=list)
     recorded_tests: int = 0  # tests with a spectrum in the recorded run
     lines: int = 0  # (test, line) pairs recorded over the suite
     mutation: str = ""
     locate_files: int = 0
     locate_tests: int = 0
-    full_mutated: list[float] = field(default_factory=list)
-    locate: list[float] = field(default_factory=list)  # recorded, the failing tests' files
-    locate_plain: list[float] = field(default_factory=list)  # the same files, unrecorded
+    # Per kind of run (KINDS): wall seconds, and CPU seconds of the run's processes (less
+    # disturbed by the other work on a shared machine).
+    wall: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in KINDS})
+    cpu: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in KINDS})
 
     def summary(self) -> dict[str, float | None]:
-        full, recorded = median(self.full), median(self.full_recorded)
-        mutated, locate = median(self.full_mutated), median(self.locate)
-        return {
-            "full": full,
-            "full_recorded": recorded,
-            "recorded/full": ratio(recorded, full),
-            "full_mutated": mutated,
-            "locate": locate,
-            "locate/full_mutated": ratio(locate, mutated),
-            "locate_plain": median(self.locate_plain),
-            "locate/locate_plain": ratio(locate, median(self.locate_plain)),
-        }
+        found: dict[str, float | None] = {}
+        for clock, runs in (("wall", self.wall), ("cpu", self.cpu)):
+            m = {kind: median(times) for kind, times in runs.items()}
+            found.update({f"{clock} {kind}": value for kind, value in m.items()})
+            found[f"{clock} recorded/full"] = ratio(m["full_recorded"], m["full"])
+            found[f"{clock} locate/full_mutated"] = ratio(m["locate"], m["full_mutated"])
+            found[f"{clock} locate/locate_plain"] = ratio(m["locate"], m["locate_plain"])
+        return found
 
 
-async def run(spec: RunSpec, launcher: PytestLauncher) -> tuple[float, Collected]:
+def children_cpu() -> float:
+    """CPU seconds of this process's children that ended (a run's supervisor and its pytest,
+    which the supervisor waited for)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def run(spec: RunSpec, launcher: PytestLauncher) -> tuple[float, float, Collected]:
     collected = Collected()
-    start = time.perf_counter()
+    cpu, start = children_cpu(), time.perf_counter()
     result = await run_tests(spec, collected, launcher)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, children_cpu() - cpu
     if result.status != "completed" or not collected.reports:
         raise RuntimeError(f"{spec.root}: {result.status}: {result.message}")
     await asyncio.sleep(0.5)  # the next standby interpreter starts, as between saves
-    return seconds, collected
+    return seconds, cpu, collected
 
 
 async def alternate(
-    specs: Sequence[RunSpec], launcher: PytestLauncher, repeat: int
-) -> list[tuple[list[float], Collected]]:
-    """Each spec run repeat + 1 times, in turns; the first turn (warm-up) not counted."""
-    found: list[tuple[list[float], Collected]] = [([], Collected()) for _ in specs]
+    found: Overhead, runs: dict[str, RunSpec], launcher: PytestLauncher, repeat: int
+) -> dict[str, Collected]:
+    """Each run repeat + 1 times, in turns; the first turn (warm-up) not counted."""
+    last: dict[str, Collected] = {}
     for turn in range(repeat + 1):
-        for (times, _), spec, n in zip(found, specs, range(len(specs)), strict=True):
-            seconds, collected = await run(spec, launcher)
+        for kind, spec in runs.items():
+            seconds, cpu, last[kind] = await run(spec, launcher)
             if turn:
-                times.append(seconds)
-            found[n] = (times, collected)
-    return found
+                found.wall[kind].append(seconds)
+                found.cpu[kind].append(cpu)
+    return last
 
 
 def first_failing(key: str, mutations: Sequence[Edit]) -> Edit:
@@ -112,34 +118,33 @@ async def measure(key: str, edit: Edit, tmp: Path, repeat: int, base: str | None
     launcher = PytestLauncher()
     try:
         with environment(project_env(ws.project)):
-            plain, recorded = await alternate(
-                [RunSpec(ws.root, python), RunSpec(ws.root, python, record=True)],
+            full = await alternate(
+                found,
+                {
+                    "full": RunSpec(ws.root, python),
+                    "full_recorded": RunSpec(ws.root, python, record=True),
+                },
                 launcher,
                 repeat,
             )
-            found.full, found.full_recorded = plain[0], recorded[0]
-            found.tests = len(plain[1].reports)
-            found.recorded_tests = len(recorded[1].spectra)
-            found.lines = sum(
-                len(lines)
-                for spectrum in recorded[1].spectra.values()
-                for lines in spectrum.values()
-            )
+            found.tests = len(full["full"].reports)
+            spectra = full["full_recorded"].spectra
+            found.recorded_tests = len(spectra)
+            found.lines = sum(len(lines) for s in spectra.values() for lines in s.values())
             edit.apply(ws.root)
             files = sorted({str(ws.root / node.split("::", 1)[0]) for node in edit.failing})
             found.locate_files = len(files)
-            mutated, locate, locate_plain = await alternate(
-                [
-                    RunSpec(ws.root, python),
-                    RunSpec(ws.root, python, selection=files, record=True),
-                    RunSpec(ws.root, python, selection=files),
-                ],
+            located = await alternate(
+                found,
+                {
+                    "full_mutated": RunSpec(ws.root, python),
+                    "locate": RunSpec(ws.root, python, selection=files, record=True),
+                    "locate_plain": RunSpec(ws.root, python, selection=files),
+                },
                 launcher,
                 repeat,
             )
-            found.full_mutated, found.locate = mutated[0], locate[0]
-            found.locate_plain = locate_plain[0]
-            found.locate_tests = len(locate[1].reports)
+            found.locate_tests = len(located["locate"].reports)
     finally:
         launcher.close()
     return found
@@ -151,30 +156,35 @@ def cell(value: float | None, suffix: str = "") -> str:
 
 def report(rows: list[Overhead]) -> str:
     out = [
-        "| project | Python | tests | full | full, recorded | recorded / full | lines recorded"
-        " | locate files (tests) | full, mutated | locate run | locate / full"
-        " | locate unrecorded | recording's share of locate |",
+        "| project | Python | tests | lines recorded | full | full, recorded | recorded / full"
+        " (CPU) | locate files (tests) | full, mutated | locate run | locate / full (CPU)"
+        " | locate unrecorded | locate recorded / unrecorded (CPU) |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         m = r.summary()
         out.append(
-            f"| {r.project} | {r.python.removeprefix('Python ')} | {r.tests} | {cell(m['full'])}"
-            f" | {cell(m['full_recorded'])} | {cell(m['recorded/full'], 'x')} | {r.lines:,}"
-            f" | {r.locate_files} ({r.locate_tests}) | {cell(m['full_mutated'])}"
-            f" | {cell(m['locate'])} | {cell(m['locate/full_mutated'])}"
-            f" | {cell(m['locate_plain'])} | {cell(m['locate/locate_plain'], 'x')} |"
+            f"| {r.project} | {r.python.removeprefix('Python ')} | {r.tests} | {r.lines:,}"
+            f" | {cell(m['wall full'])} | {cell(m['wall full_recorded'])}"
+            f" | {cell(m['wall recorded/full'], 'x')} ({cell(m['cpu recorded/full'], 'x')})"
+            f" | {r.locate_files} ({r.locate_tests}) | {cell(m['wall full_mutated'])}"
+            f" | {cell(m['wall locate'])} | {cell(m['wall locate/full_mutated'])}"
+            f" ({cell(m['cpu locate/full_mutated'])}) | {cell(m['wall locate_plain'])}"
+            f" | {cell(m['wall locate/locate_plain'], 'x')}"
+            f" ({cell(m['cpu locate/locate_plain'], 'x')}) |"
         )
-    overheads = [r.summary()["recorded/full"] for r in rows]
-    locates = [r.summary()["locate/full_mutated"] for r in rows]
-    total = sum(median(r.full) or 0 for r in rows)
-    total_recorded = sum(median(r.full_recorded) or 0 for r in rows)
-    out += [
-        "",
-        f"always-on recording, full suite: median {cell(median(overheads), 'x')} over projects,"
-        f" {cell(ratio(total_recorded, total), 'x')} of the summed suites (aim <= 1.10x)",
-        f"locate run after a failure / the full run: median {cell(median(locates))}",
-    ]
+    out.append("")
+    for clock in ("wall", "cpu"):
+        overheads = [r.summary()[f"{clock} recorded/full"] for r in rows]
+        locates = [r.summary()[f"{clock} locate/full_mutated"] for r in rows]
+        total = sum(r.summary()[f"{clock} full"] or 0 for r in rows)
+        recorded = sum(r.summary()[f"{clock} full_recorded"] or 0 for r in rows)
+        out += [
+            f"{clock}: always-on recording, full suite: median {cell(median(overheads), 'x')}"
+            f" over projects, {cell(ratio(recorded, total), 'x')} of the summed suites"
+            f" (aim <= 1.10x); the locate run after a failure / the full run: median"
+            f" {cell(median(locates))}",
+        ]
     return "\n".join(out)
 
 
