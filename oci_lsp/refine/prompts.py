@@ -13,12 +13,13 @@ from __future__ import annotations
 import ast
 import re
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from oci_lsp.code.functions import definition_start, find_function, iter_definitions, parse
 from oci_lsp.engine.backend import ChatMessage
+from oci_lsp.testing.failures import Suspect
 
 FEEDBACK_PREFIX = "Execution result: \n"
 TRUNCATED = "...(truncated due to length)..."
@@ -298,6 +299,33 @@ def related_source(where: str, qualname: str, module: str, score: float) -> Rela
         cut = text.rfind("\n", 0, _MAX_RELATED_CHARS)
         text = text[: cut if cut > 0 else _MAX_RELATED_CHARS] + "\n    # ... (the rest left out)"
     return RelatedSource(where, qualname, text, score)
+
+
+def related_sources(
+    suspects: Sequence[Suspect],
+    root: Path,
+    read: Callable[[str], str | None],
+    fixing: Collection[str],
+) -> list[RelatedSource]:
+    """The first suspects other than the functions being fixed (`fixing`: dotted names), as
+    context for the model: at most _MAX_RELATED, read through `read` (the editor's text)."""
+    found: list[RelatedSource] = []
+    for suspect in suspects:
+        if len(found) >= _MAX_RELATED:
+            break
+        if suspect.dotted in fixing:
+            continue
+        module = read(suspect.path)
+        if module is None:
+            continue
+        try:
+            where = Path(suspect.path).relative_to(root).as_posix()
+        except ValueError:
+            where = Path(suspect.path).name
+        related = related_source(where, suspect.qualname, module, suspect.score)
+        if related is not None:
+            found.append(related)
+    return found
 
 
 def _and(items: Sequence[str]) -> str:
