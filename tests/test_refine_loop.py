@@ -521,3 +521,19 @@ async def test_two_functions_in_two_files_are_fixed_together(tmp_path: Path) -> 
     assert "# shop.py\ndef total(kinds):" in messages[1].content
     assert "# prices.py\ndef rate(kind):" in messages[1].content
     assert messages[2].content.startswith("Execution result: \n")
+
+
+def test_a_conversation_belongs_to_the_functions_it_fixes(workspace: Path) -> None:
+    """The dialogue of `add` alone, of `mul` (another suspect of the same failure) and of the
+    two together are three; a hand edit of either drops the pair's."""
+    conversations = Conversations()
+    add = target(workspace)
+    mul = Target(workspace, add.path, "mul", add.source)
+    conversations.keep(add, [ChatMessage("user", "add alone")])
+    conversations.keep(add, [ChatMessage("user", "together")], [mul])
+    assert conversations.get(mul) is None
+    assert [m.content for m in conversations.get(add) or []] == ["add alone"]
+    assert [m.content for m in conversations.get(add, [mul]) or []] == ["together"]
+    edited = Target(workspace, add.path, "mul", add.source.replace("a * b", "b * a"))
+    assert conversations.get(add, [edited]) is None
+    assert [m.content for m in conversations.get(add) or []] == ["add alone"]
