@@ -193,16 +193,26 @@ async def test_fix_g_instead_applies_the_edit_to_the_second_suspect(
         assert instead.command is not None
         [argument] = instead.command.arguments or []
         assert argument["function"] == "calc.scale"
+        # A suspect that is not one (any more), or one gone from its file, is refused with a
+        # reason, and the server stays.
+        refused = await editor.command("oci.fix", {**argument, "function": "calc.nowhere"})
+        assert not refused["applied"]
+        assert (
+            "`nowhere` is no longer a suspect of `tests/test_calc.py::test_big`"
+            in (refused["message"])
+        )
+        editor.change(root / "calc.py", CHECK["calc.py"].replace("scale", "twice"))
+        refused = await editor.command("oci.fix", argument)
+        assert not refused["applied"] and "`scale` is no longer in calc.py" in refused["message"]
+        editor.change(root / "calc.py", CHECK["calc.py"])
+        assert not server.requests and not editor.applied_edits
+
         result = await asyncio.wait_for(editor.command(instead.command.command, argument), 120)
         assert result["applied"] and result["verified"], result
         assert asked(server.requests[0]) == ("scale",)
+        # The context showed the top suspect, which the reply was not asked to change.
+        assert "`check` (suspiciousness" in server.requests[0]["messages"][0]["content"]
         # The edit went to scale; check, the caller, is as it was.
         assert editor.text(root / "calc.py") == CHECK["calc.py"].replace(
             "return x * 2 + (x > 5)", "return x * 2"
         )
-        # A suspect that is not one (any more) is refused with a reason, and the server stays.
-        stale = {**argument, "function": "calc.nowhere"}
-        refused = await editor.command("oci.fix", stale)
-        assert not refused["applied"]
-        assert "`nowhere` is no longer a suspect of" in refused["message"]
-        assert (await editor.command("oci.status"))["version"]
