@@ -21,6 +21,7 @@ from typing import Any
 
 from tests.conftest import processes_with, write_files
 from tests.openai_server import ScriptedOpenAIServer, answers_by_function
+from tests.test_suspects_e2e import CHECK_TESTS, SCALE_AND_CHECK
 from tests.venvs import pytest_venv
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,16 +53,8 @@ def norm(x, y):
     return math.hypot(x, y)
 
 
-def scale(x):
-    return x * 2 + (x > 5)
-
-
-def check(x):
-    y = scale(x)
-    if y % 2:
-        raise ValueError(f"odd: {y}")
-    return y
-""",
+"""
+    + SCALE_AND_CHECK,  # the fault of check's failure is scale's: a second suspect
     "tests/test_calc.py": """\
 from calc import add, check, mul, norm, sub
 
@@ -86,13 +79,8 @@ def test_norm():
     assert norm(3, 4) == 5
 
 
-def test_small():
-    assert check(2) == 4
-
-
-def test_big():
-    assert check(6) == 12
-""",
+"""
+    + CHECK_TESTS,
 }
 
 ANSWERS = {
