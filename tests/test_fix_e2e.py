@@ -408,6 +408,8 @@ def test_projects_below_the_root_are_left_to_their_own_runs(tmp_path: Path) -> N
 def test_a_test_that_blamed_an_innocent_function_is_left_once_the_fault_is_fixed(
     tmp_path: Path, innocent_first: bool
 ) -> None:
+    """With the old rule (`tests.localization = "off"`): test_total's assert calls `total`,
+    which is blamed though `scale` is wrong; once scale is fixed total's group is skipped."""
     tests = [
         "def test_scale():\n    assert scale(2) == 4\n",
         "def test_total():\n    assert total([1, 2]) == 6\n",
@@ -415,9 +417,9 @@ def test_a_test_that_blamed_an_innocent_function_is_left_once_the_fault_is_fixed
     root = write_files(
         tmp_path / "ws",
         {
+            "pyproject.toml": '[tool.oci-lsp.tests]\nlocalization = "off"\n',
             "calc.py": "def scale(x):\n    return x * 3\n\n\n"
             "def total(xs):\n    return sum(scale(x) for x in xs)\n",
-            # test_total's assert calls `total`: it is blamed, though `scale` is wrong.
             "tests/test_calc.py": "from calc import scale, total\n\n\n"
             + "\n\n".join(tests[::-1] if innocent_first else tests),
         },
@@ -426,10 +428,43 @@ def test_a_test_that_blamed_an_innocent_function_is_left_once_the_fault_is_fixed
     with ScriptedOpenAIServer(answer({"scale": RIGHT["scale"]})) as server:
         done = fix(root, server, "--json", str(report))
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "locating the fault" not in done.stderr
     groups = {g["function"]: g for g in json.loads(report.read_text())["groups"]}
     assert groups["scale"]["status"] == "fixed"
     assert groups["total"]["status"] == "skipped"
     assert groups["total"]["why"] == "its tests pass after the fix of `scale`"
     # Worked on after the fix, the innocent function is not even shown to the model.
     assert (groups["total"]["rounds"] == []) == (not innocent_first)
+    assert "return sum(scale(x) for x in xs)" in (root / "calc.py").read_text()
+
+
+def test_located_the_innocent_functions_test_goes_with_the_fault(tmp_path: Path) -> None:
+    """With the ranking (the default) test_total's top suspect is `scale`, which both failing
+    tests ran: one group, one fix, and `total` never shown to the model as the one to fix."""
+    root = write_files(
+        tmp_path / "ws",
+        {
+            "calc.py": "def scale(x):\n    return x * 3\n\n\n"
+            "def total(xs):\n    return sum(scale(x) for x in xs)\n",
+            "tests/test_calc.py": "from calc import scale, total\n\n\n"
+            "def test_scale():\n    assert scale(2) == 4\n\n\n"
+            "def test_total():\n    assert total([1, 2]) == 6\n",
+        },
+    )
+    report = tmp_path / "report.json"
+    with ScriptedOpenAIServer(answer({"scale": RIGHT["scale"]})) as server:
+        done = fix(root, server, "--json", str(report))
+        asked = [r["messages"][0]["content"].splitlines()[0] for r in server.requests]
+    assert done.returncode == 0, done.stdout + done.stderr
+    [group] = json.loads(report.read_text())["groups"]
+    assert (group["function"], group["status"], group["fixed"]) == (
+        "scale",
+        "fixed",
+        ["calc.scale"],
+    )
+    assert sorted(group["tests"]) == [
+        "tests/test_calc.py::test_scale",
+        "tests/test_calc.py::test_total",
+    ]
+    assert all("`scale`" in first for first in asked), asked
     assert "return sum(scale(x) for x in xs)" in (root / "calc.py").read_text()
