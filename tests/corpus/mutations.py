@@ -44,6 +44,43 @@ _SWAP: dict[type[ast.cmpop], type[ast.cmpop]] = {
     ast.IsNot: ast.Is,
 }
 
+# The dunders that implement an operator (==, <, +, -x, ...): their fault shows as a wrong
+# value of an expression, rarely in a traceback.
+OPERATOR_DUNDERS = frozenset(
+    f"__{name}__"
+    for name in [
+        "eq",
+        "ne",
+        "lt",
+        "le",
+        "gt",
+        "ge",
+        "hash",
+        "bool",
+        "len",
+        "contains",
+        "getitem",
+        "add",
+        "radd",
+        "sub",
+        "rsub",
+        "mul",
+        "rmul",
+        "truediv",
+        "floordiv",
+        "mod",
+        "neg",
+        "pos",
+        "abs",
+        "invert",
+        "and",
+        "or",
+        "xor",
+        "iadd",
+        "isub",
+    ]
+)
+
 # Where the fault shows in a failing test's report (best first); see `shows()`.
 SHOWS = ("doctest", "traceback", "assert-call", "hidden")
 
