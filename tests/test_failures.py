@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from oci_lsp.testing.failures import FailureLocator
+from oci_lsp.testing.failures import FailureLocator, Span, Suspect
 from oci_lsp.testing.results import CollectionError, Frame, FunctionRef, TestReport
 from tests.conftest import write_files
 
@@ -98,6 +98,33 @@ def test_a_failing_assert_in_the_test_uses_the_resolved_call(tmp_path: Path) -> 
     marks = locator(root).marks_for(r)
     assert [m.function for m in marks] == ["pkg.calc.mul", "pkg.calc.mul"]
     assert marks[1].span.line == 10
+
+
+def test_ranked_suspects_move_the_function_mark_and_name_the_next_two(tmp_path: Path) -> None:
+    root = write_files(tmp_path, FILES)
+    called = FunctionRef(str(root / "pkg/calc.py"), 11, "mul", "pkg.calc")
+    r = report(root, "test_mul", [("tests/test_calc.py", 10, "test_mul")], called=called)
+    path = str(root / "pkg/calc.py")
+    suspects = [
+        Suspect(path, "Calc._check", "pkg.calc.Calc._check", Span(path, 4, 8, 14), 0.93, "a"),
+        Suspect(path, "mul", "pkg.calc.mul", Span(path, 10, 4, 7), 0.712, "b"),
+        Suspect(path, "Calc.add", "pkg.calc.Calc.add", Span(path, 1, 8, 11), 0.5, "c"),
+        Suspect(path, "Calc", "pkg.calc.Calc", Span(path, 0, 6, 10), 0.4, "d"),
+    ]
+    test_mark, function_mark = locator(root).marks_for(r, suspects)
+    assert function_mark.span == suspects[0].span
+    assert test_mark.function == function_mark.function == "pkg.calc.Calc._check"
+    assert test_mark.suspects == function_mark.suspects == suspects
+    notes = [(span.line, text) for span, text in function_mark.related]
+    assert notes == [
+        (9, "failing test: tests/test_calc.py::test_mul"),
+        (10, "also suspicious: `mul` 0.71"),
+        (1, "also suspicious: `Calc.add` 0.50"),
+    ]
+    assert [text for _, text in test_mark.related][1:] == [t for _, t in notes[1:]]
+    # Without suspects: today's rule, and no list.
+    plain = locator(root).marks_for(r)
+    assert plain[1].function == "pkg.calc.mul" and plain[1].suspects == []
 
 
 def test_without_a_live_resolution_the_imports_are_read(tmp_path: Path) -> None:

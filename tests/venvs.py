@@ -52,12 +52,15 @@ def cached_venv(
     requirements: Sequence[str],
     editable: Sequence[Path] = (),
     pip_args: Sequence[str] = (),
+    base: str | None = None,
 ) -> Path:
     """The interpreter of a virtualenv holding `requirements` (pinned specifiers, installed
     from PyPI) and `editable` project directories (`pip install -e`, not cached across
-    different directories: their path is part of the key)."""
+    different directories: their path is part of the key), made by `base` (another Python,
+    e.g. pyenv's) or by ours."""
+    python_key = sys.version if base is None else base
     key_text = json.dumps(
-        [sys.version, sorted(requirements), [str(p) for p in editable], list(pip_args)]
+        [python_key, sorted(requirements), [str(p) for p in editable], list(pip_args)]
     )
     key = hashlib.sha256(key_text.encode()).hexdigest()[:16]
     venv = cache_dir() / "venvs" / f"{name}-{key}"
@@ -66,7 +69,7 @@ def cached_venv(
         if done.exists():
             return venv_python(venv)
         shutil.rmtree(venv, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([base or sys.executable, "-m", "venv", str(venv)], check=True)
         python = venv_python(venv)
         argv = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
         argv += list(pip_args)
@@ -81,9 +84,27 @@ def cached_venv(
 PYTEST = "pytest==9.2.0"
 
 
-def pytest_venv() -> Path:
-    """The interpreter of a virtualenv with pytest alone: a project's environment, not ours."""
-    return cached_venv("pytest", [PYTEST])
+def pytest_venv(base: str | None = None) -> Path:
+    """The interpreter of a virtualenv with pytest alone: a project's environment, not ours
+    (made by `base`, another Python, when given)."""
+    if base is None:
+        return cached_venv("pytest", [PYTEST])
+    return cached_venv("pytest", [PYTEST], base=base)
+
+
+PYENV = Path("/root/.pyenv/versions")
+
+
+def pyenv_python(version: str) -> str:
+    """pyenv's Python `version` (3.10.13, 3.12.1: the ones CI's machine has); a clear error
+    when it is not there (a test that needs another Python fails, never skips)."""
+    python = Path(os.environ.get("OCI_PYENV_ROOT", PYENV)) / version / "bin" / "python"
+    if not python.exists():
+        raise RuntimeError(
+            f"Python {version} is needed at {python} (pyenv install {version}, or set"
+            " OCI_PYENV_ROOT to the folder that holds pyenv's versions)"
+        )
+    return str(python)
 
 
 def _pip(argv: list[str]) -> None:

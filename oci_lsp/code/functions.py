@@ -142,6 +142,28 @@ def enclosing_function(source: str, line: int, name: str | None = None) -> Funct
     return _location(qualname, node, source)
 
 
+@functools.lru_cache(maxsize=64)
+def line_owners(source: str) -> dict[int, FunctionLocation]:
+    """Each 1-based line of a function (its decorators to its last line) -> the innermost
+    def that holds it: a nested function's lines are its own, not its outer's. The lines of
+    a class body and of the module belong to no function and are absent, as is everything
+    of a source that does not parse. Cached per text (a test file's thousand spectra ask
+    about the same few modules); callers must not change the answer."""
+    tree = parse(source)
+    if tree is None:
+        return {}
+    owners: dict[int, FunctionLocation] = {}
+    for qualname, node in iter_definitions(tree):  # outer before inner: inner overwrites
+        lines = range(definition_start(node), (node.end_lineno or node.lineno) + 1)
+        if isinstance(node, _FUNCTION_TYPES):
+            location = _location(qualname, node, source)
+            owners.update(dict.fromkeys(lines, location))
+        else:  # a class body, even one inside a function: none of its own lines are a def's
+            for line in lines:
+                owners.pop(line, None)
+    return owners
+
+
 def statement_at(source: str, line: int) -> ast.stmt | None:
     """The innermost simple statement on `line`, or the compound one whose header it is.
 

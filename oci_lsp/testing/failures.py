@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,8 @@ ReadSource = Callable[[str], "str | None"]
 
 # Folders whose modules are test code (helpers, fixtures), never the code under test.
 TEST_DIR_NAMES = frozenset({"tests", "test"})
+# How many suspects after the first a failure's marks name ("also suspicious: ...").
+RELATED_SUSPECTS = 2
 
 
 @dataclass(frozen=True)
@@ -229,12 +231,20 @@ class FailureLocator:
                     return frame.line
         return report.line
 
-    def marks_for(self, report: TestReport) -> list[FailureMark]:
+    def marks_for(self, report: TestReport, suspects: Sequence[Suspect] = ()) -> list[FailureMark]:
+        """The marks of a failed report: at its failing line, and at the function under test.
+
+        With `suspects` (the ranking of testing/localize.py, most suspicious first) the
+        function mark goes on the first, and the next ones (RELATED_SUSPECTS at most) are
+        named in relatedInformation; without, the function is today's rule's (target_of).
+        """
         if not report.failed or report.path is None:
             return []
         line = self.test_line(report) or 1
         test_span = _line_span(report.path, self.read(report.path), line)
-        target = self.target_of(report)
+        target: TargetFunction | Suspect | None = (
+            suspects[0] if suspects else self.target_of(report)
+        )
         message = f"{report.test_id}: {report.message or report.outcome}"
         function = target.dotted if target else None
         test_mark = FailureMark(
@@ -254,6 +264,13 @@ class FailureLocator:
             test_mark.related.append((target.span, f"function under test: {target.qualname}"))
             function_mark.related.append((test_span, f"failing test: {report.test_id}"))
             marks.append(function_mark)
+        for also in suspects[1 : 1 + RELATED_SUSPECTS]:
+            for mark in marks:
+                mark.related.append(
+                    (also.span, f"also suspicious: `{also.qualname}` {also.score:.2f}")
+                )
+        for mark in marks:
+            mark.suspects = list(suspects)
         return marks
 
     def marks_for_collection_error(self, error: CollectionError) -> list[FailureMark]:

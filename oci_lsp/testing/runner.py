@@ -49,6 +49,7 @@ _EVENT_LIMIT = 16 * 1024 * 1024
 EVENT_TURN = 0.01  # the longest the events of a run hold the event loop at a time
 BIG_EVENT = 256 * 1024  # an event line this long is parsed in a thread
 JUNIT_PLACEHOLDER = "{junitxml}"
+SPECTRA_ENV = "OCI_LSP_SPECTRA"  # record each test's spectrum (pytest_plugin/oci_lsp_spectra.py)
 _PYTEST_MISSING = re.compile(r"No module named '?pytest'?$", re.MULTILINE)
 
 
@@ -401,7 +402,7 @@ class EventReader:
         while line := await reader.readline():
             try:
                 if len(line) > BIG_EVENT:  # a failure text of megabytes: parsed off the loop
-                    event = await asyncio.to_thread(json.loads, line)
+                    event = await asyncio.to_thread(_decode, line)
                 else:
                     event = json.loads(line)
                 self.handle(event)
@@ -441,6 +442,15 @@ class EventReader:
             self.stopped = event.get("stopped") or None
         elif kind == "skipped":
             self.skipped = skipped_directories(event.get("loops"), event.get("unreadable"))
+        elif kind == "spectrum":
+            spectrum: dict[str, frozenset[int]] = {}
+            for path, lines in (event.get("lines") or {}).items():
+                where = self._abs(path)
+                if where is not None:
+                    # Already frozen when a big event was decoded in a thread (then this is
+                    # the same set again, no copy).
+                    spectrum[where] = frozenset(lines)
+            self.listener.spectrum(event["nodeid"], spectrum)
 
     def _result(self, event: dict[str, Any]) -> None:
         nodeid = event["nodeid"]
@@ -622,6 +632,10 @@ async def _run_pytest(
     env = {"OCI_LSP_SCRATCH": scratch}
     if spec.seed is not None:
         env["OCI_LSP_RANDOMLY_SEED"] = str(spec.seed)
+    # The plugin's oci_lsp_spectra reads it at the start of the run's session: the request's
+    # env is put into the forked run's environment before pytest starts (the supervisor).
+    # Always said: a server started from a recorded run's test must not record every run.
+    env[SPECTRA_ENV] = "1" if spec.record else "0"
     log.info("running %s in %s", " ".join(pytest_argv(spec)), spec.root)
     events = EventReader(listener, spec.root)
     child = standby.child
@@ -658,6 +672,17 @@ async def _run_pytest(
             f"pytest stopped with exit status {code}: {last[-1] if last else ''}"
         ).strip()
     return result
+
+
+def _decode(line: bytes) -> Any:
+    """An event, with a spectrum's lines already made sets (a big one is decoded in a thread:
+    its thousands of lines are not made into sets on the event loop either)."""
+    event = json.loads(line)
+    if isinstance(event, dict) and event.get("e") == "spectrum":
+        lines = event.get("lines")
+        if isinstance(lines, dict):
+            event["lines"] = {path: frozenset(found) for path, found in lines.items()}
+    return event
 
 
 def _how_it_ended(child: _Child) -> str:

@@ -11,8 +11,9 @@ through the test module's own globals (no code is evaluated: attributes are look
 inspect.getattr_static).
 
 It also changes what the project's own options would make a run write or do that does not
-fit a run on save or a candidate's (oci_lsp_options), and reads doctest failures
-(oci_lsp_doctest).
+fit a run on save or a candidate's (oci_lsp_options), reads doctest failures
+(oci_lsp_doctest), and in a run that records (OCI_LSP_SPECTRA=1) sends the lines of the
+workspace's code each test executed (oci_lsp_spectra), one "spectrum" event after its teardown.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 import oci_lsp_dirs as dirs  # type: ignore[import-not-found]
 import oci_lsp_doctest as doctests  # type: ignore[import-not-found]
 import oci_lsp_options as options  # type: ignore[import-not-found]
+import oci_lsp_spectra as spectra  # type: ignore[import-not-found]
 import pytest
 
 _MAX_TEXT = 20_000  # a test that prints megabytes must not produce megabyte events
@@ -263,6 +265,21 @@ def pytest_collection_modifyitems(
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     dirs.forget()
+    spectra.start(str(session.config.rootpath))
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    recorder = spectra.current()
+    if recorder is None:
+        yield
+        return
+    recorder.begin()  # before the setup: fixtures run the workspace's code too
+    try:
+        yield
+    finally:
+        lines = recorder.end()  # after the teardown
+    _emit({"e": "spectrum", "nodeid": item.nodeid, "lines": lines})
 
 
 @pytest.hookimpl(trylast=True)
@@ -377,6 +394,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    spectra.stop()
     # -x or --maxfail (the project's options) stop a run before its end: the tests it never
     # reached are not known to pass.
     stopped = session.shouldstop or session.shouldfail

@@ -1,0 +1,355 @@
+"""Which function the fault is in, from what the tests executed (issue 15).
+
+Today's rule (testing/failures.py) names the deepest traceback frame, or the function called
+in the failing assert. It blames the wrong function whenever the fault never shows in a
+traceback: a property or helper that returns a wrong value to a caller, a constant computed
+before the assert, an `__init__` whose mistake surfaces in a method. Here the functions are
+ranked by spectrum-based fault localization instead, the family FauxPy found best on real
+Python bugs:
+
+- A test's spectrum is the set of lines of the workspace's own code it executed (recorded
+  by the plugin in the *locate run*, RunSpec.record). A line that runs in every failing test
+  and in few passing ones is suspicious: Ochiai, ef / sqrt(F * (ef + ep)) (ef, ep: failing and
+  passing tests that ran it; F: failing tests), or DStar (* = 2), ef² / (ep + F - ef), shown
+  as d / (d + 1) to read on the same 0..1 scale. Lines, not functions: a mutated branch runs
+  only in the failing tests while the rest of its function, and its callers, run in passing
+  tests too, so a function's score is the best of its lines'.
+- The traceback and the assert still count: a function gets a share of the distance to 1
+  (EVIDENCE_WEIGHT) for the failing tests in which today's rule names it (1) or it is another
+  frame of the failing chain or the function called in the failing assert (1/2). A near tie
+  goes to the traceback; a clear spectrum does not.
+- Ties (the tests cannot tell two functions apart: a helper called only by its caller) are
+  broken by, in order: fewer passing tests executing the function at all (the narrower one);
+  more traceback and assert evidence; deeper in the failing call chain (the callee before its
+  caller: the frame that raised before the frames above it); then the dotted name and the line,
+  so a ranking never changes between runs.
+- All failing tests of a run make one ranking (several failing tests of one fault point at it
+  together); each failing test's suspects are the ranked functions it executed.
+
+Lines map to the innermost def that holds them (code/functions.line_owners): nested
+functions, methods, properties, `__init__` and dunders are functions of their own; module
+and class-body lines belong to none. Test files, test helpers and code outside the workspace
+are never suspects.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections import defaultdict
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from oci_lsp.code.functions import FunctionLocation, enclosing_function, line_owners
+from oci_lsp.testing.failures import FailureLocator, Span, Suspect
+from oci_lsp.testing.results import Collected, Spectrum, TestReport
+from oci_lsp.testing.runner import PytestLauncher, RunResult, RunSpec, run_tests
+
+Formula = Literal["ochiai", "dstar"]
+
+# The share of the distance to 1 that a function closes when every failing test's traceback
+# names it (today's rule); small, so that the tests' spectra decide unless they nearly tie.
+EVIDENCE_WEIGHT = 0.2
+# What each kind of evidence counts for, per failing test.
+TARGET_EVIDENCE = 1.0  # today's rule names it: the frame that raised, or the assert's call
+CHAIN_EVIDENCE = 0.5  # another frame of the failing chain, or called in the assert
+
+# A function of the workspace: its file (real path) and the line of its `def`.
+FunctionKey = tuple[str, int]
+
+
+def ochiai(ef: int, ep: int, failing: int) -> float:
+    return ef / math.sqrt(failing * (ef + ep)) if ef else 0.0
+
+
+def dstar(ef: int, ep: int, failing: int) -> float:
+    """DStar with * = 2, d / (d + 1): the order of d on 0..1 (d is infinite at ep = 0 and
+    ef = F, the most suspicious a line can be)."""
+    if not ef:
+        return 0.0
+    rest = ep + failing - ef
+    if rest == 0:
+        return 1.0
+    d = ef * ef / rest
+    return d / (d + 1)
+
+
+FORMULAS: Mapping[str, Callable[[int, int, int], float]] = {"ochiai": ochiai, "dstar": dstar}
+
+
+@dataclass
+class _Scored:
+    """What is known of one function while ranking."""
+
+    path: str
+    location: FunctionLocation
+    failing: set[str] = field(default_factory=set)  # failing tests that executed it
+    passing: int = 0  # passing tests that executed any of its lines
+    spectrum: float = 0.0  # the best of its lines' scores
+    best_line: int = 0
+    best_counts: tuple[int, int] = (0, 0)  # (ef, ep) of that line
+    evidence: float = 0.0  # summed over the failing tests
+    depth: int = 0  # deepest place in a failing chain (1: the test's callee); 0: none
+    raised: bool = False  # the frame that raised, in some failing test
+    in_chain: bool = False
+    called: bool = False  # called in a failing assert
+    score: float = 0.0
+
+    def order(self) -> tuple[float, int, float, int, str, int]:
+        return (
+            -round(self.score, 9),
+            self.passing,
+            -self.evidence,
+            -self.depth,
+            self.location.qualname,
+            self.location.def_line,
+        )
+
+
+def rank(
+    failing: Sequence[TestReport],
+    spectra: Mapping[str, Spectrum],
+    passed: Collection[str],
+    locator: FailureLocator,
+    formula: Formula = "ochiai",
+    limit: int = 5,
+) -> dict[str, list[Suspect]]:
+    """Failing test id -> its suspects, most suspicious first: the functions it executed, in
+    the order of one ranking over all the failing tests (the module's docstring). A failing
+    test without a spectrum (it timed out, the recording missed it) has none."""
+    score_line = FORMULAS[formula]
+    recorded = [r for r in failing if r.test_id in spectra]
+    passing = [spectra[t] for t in passed if t in spectra]
+    total_failing = len(recorded)
+    if not total_failing:
+        return {}
+    owners = _Owners(locator)
+
+    # The lines the failing tests ran, and which functions they are in.
+    line_failing: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    functions: dict[FunctionKey, _Scored] = {}
+    executed: dict[str, set[FunctionKey]] = {}
+    for report in recorded:
+        ran: set[FunctionKey] = set()
+        for path, lines in spectra[report.test_id].items():
+            of_line = owners.of(path, report)
+            if not of_line:
+                continue
+            counts = line_failing[path]
+            for line in lines:
+                location = of_line.get(line)
+                if location is None:
+                    continue
+                counts[line] += 1
+                key = (path, location.def_line)
+                ran.add(key)
+                if key not in functions:
+                    functions[key] = _Scored(path, location)
+        for key in ran:
+            functions[key].failing.add(report.test_id)
+        executed[report.test_id] = ran
+
+    # How many passing tests ran each of those lines (no other line can be a suspect).
+    line_passing: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for spectrum in passing:
+        touched: set[FunctionKey] = set()
+        for path, lines in spectrum.items():
+            if path not in line_failing:
+                continue
+            counts = line_failing[path]
+            of_line = owners.of(path, None)
+            passed_lines = line_passing[path]
+            for line in lines:
+                if line in counts:
+                    passed_lines[line] += 1
+                    touched.add((path, of_line[line].def_line))
+                else:
+                    location = of_line.get(line)  # an unsuspected line of a suspect
+                    if location is not None and (path, location.def_line) in functions:
+                        touched.add((path, location.def_line))
+        for key in touched:
+            functions[key].passing += 1
+
+    for path, counts in line_failing.items():
+        of_line = owners.of(path, None)
+        passed_lines = line_passing.get(path, {})
+        for line, ef in counts.items():
+            ep = passed_lines.get(line, 0)
+            scored = functions[(path, of_line[line].def_line)]
+            value = score_line(ef, ep, total_failing)
+            better = (value, -ep, -line) > (
+                scored.spectrum,
+                -scored.best_counts[1],
+                -scored.best_line,
+            )
+            if better or not scored.best_line:
+                scored.spectrum, scored.best_line, scored.best_counts = value, line, (ef, ep)
+
+    for report in recorded:
+        _weigh_evidence(report, functions, owners, locator)
+    for scored in functions.values():
+        evidence = min(scored.evidence / total_failing, 1.0)
+        scored.score = scored.spectrum + (1.0 - scored.spectrum) * EVIDENCE_WEIGHT * evidence
+
+    ranking = sorted(functions.items(), key=lambda item: item[1].order())
+    place = {key: i for i, (key, _) in enumerate(ranking)}
+    suspects: dict[FunctionKey, Suspect] = {}
+    result: dict[str, list[Suspect]] = {}
+    for report in recorded:
+        mine = sorted(executed[report.test_id], key=place.__getitem__)[:limit]
+        if not mine:
+            continue
+        chosen = []
+        for key in mine:
+            if key not in suspects:
+                suspects[key] = _suspect(functions[key], locator, total_failing, len(passing))
+            chosen.append(suspects[key])
+        result[report.test_id] = chosen
+    return result
+
+
+async def locate(
+    spec: RunSpec,
+    failing: Sequence[TestReport],
+    locator: FailureLocator,
+    formula: Formula = "ochiai",
+    launcher: PytestLauncher | None = None,
+    *,
+    limit: int = 5,
+    collected: Callable[[int], None] | None = None,
+) -> dict[str, list[Suspect]]:
+    """Run spec's tests again with recording on (the locate run), and rank.
+
+    spec's selection is the test files of the failing tests, so their passing tests run too.
+    `failing`: the failing tests of the run being explained; only those that fail again are
+    ranked (a test that passes this time tells nothing of the fault it showed). `collected`
+    hears how many tests the run will record. Returns {} when the run does not complete.
+    """
+    listener = _Recording(collected)
+    result: RunResult = await run_tests(dataclasses.replace(spec, record=True), listener, launcher)
+    if result.status != "completed":
+        return {}
+    wanted = {r.test_id for r in failing}
+    again = [r for r in listener.reports if r.failed and r.test_id in wanted]
+    # Other failing tests of the run (order-dependent ones) are neither failing nor passing
+    # evidence here; the passing ones are.
+    passed = [r.test_id for r in listener.reports if r.outcome == "passed"]
+    return rank(again, listener.spectra, passed, locator, formula, limit)
+
+
+class _Recording(Collected):
+    def __init__(self, on_collected: Callable[[int], None] | None) -> None:
+        super().__init__()
+        self._on_collected = on_collected
+
+    def collected(self, count: int) -> None:
+        if self._on_collected is not None:
+            self._on_collected(count)
+
+
+class _Owners:
+    """Which function holds each line of a file, for the files that may hold suspects."""
+
+    def __init__(self, locator: FailureLocator) -> None:
+        self.locator = locator
+        self._known: dict[str, Mapping[int, FunctionLocation]] = {}
+
+    def of(self, path: str, report: TestReport | None) -> Mapping[int, FunctionLocation]:
+        known = self._known.get(path)
+        if known is None:
+            known = {}
+            if self.locator.in_workspace(path) and not self.locator.is_test_path(path):
+                source = self.locator.read(path)
+                if source is not None:
+                    known = line_owners(source)
+            self._known[path] = known
+        if report is not None and report.path is not None and _same_file(path, report.path):
+            return {}  # the test's own file, wherever it is
+        return known
+
+
+def _same_file(a: str, b: str) -> bool:
+    return a == b or os.path.realpath(a) == os.path.realpath(b)
+
+
+def _weigh_evidence(
+    report: TestReport,
+    functions: Mapping[FunctionKey, _Scored],
+    owners: _Owners,
+    locator: FailureLocator,
+) -> None:
+    """What the failing test's traceback and assert say of the functions it ran."""
+    chain: list[FunctionKey] = []
+    for frame in report.frames:
+        if frame.function == "<module>":
+            continue
+        path = os.path.realpath(frame.path)
+        if not owners.of(path, report):
+            continue
+        source = locator.read(path)
+        found = enclosing_function(source, frame.line, frame.function) if source else None
+        if found is not None:
+            key = (path, found.def_line)
+            if key in chain:  # a recursion: its deepest place counts
+                chain.remove(key)
+            chain.append(key)
+    called: FunctionKey | None = None
+    if report.called is not None:
+        path = os.path.realpath(report.called.path)
+        of_line = owners.of(path, report)
+        location = of_line.get(report.called.line)
+        if location is None:  # `line` is the first decorator's; the def is a little lower
+            location = next(
+                (loc for loc in of_line.values() if loc.qualname == report.called.qualname), None
+            )
+        if location is not None:
+            called = (path, location.def_line)
+    target = locator.target_of(report)
+    target_key = (
+        (os.path.realpath(target.span.path), target.span.line + 1) if target is not None else None
+    )
+    for depth, key in enumerate(chain, start=1):
+        scored = functions.get(key)
+        if scored is None:
+            continue
+        scored.in_chain = True
+        scored.depth = max(scored.depth, depth)
+        if key == chain[-1]:
+            scored.raised = True
+        scored.evidence += TARGET_EVIDENCE if key == target_key else CHAIN_EVIDENCE
+    if called is not None and called not in chain and called in functions:
+        scored = functions[called]
+        scored.called = True
+        scored.evidence += TARGET_EVIDENCE if called == target_key else CHAIN_EVIDENCE
+
+
+def _suspect(scored: _Scored, locator: FailureLocator, failing: int, passing: int) -> Suspect:
+    location = scored.location
+    module = locator.index.module_for_path(Path(scored.path)) or Path(scored.path).stem
+    span = Span(
+        scored.path,
+        location.def_line - 1,
+        location.name_col,
+        location.name_col + len(location.name),
+    )
+    ef, ep = scored.best_counts
+    tests = "test" if failing == 1 else "tests"
+    why = f"line {scored.best_line} ran in {ef} of {failing} failing {tests}"
+    why += f", {ep} of {passing} passing"
+    if scored.raised:
+        why += "; raised the error"
+    elif scored.in_chain:
+        why += "; in the failing traceback"
+    elif scored.called:
+        why += "; called in the failing assert"
+    return Suspect(
+        scored.path,
+        location.qualname,
+        f"{module}.{location.qualname}",
+        span,
+        round(scored.score, 3),
+        why,
+    )

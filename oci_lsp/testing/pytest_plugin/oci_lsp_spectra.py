@@ -1,0 +1,266 @@
+"""Per-test line spectra: which lines of the workspace's own code each test executed.
+
+Runs inside the *workspace's* interpreter (stdlib and pytest only, Python 3.10+), loaded by
+oci_lsp_pytest, and records only in a run that asks for it (OCI_LSP_SPECTRA=1, set by the
+runner for the run that locates a fault; issue 15). The workspace's own code is what lies
+under the run's rootdir, outside site-packages, virtual environments (a folder with a
+pyvenv.cfg), the interpreter's prefix, and pytest's and pluggy's own files. Test files are
+recorded too: the ranking leaves them out.
+
+Two ways, one result:
+- Python >= 3.12: sys.monitoring under a free tool id. PY_START for every code object, which
+  turns on LINE events for that code object alone when it is the workspace's, and is then
+  disabled (DISABLE) for it; each LINE event is disabled after its first hit. Each test
+  starts with restart_events(), so a line costs one callback per test however often it runs,
+  and the library's and pytest's code costs one callback per code object per test.
+- Python 3.10/3.11: sys.settrace (and threading.settrace, for the threads a test starts) with
+  a global trace function that answers None, from a cache by file name, for every frame
+  outside the workspace: only the workspace's frames are traced line by line.
+
+Whatever tracer or profiler was there before (coverage's) is put back after each test, and a
+tool id taken is given back when the session ends. The state is the run's own: a standby
+supervisor forks runs, and nothing is set up before pytest_sessionstart of the run.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from typing import Any
+
+ENV = "OCI_LSP_SPECTRA"
+
+Lines = dict[str, set[int]]  # code file name (as the code object names it) -> lines
+
+
+def _machinery() -> tuple[str, ...]:
+    """Folders whose code is never the workspace's, even under the rootdir (a venv inside
+    the project holds pytest; a checkout of pytest itself is a workspace of its own kind)."""
+    import _pytest
+    import pluggy
+
+    folders = {os.path.dirname(os.path.realpath(m.__file__ or "")) for m in (_pytest, pluggy)}
+    folders.add(os.path.dirname(os.path.realpath(__file__)))  # oci-lsp's plugin
+    for prefix in (sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix):
+        folders.add(os.path.realpath(prefix))
+    return tuple(folder + os.sep for folder in folders if folder)
+
+
+class _Workspace:
+    """Which code files are the workspace's own; each name decided once (cached)."""
+
+    def __init__(self, rootdir: str) -> None:
+        self.root = os.path.realpath(rootdir) + os.sep
+        self.cwd = os.getcwd()  # relative code file names (sys.path's '') are from here
+        self.outside = tuple(p for p in _machinery() if not self.root.startswith(p))
+        self.files: dict[str, str | None] = {}  # code file name -> real path, or None
+        self._venvs: dict[str, bool] = {}
+
+    def own(self, filename: str) -> str | None:
+        """The real path of a code file of the workspace's own, else None."""
+        try:
+            return self.files[filename]
+        except KeyError:
+            pass
+        found = self._decide(filename)
+        self.files[filename] = found
+        return found
+
+    def _decide(self, filename: str) -> str | None:
+        if not filename or filename.startswith("<"):
+            return None  # <string>, <frozen ...>, <doctest ...>: no file of the workspace
+        path = os.path.realpath(os.path.join(self.cwd, filename))
+        if not path.startswith(self.root) or path.startswith(self.outside):
+            return None
+        parts = path[len(self.root) :].split(os.sep)[:-1]
+        if "site-packages" in parts or "dist-packages" in parts:
+            return None
+        folder = self.root.rstrip(os.sep)
+        for part in parts:
+            folder = os.path.join(folder, part)
+            if self._is_venv(folder):
+                return None
+        return path
+
+    def _is_venv(self, folder: str) -> bool:
+        known = self._venvs.get(folder)
+        if known is None:
+            known = os.path.exists(os.path.join(folder, "pyvenv.cfg"))
+            self._venvs[folder] = known
+        return known
+
+
+class _Tracer:
+    """sys.settrace for the workspace's frames alone (Python 3.10/3.11, or no tool id free)."""
+
+    def __init__(self, workspace: _Workspace) -> None:
+        self.workspace = workspace
+        self.lines: Lines = {}
+        self._local: dict[str, Any] = {}  # file name -> its local trace function, this test
+        self._before: Any = None
+        self._before_threads: Any = None
+
+    def begin(self) -> None:
+        self.lines = {}
+        self._local = {}
+        self._before = sys.gettrace()
+        self._before_threads = threading.gettrace()
+        threading.settrace(self._call)
+        sys.settrace(self._call)
+
+    def end(self) -> Lines:
+        sys.settrace(self._before)
+        threading.settrace(self._before_threads)
+        self._before = self._before_threads = None
+        return self.lines
+
+    def close(self) -> None:
+        pass
+
+    def _call(self, frame: Any, event: str, arg: Any) -> Any:
+        if event != "call":
+            return None
+        filename = frame.f_code.co_filename
+        local = self._local.get(filename)
+        if local is None:
+            if self.workspace.own(filename) is None:
+                return None
+            local = self._local[filename] = self._lines_of(filename)
+        return local
+
+    def _lines_of(self, filename: str) -> Any:
+        hit = self.lines.setdefault(filename, set()).add
+
+        def local(frame: Any, event: str, arg: Any) -> Any:
+            if event == "line":
+                hit(frame.f_lineno)
+            return local
+
+        return local
+
+
+# Tool ids the standard reserves for others come last: a debugger, coverage, a profiler or an
+# optimizer of the project's own may be running (sys.monitoring.use_tool_id refuses a taken one).
+_TOOL_IDS = (3, 4, 2, 5, 0, 1)
+
+
+class _Monitor:
+    """sys.monitoring (Python >= 3.12): LINE events for the workspace's code objects only."""
+
+    def __init__(self, workspace: _Workspace, tool: int) -> None:
+        self.workspace = workspace
+        self.tool = tool
+        self.lines: Lines = {}
+        self.recording = False
+        # Code objects with LINE events on, by id (a code object's hash is computed from its
+        # contents on every call); kept alive here, so an id is never reused.
+        self._watched: dict[int, Any] = {}
+        monitoring: Any = getattr(sys, "monitoring")  # noqa: B009 (3.12+; the stubs may lack it)
+        self._m = monitoring
+        self._disable = monitoring.DISABLE
+        events = monitoring.events
+        monitoring.register_callback(tool, events.PY_START, self._start)
+        monitoring.register_callback(tool, events.LINE, self._line)
+        monitoring.set_events(tool, events.PY_START)
+
+    @staticmethod
+    def take_tool() -> int | None:
+        monitoring: Any = getattr(sys, "monitoring", None)
+        if monitoring is None:
+            return None
+        for tool in _TOOL_IDS:
+            if monitoring.get_tool(tool) is None:
+                try:
+                    monitoring.use_tool_id(tool, "oci-lsp spectra")
+                except ValueError:
+                    continue
+                return tool
+        return None
+
+    def begin(self) -> None:
+        self.lines = {}
+        self.recording = True
+        self._m.restart_events()  # what was DISABLEd in the last test fires again, once
+
+    def end(self) -> Lines:
+        self.recording = False
+        return self.lines
+
+    def close(self) -> None:
+        monitoring, events = self._m, self._m.events
+        monitoring.set_events(self.tool, 0)
+        for code in self._watched.values():
+            monitoring.set_local_events(self.tool, code, 0)
+        self._watched.clear()
+        monitoring.register_callback(self.tool, events.PY_START, None)
+        monitoring.register_callback(self.tool, events.LINE, None)
+        monitoring.free_tool_id(self.tool)
+
+    def _start(self, code: Any, offset: int) -> Any:
+        if id(code) not in self._watched and self.workspace.own(code.co_filename) is not None:
+            self._watched[id(code)] = code
+            self._m.set_local_events(self.tool, code, self._m.events.LINE)
+        return self._disable  # this code object's start, until the next test
+
+    def _line(self, code: Any, line: int) -> Any:
+        if self.recording:
+            lines = self.lines.get(code.co_filename)
+            if lines is None:
+                lines = self.lines[code.co_filename] = set()
+            lines.add(line)
+        return self._disable
+
+
+class Recorder:
+    """One run's recording: begin() before a test's setup, end() after its teardown."""
+
+    def __init__(self, rootdir: str) -> None:
+        self.workspace = _Workspace(rootdir)
+        tool = _Monitor.take_tool()
+        self._way: _Tracer | _Monitor = (
+            _Monitor(self.workspace, tool) if tool is not None else _Tracer(self.workspace)
+        )
+
+    @property
+    def way(self) -> str:
+        return "sys.monitoring" if isinstance(self._way, _Monitor) else "sys.settrace"
+
+    def begin(self) -> None:
+        self._way.begin()
+
+    def end(self) -> dict[str, list[int]]:
+        """What ran since begin(): real path -> its lines, sorted."""
+        lines = self._way.end()
+        found: dict[str, set[int]] = {}
+        for filename, hits in lines.items():
+            path = self.workspace.own(filename)
+            if path is not None and hits:
+                found.setdefault(path, set()).update(hits)
+        return {path: sorted(hits) for path, hits in found.items()}
+
+    def close(self) -> None:
+        self._way.close()
+
+
+_recorder: Recorder | None = None
+
+
+def start(rootdir: str) -> Recorder | None:
+    """The run's recorder, when the run records (OCI_LSP_SPECTRA=1); None otherwise."""
+    global _recorder
+    stop()
+    if os.environ.get(ENV) == "1":
+        _recorder = Recorder(rootdir)
+    return _recorder
+
+
+def current() -> Recorder | None:
+    return _recorder
+
+
+def stop() -> None:
+    global _recorder
+    if _recorder is not None:
+        _recorder.close()
+        _recorder = None
