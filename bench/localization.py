@@ -52,7 +52,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -109,9 +109,10 @@ class Outcome:
     role: str
     failing: int  # failing tests in our run
     old: Rule
-    new: Rule | None  # None: no ranking (not built, or the locate run failed)
+    new: Rule | None  # the ranking with FORMULA; None: none (not built, or no locate run)
     seconds: float
     note: str = ""
+    dstar: Rule | None = None  # the ranking with DStar (--dstar)
     fix: dict[str, bool] = field(default_factory=dict)  # localization -> fixed
     fix_seconds: dict[str, float] = field(default_factory=dict)
 
@@ -157,7 +158,7 @@ def merged(suspects: dict[str, list[Suspect]], failing: Sequence[TestReport]) ->
 
 
 async def localize_one(
-    ws: Workspace, edit: Edit, launcher: PytestLauncher, timeout: float, ranking: bool
+    ws: Workspace, edit: Edit, launcher: PytestLauncher, timeout: float, formulas: Sequence[str]
 ) -> Outcome:
     started = time.perf_counter()
     mutated: Function = (os.path.realpath(ws.root / edit.file), edit.function)
@@ -167,7 +168,6 @@ async def localize_one(
     try:
         result = await run_tests(spec, collected, launcher)
         failing = sorted(collected.failing, key=lambda r: r.test_id)
-        passed = {r.test_id for r in collected.reports if not r.failed}
         locator = FailureLocator(ws.root, read_source)
 
         def target(report: TestReport) -> Function | None:
@@ -190,10 +190,12 @@ async def localize_one(
         )
         if not failing:
             outcome.note = f"no failing test in our run ({result.status}, exit {result.exit_code})"
-        elif ranking:
-            outcome.new = await rank_one(spec, failing, passed, locator, launcher, mutated, target)
-            if outcome.new is None:
-                outcome.note = "no ranking"
+        for formula in formulas if failing else ():
+            rule = await rank_one(spec, failing, formula, locator, launcher, mutated, target)
+            if formula == FORMULA:
+                outcome.new = rule
+            else:
+                outcome.dstar = rule
     finally:
         edit.revert(ws.root)
     outcome.seconds = time.perf_counter() - started
@@ -203,15 +205,19 @@ async def localize_one(
 async def rank_one(
     spec: RunSpec,
     failing: list[TestReport],
-    passed: set[str],
+    formula: Any,
     locator: FailureLocator,
     launcher: PytestLauncher,
     mutated: Function,
     target: Any,
-) -> Rule | None:
+) -> Rule:
+    """The ranking's marks: the locate run over the failing tests' files, as the server
+    does it after a failing run."""
     from oci_lsp.testing import localize
 
-    suspects = await localize.locate(spec, failing, locator, FORMULA, launcher)
+    files = sorted({r.test_id.split("::", 1)[0] for r in failing})
+    spec = replace(spec, selection=files)
+    suspects = await localize.locate(spec, failing, locator, formula, launcher)
     rule = Rule()
     marks: list[Function | None] = []
     for report in failing:
@@ -232,7 +238,9 @@ def has_ranking() -> bool:
     return hasattr(localize, "locate")
 
 
-async def localize_project(key: str, edits: list[Edit], tmp: Path, ranking: bool) -> list[Outcome]:
+async def localize_project(
+    key: str, edits: list[Edit], tmp: Path, formulas: Sequence[str]
+) -> list[Outcome]:
     ws = materialize(project(key), tmp / SPACED / key)
     launcher = PytestLauncher()
     outcomes: list[Outcome] = []
@@ -246,7 +254,7 @@ async def localize_project(key: str, edits: list[Edit], tmp: Path, ranking: bool
                 raise SystemExit(f"{key}: fails as it is: {pristine.failing[0].test_id}")
             timeout = 6 * (time.perf_counter() - began) + 60
             for edit in edits:
-                outcome = await localize_one(ws, edit, launcher, timeout, ranking)
+                outcome = await localize_one(ws, edit, launcher, timeout, formulas)
                 outcomes.append(outcome)
                 log(line(outcome))
     finally:
@@ -319,13 +327,17 @@ def report(outcomes: list[Outcome]) -> str:
         " per mutation |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for name in ("old", "new"):
+    labels = {
+        "old": "old rule (target_of)",
+        "new": f"ranking ({FORMULA})",
+        "dstar": "ranking (dstar)",
+    }
+    for name, label in labels.items():
         rows = [(o, getattr(o, name)) for o in outcomes if getattr(o, name) is not None]
         if not rows:
             continue
         hidden = [r for o, r in rows if o.shows == "hidden"]
         shown = [r for o, r in rows if o.shows != "hidden"]
-        label = "old rule (target_of)" if name == "old" else f"ranking ({FORMULA})"
         out.append(
             f"| {label} | {len(rows)} | {rate(sum(r.top1 for _, r in rows), len(rows))}"
             f" | {rate(sum(r.top1 for r in hidden), len(hidden))}"
@@ -373,12 +385,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fix-every", type=int, default=3, help="0: no --fix runs")
     parser.add_argument("--fix-modes", nargs="+", default=["off", FORMULA])
     parser.add_argument("--old-only", action="store_true", help="no ranking (no locate run)")
+    parser.add_argument("--dstar", action="store_true", help="DStar too (a locate run more)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     corpus, _ = load(args.corpus)
     ranking = not args.old_only and has_ranking()
     if not args.old_only and not ranking:
         log("no oci_lsp.testing.localize.locate here: the old rule only")
+    formulas = ([FORMULA] + (["dstar"] if args.dstar else [])) if ranking else []
     tmp = Path(tempfile.mkdtemp(prefix="oci-bench-localization-"))
     outcomes: list[Outcome] = []
     started = time.perf_counter()
@@ -386,7 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for key in args.projects:
             edits = [e for e in corpus if e.project == key]
             log(f"{key}: {len(edits)} mutations")
-            outcomes += asyncio.run(localize_project(key, edits, tmp, ranking))
+            outcomes += asyncio.run(localize_project(key, edits, tmp, formulas))
         if args.fix_every > 0:
             by_id = {o.id: o for o in outcomes}
             chosen = [e for e in corpus if e.id in by_id][:: args.fix_every]
