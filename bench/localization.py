@@ -66,11 +66,10 @@ from oci_lsp.testing.failures import FailureLocator, Suspect
 from oci_lsp.testing.results import Collected, TestReport
 from oci_lsp.testing.runner import PytestLauncher, RunSpec, run_tests
 from tests.corpus.model import fix_with_scripted_model
-from tests.corpus.mutations import Edit, load
+from tests.corpus.mutations import LOCALIZATION_JSON, Edit, load
 from tests.corpus.projects import PROJECTS, project
 from tests.corpus.workspace import Workspace, materialize, project_env
 
-LOCALIZATION_JSON = Path(__file__).resolve().parent.parent / "tests/corpus/localization.json"
 SPACED = Path("my projects") / "naïve ü"
 FORMULA = "ochiai"
 

@@ -29,6 +29,9 @@ from pathlib import Path
 from typing import Any
 
 MUTATIONS_JSON = Path(__file__).with_name("mutations.json")
+# The localization corpus (issue 15): more mutations, properties, helpers, `__init__` and
+# operator dunders taken first (bench/corpus_mutations.py --order roles).
+LOCALIZATION_JSON = Path(__file__).with_name("localization.json")
 
 KINDS = ("comparison", "constant", "return-none", "branch")
 _SWAP: dict[type[ast.cmpop], type[ast.cmpop]] = {
