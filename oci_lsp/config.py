@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 Backend = Literal["ctranslate2", "openai"]
 Device = Literal["auto", "cuda", "cpu"]
 TestScope = Literal["affected", "all", "affected-then-all"]
+# How a failure's function is found (issue 15): ranked by what the tests executed (the
+# formula), or "off": today's rule alone, the traceback's deepest frame or the assert's call.
+Localization = Literal["ochiai", "dstar", "off"]
 
 # CTranslate2's compute types (ctranslate2.get_supported_compute_types lists a subset per device).
 COMPUTE_TYPES = (
@@ -124,6 +127,9 @@ class TestSettings:
     )
     timeout: float = field(default=300.0, metadata=_check(_positive_number))
     python: str | None = field(default=None, metadata=_check(_optional_text))
+    localization: Localization = field(
+        default="ochiai", metadata=_check(_one_of("ochiai", "dstar", "off"))
+    )
 
 
 @dataclass(frozen=True)

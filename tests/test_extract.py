@@ -7,7 +7,12 @@ import difflib
 
 import pytest
 
-from oci_lsp.refine.extract import ExtractionError, apply_candidate, extract_candidate
+from oci_lsp.refine.extract import (
+    ExtractionError,
+    apply_candidate,
+    extract_candidate,
+    extract_functions,
+)
 
 MODULE = '''\
 """Calculator."""
@@ -447,3 +452,66 @@ def test_a_candidate_the_compiler_rejects() -> None:
     assert error(fence("def mul2(a, b):\n    await a\n"), qualname="mul") == (
         "the module with the candidate does not compile: 'await' outside async function (line 13)"
     )
+
+
+# --- several functions from one reply (a fix of two functions together) -------------------
+
+PAIR = '''\
+"""Prices."""
+
+
+def rate(kind):
+    """The tax rate of a kind of goods."""
+    return 0.2 if kind == "food" else 0.05
+
+
+def price(net, kind):
+    return net * (1 + rate(kind)) + 1
+'''
+
+
+def test_two_functions_of_one_module_are_both_replaced_and_the_rest_kept() -> None:
+    reply = (
+        "Both were wrong:\n```python\ndef rate(kind):\n    return 0.05 if kind == 'food' else 0.2\n"
+        "\n\ndef price(net, kind):\n    return net * (1 + rate(kind))\n```\n"
+    )
+    texts, found = extract_functions(reply, {"m": PAIR}, [("m", "rate"), ("m", "price")])
+    assert texts["m"] == PAIR.replace(
+        '0.2 if kind == "food" else 0.05', "0.05 if kind == 'food' else 0.2"
+    ).replace("(1 + rate(kind)) + 1", "(1 + rate(kind))")
+    assert [e.function.splitlines()[0] for e in found] == [
+        "def rate(kind):",
+        "def price(net, kind):",
+    ]
+    assert '"""The tax rate of a kind of goods."""' in texts["m"]  # the docstring kept
+
+
+def test_two_functions_of_two_modules_from_two_blocks() -> None:
+    shop = "from prices import rate\n\n\ndef total(items):\n    return sum(rate(k) for k in items) + 1\n"
+    reply = (
+        "```python\ndef total(items):\n    return sum(rate(k) for k in items)\n```\n"
+        "and in prices.py:\n```python\ndef rate(kind):\n    return 0.1\n```\n"
+    )
+    texts, _ = extract_functions(
+        reply, {"shop": shop, "prices": PAIR}, [("shop", "total"), ("prices", "rate")]
+    )
+    assert texts["shop"] == shop.replace(") + 1\n", ")\n")
+    assert (
+        'def rate(kind):\n    """The tax rate of a kind of goods."""\n    return 0.1\n'
+        in texts["prices"]
+    )
+    assert "return net * (1 + rate(kind)) + 1" in texts["prices"]  # price untouched
+    assert "def total" not in texts["prices"] and "def rate" not in texts["shop"]
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "```python\ndef price(net, kind):\n    return net\n```",  # rate left out
+        "```python\ndef tax(kind):\n    return 0.1\n\n\ndef price(net, kind):\n    return net\n```",
+        "```python\nreturn 0.1\n```",  # a body: for which of them?
+    ],
+)
+def test_a_reply_that_does_not_define_every_function_by_name_is_refused(reply: str) -> None:
+    with pytest.raises(ExtractionError, match="defines no `rate`"):
+        extract_functions(reply, {"m": PAIR}, [("m", "rate"), ("m", "price")])

@@ -15,7 +15,7 @@ from oci_lsp.server.diagnostics import (
     SUMMARY_CODE,
     DiagnosticsPublisher,
 )
-from oci_lsp.testing.failures import FailureMark, Span
+from oci_lsp.testing.failures import FailureMark, Span, Suspect
 
 
 def mark(test: str) -> FailureMark:
@@ -206,3 +206,40 @@ async def test_the_end_of_a_run_sends_in_turns_and_then_ends_its_progress() -> N
     await publisher.ended()  # nothing left to wait for
     assert not publisher.ending
     assert 0 < events.index("request") < 40  # served while the lists were being sent
+
+
+def test_a_ranked_mark_carries_its_suspects_in_data_in_the_clients_encoding() -> None:
+    sent: list[tuple[str, list[types.Diagnostic]]] = []
+    at = Span("/w/calc.py", 4, 4, 9)
+    suspects = [
+        Suspect("/w/calc.py", "parse", "calc.parse", at, 0.912, "ran in 1 of 1 failing tests"),
+        Suspect("/w/util.py", "ünï", "util.ünï", Span("/w/util.py", 0, 5, 8), 0.7071, "x"),
+    ]
+    ranked = FailureMark(at, "test-failed", "t: assert 0", "t", "calc.parse", "", suspects=suspects)
+    plain = FailureMark(Span("/w/calc.py", 9, 4, 9), "test-failed", "u: x", "u", "calc.g", "")
+    publisher = DiagnosticsPublisher(
+        publish=lambda uri, diagnostics: sent.append((uri, diagnostics)),
+        marks_for_path=lambda path: [ranked, plain],
+        # A line with a character of two UTF-16 units before the name: columns move.
+        line_of=lambda path, line: "def 𝔘ünï():" if path == "/w/util.py" else "def parse():",
+        codec=lambda: PositionCodec(types.PositionEncodingKind.Utf16),
+    )
+    publisher.publish_now("/w/calc.py")
+    [(_, [first, second])] = sent
+    assert first.data["suspects"] == [
+        {
+            "function": "calc.parse",
+            "uri": "file:///w/calc.py",
+            "range": {"start": {"line": 4, "character": 4}, "end": {"line": 4, "character": 9}},
+            "score": 0.91,
+            "why": "ran in 1 of 1 failing tests",
+        },
+        {
+            "function": "util.ünï",
+            "uri": "file:///w/util.py",
+            "range": {"start": {"line": 0, "character": 6}, "end": {"line": 0, "character": 9}},
+            "score": 0.71,
+            "why": "x",
+        },
+    ]
+    assert "suspects" not in second.data  # no ranking: the data of CONTRACT.md as it was

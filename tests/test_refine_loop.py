@@ -451,3 +451,89 @@ async def test_the_loop_runs_on_a_real_tiny_ctranslate2_model(
     assert result.rounds[1].feedback is not None
     assert {i for i, _ in texts} == {0, 1}  # both candidates streamed
     assert snapshot(workspace) == before
+
+
+SHOP = {
+    "prices.py": 'def rate(kind):\n    """The tax rate."""\n    return 0.2\n',
+    "shop.py": "from prices import rate\n\n\ndef total(kinds):\n"
+    "    return sum(rate(k) for k in kinds) + 1\n",
+    "tests/test_shop.py": """\
+import subprocess
+import sys
+
+from prices import rate
+from shop import total
+
+
+def test_total():
+    assert round(total(["a", "b"]), 6) == 0.2
+
+
+def test_rate_in_another_process():
+    out = subprocess.run(
+        [sys.executable, "-c", "import prices; print(prices.rate('a'))"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    assert out.strip() == "0.1"
+""",
+}
+BOTH = (
+    "```python\ndef total(kinds):\n    return sum(rate(k) for k in kinds)\n```\n"
+    "and\n```python\ndef rate(kind):\n    return 0.1\n```"
+)
+TOTAL_ONLY = "```python\ndef total(kinds):\n    return sum(rate(k) for k in kinds)\n```"
+
+
+async def test_two_functions_in_two_files_are_fixed_together(tmp_path: Path) -> None:
+    """One reply changes both; each candidate runs with both files served from memory (in
+    the tests' own process and in the processes they start); nothing is written."""
+    root = write_files(tmp_path / "shop", SHOP)
+    before = snapshot(root)
+    total = Target(root, root / "shop.py", "total", SHOP["shop.py"])
+    rate = Target(root, root / "prices.py", "rate", SHOP["prices.py"])
+    plan = TestPlan(
+        failing=["tests/test_shop.py::test_total"],
+        others=["tests/test_shop.py"],
+        failure="tests/test_shop.py::test_total failed:\nassert 1.4 == 0.2",
+    )
+    backend = ScriptedBackend([[TOTAL_ONLY, BOTH]])
+    box = Sandbox(root, sys.executable)
+    try:
+        result = await asyncio.wait_for(
+            refiner(backend, box).refine(total, plan, partners=[rate]), WAIT
+        )
+    finally:
+        await box.close()
+    assert result.verified, result.message
+    [round_one] = result.rounds
+    half, whole = round_one.candidates
+    assert half.error == "the reply defines no `rate`" and half.outcome is None
+    assert whole.outcome is not None and whole.outcome.passed == 2
+    assert result.source == SHOP["shop.py"].replace(") + 1\n", ")\n")
+    assert result.more == {
+        root / "prices.py": SHOP["prices.py"].replace("return 0.2", "return 0.1")
+    }
+    assert snapshot(root) == before
+    # The task named both, showed both modules, and the current code of both came back as
+    # the first answer, the failure as its execution result.
+    [messages] = backend.calls
+    assert "`total` in `shop.py` and `rate` in `prices.py`" in messages[0].content
+    assert "# shop.py\ndef total(kinds):" in messages[1].content
+    assert "# prices.py\ndef rate(kind):" in messages[1].content
+    assert messages[2].content.startswith("Execution result: \n")
+
+
+def test_a_conversation_belongs_to_the_functions_it_fixes(workspace: Path) -> None:
+    """The dialogue of `add` alone, of `mul` (another suspect of the same failure) and of the
+    two together are three; a hand edit of either drops the pair's."""
+    conversations = Conversations()
+    add = target(workspace)
+    mul = Target(workspace, add.path, "mul", add.source)
+    conversations.keep(add, [ChatMessage("user", "add alone")])
+    conversations.keep(add, [ChatMessage("user", "together")], [mul])
+    assert conversations.get(mul) is None
+    assert [m.content for m in conversations.get(add) or []] == ["add alone"]
+    assert [m.content for m in conversations.get(add, [mul]) or []] == ["together"]
+    edited = Target(workspace, add.path, "mul", add.source.replace("a * b", "b * a"))
+    assert conversations.get(add, [edited]) is None
+    assert [m.content for m in conversations.get(add) or []] == ["add alone"]

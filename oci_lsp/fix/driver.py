@@ -1,16 +1,20 @@
 """`oci-lsp --fix`: the quick-fix's loop over every failing test of a project, no editor.
 
-Run the suite; group the failures by the function under test; fix the groups with the
-refinement loop, `--jobs` at a time, one model for all; write each fix (atomically) only
-once it passed its tests; run the suite again and roll back a written fix that broke a test
-elsewhere. Exit 0 when nothing is left failing, 1 when failures remain, 2 when the run could
-not be done (with one line that says what to do).
+Run the suite; when tests fail, locate the fault (the locate run records what each test of
+the failing tests' files executed, testing/localize.py ranks the functions); group the
+failures by their top suspect; fix the groups with the refinement loop, `--jobs` at a time,
+one model for all: the top suspect first, then the next suspects, then the top two together
+(one reply changes both); write each fix (atomically) only once it passed its tests; run
+the suite again and roll back a written fix that broke a test elsewhere. Exit 0 when nothing
+is left failing, 1 when failures remain, 2 when the run could not be done (with one line
+that says what to do).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import difflib
 import logging
 import os
@@ -22,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from oci_lsp.code.functions import find_function
 from oci_lsp.code.modules import ModuleIndex
 from oci_lsp.config import Settings, read_pyproject_settings, resolve_settings
 from oci_lsp.engine.backend import Backend, BackendError
@@ -30,7 +35,9 @@ from oci_lsp.fix.report import Display, GroupReport, Report, RoundReport
 from oci_lsp.fix.writes import FileProblem, TextFile, leftovers, read_text_file, write_atomic
 from oci_lsp.refine.isolation import CandidateRun, Sandbox, SandboxError
 from oci_lsp.refine.loop import Conversations, Refiner, RefineResult, Target, TestPlan
-from oci_lsp.testing.failures import FailureLocator
+from oci_lsp.refine.prompts import related_sources
+from oci_lsp.testing import localize
+from oci_lsp.testing.failures import FailureLocator, Suspect
 from oci_lsp.testing.impact import ImportGraph
 from oci_lsp.testing.interpreter import Interpreter, Interpreters
 from oci_lsp.testing.projects import find_projects, nested_in
@@ -40,6 +47,7 @@ from oci_lsp.testing.runner import RunResult, RunSpec, run_tests
 log = logging.getLogger(__name__)
 
 EXIT_CLEAN, EXIT_FAILURES, EXIT_CANNOT = 0, 1, 2
+SUSPECTS_TRIED = 3  # a group's suspects tried one by one (then the top two together)
 
 
 class CannotRun(Exception):
@@ -71,11 +79,15 @@ class _Suite(Collected):
 
 @dataclass
 class _Group:
-    path: Path
+    path: Path  # of the top suspect, the group's key
     qualname: str
     reports: list[TestReport]
     report: GroupReport
-    before: TextFile | None = None  # the file before this fix was written (for a roll-back)
+    # The files before this fix was written (for a roll-back): one, or two for a fix of two
+    # functions in two files.
+    before: dict[Path, TextFile] = field(default_factory=dict)
+    # The functions the fault may be in, most suspicious first; the first is the key.
+    suspects: list[Suspect] = field(default_factory=list)
 
 
 async def fix_project(options: FixOptions, display: Display | None = None) -> int:
@@ -141,21 +153,21 @@ class _FixRun:
         if not failing:
             self.display.say(f"nothing to fix: {len(first.reports)} test(s) ran, none failing")
             return self._finish(EXIT_FAILURES if first.errors else EXIT_CLEAN)
-        groups = self._groups(failing)
+        groups = self._groups(failing, await self._locate(failing))
         self.display.say(
             f"{len(failing)} failing test(s); {len(groups)} function(s) to fix,"
             f" {len(self.report.unfixable)} failure(s) with nothing of the project to fix"
         )
         if not groups:
             return self._finish(EXIT_FAILURES)
-        self._check_clean([g.path for g in groups])
+        self._check_clean([Path(s.path) for g in groups for s in _tried(g.suspects)])
         await self._load_model()
         await asyncio.to_thread(self.graph.build)
         self.sandbox = Sandbox(self.root, self.python.path, python_reason=self.python.reason)
         self.sandbox.seed = self.seed
         jobs = asyncio.Semaphore(max(1, self.options.jobs))
         await asyncio.gather(*(self._fix_group(group, jobs) for group in groups))
-        written = [g for g in groups if g.before is not None]
+        written = [g for g in groups if g.before]
         if written:
             await self._check_written(first, written)
         elif self.options.dry_run:
@@ -214,15 +226,7 @@ class _FixRun:
             self._told_nested = True
             names = ", ".join(os.path.relpath(p, self.root) for p in nested)
             self.display.say(f"left out, projects of their own (run --fix in each): {names}")
-        spec = RunSpec(
-            self.root,
-            self.python.path,
-            python_reason=self.python.reason,
-            ignore=[str(p) for p in nested],
-            timeout=tests.timeout,
-            command=tests.command,
-            seed=self.seed,
-        )
+        spec = self._spec(nested)
         suite = _Suite()
         suite.result = await run_tests(spec, suite)
         result = suite.result
@@ -244,27 +248,66 @@ class _FixRun:
             raise CannotRun(f"no tests found under {self.root}")
         return suite
 
+    def _spec(self, nested: list[Path], selection: list[str] | None = None) -> RunSpec:
+        tests = self.settings.tests
+        return RunSpec(
+            self.root,
+            self.python.path,
+            python_reason=self.python.reason,
+            selection=selection or (),
+            ignore=[str(p) for p in nested],
+            timeout=tests.timeout,
+            command=tests.command,
+            seed=self.seed,
+        )
+
+    async def _locate(self, failing: list[TestReport]) -> dict[str, list[Suspect]]:
+        """The ranked suspects of each failing test, from the locate run (the failing tests'
+        files again, recording); {} with `tests.localization` "off", or another runner."""
+        formula = self.settings.tests.localization
+        if formula == "off" or self.settings.tests.command:
+            return {}
+        files = sorted({os.path.relpath(r.path, self.root) for r in failing if r.path})
+        self.display.status(f"locating the fault: recording the tests of {len(files)} file(s)")
+        spec = self._spec(nested_in(self.root, find_projects(self.root)), files)
+        locator = FailureLocator(self.root, self._read, self.index)
+        return await localize.locate(spec, failing, locator, formula, None)
+
     def _selected(self, test_id: str) -> bool:
         keyword = self.options.keyword
         return not keyword or keyword.lower() in test_id.lower()
 
-    def _groups(self, failing: list[TestReport]) -> list[_Group]:
+    def _groups(
+        self, failing: list[TestReport], ranked: Mapping[str, list[Suspect]]
+    ) -> list[_Group]:
+        """The failing tests by their top suspect (the function under test by today's rule
+        when a test has no ranking), each group with its tests' suspects merged."""
         locator = FailureLocator(self.root, self._read, self.index)
         groups: dict[tuple[str, str], _Group] = {}
         for report in failing:
-            target = locator.target_of(report)
-            if target is None:
+            suspects = list(ranked.get(report.test_id, ()))
+            if not suspects:
+                target = locator.target_of(report)
+                if target is not None:
+                    suspects = [
+                        Suspect(target.path, target.qualname, target.dotted, target.span, 0.0)
+                    ]
+            if not suspects:
                 why = "no function of the project to fix (the test itself, or a dependency)"
                 self.report.unfixable.append({"test": report.test_id, "why": why})
                 continue
-            key = (target.path, target.qualname)
+            top = suspects[0]
+            key = (top.path, top.qualname)
             if key not in groups:
-                relative = os.path.relpath(target.path, self.root)
-                summary = GroupReport(relative, target.qualname, [])
-                groups[key] = _Group(Path(target.path), target.qualname, [], summary)
+                relative = os.path.relpath(top.path, self.root)
+                summary = GroupReport(relative, top.qualname, [])
+                groups[key] = _Group(Path(top.path), top.qualname, [], summary)
                 self.report.groups.append(summary)
-            groups[key].reports.append(report)
-            groups[key].report.tests.append(report.test_id)
+            group = groups[key]
+            group.reports.append(report)
+            group.report.tests.append(report.test_id)
+            group.suspects = _merged(group.suspects, suspects)
+            group.report.suspects = [s.dotted for s in _tried(group.suspects)]
         return list(groups.values())
 
     def _check_clean(self, paths: list[Path]) -> None:
@@ -301,10 +344,14 @@ class _FixRun:
     # -- fixing -------------------------------------------------------------------------------
 
     async def _fix_group(self, group: _Group, jobs: asyncio.Semaphore) -> None:
-        lock = self.locks.setdefault(group.path, asyncio.Lock())
-        # One fix of a file at a time, each on top of the last; a group waiting for its file
-        # holds no job slot.
-        async with lock, jobs:
+        # One fix of a file at a time, each on top of the last: the group holds the files of
+        # every function it may change (in one order for all groups: no deadlock); a group
+        # waiting for its files holds no job slot.
+        paths = sorted({Path(s.path) for s in _tried(group.suspects)} | {group.path})
+        async with contextlib.AsyncExitStack() as held:
+            for path in paths:
+                await held.enter_async_context(self.locks.setdefault(path, asyncio.Lock()))
+            await held.enter_async_context(jobs)
             began = time.monotonic()
             try:
                 await self._fix(group)
@@ -320,7 +367,6 @@ class _FixRun:
         assert self.backend is not None and self.sandbox is not None
         current = self.files.get(group.path) or read_text_file(group.path)
         self.files[group.path] = current
-        name = group.qualname.rpartition(".")[2]
         failing = [r.test_id for r in group.reports]
         if self.fixed and await self._pass_now(group, current.text, failing):
             # A wrong value of a function fixed before can fail a test that blames another:
@@ -330,16 +376,50 @@ class _FixRun:
                 f"`{f}`" for f in self.fixed
             )
             return
-        others = self.graph.tests_exercising(group.path, name, self._read)
-        plan = TestPlan(failing=failing, others=others, failure=group.reports[0].longrepr)
+        whys: list[str] = []
+        for attempt, rounds in _attempts(group.suspects, self.settings.refine.max_rounds):
+            result, targets = await self._attempt(group, attempt, rounds, failing)
+            if result is None:
+                continue  # the function is gone from its file
+            if result.verified and result.source is not None:
+                self._fixed(group, attempt, targets, result)
+                return
+            names = " and ".join(f"`{s.qualname}`" for s in attempt)
+            whys.append(f"{names}: {_why_not(result)}")
+        group.report.status = "not-fixed"
+        group.report.why = "; ".join(whys) or "its functions are no longer in their files"
+
+    async def _attempt(
+        self, group: _Group, attempt: list[Suspect], rounds: int, failing: list[str]
+    ) -> tuple[RefineResult | None, list[Target]]:
+        """One function (or two together) refined against the group's tests, in `rounds`."""
+        assert self.backend is not None and self.sandbox is not None
+        targets: list[Target] = []
+        for suspect in attempt:
+            path = Path(suspect.path)
+            self.files[path] = self.files.get(path) or read_text_file(path)
+            text = self.files[path].text
+            if find_function(text, suspect.qualname) is None:
+                return None, []
+            targets.append(Target(self.root, path, suspect.qualname, text))
+        others: list[str] = []
+        for target in targets:
+            name = target.qualname.rpartition(".")[2]
+            others += self.graph.tests_exercising(target.path, name, self._read)
+        plan = TestPlan(
+            failing=failing,
+            others=list(dict.fromkeys(others)),
+            failure=group.reports[0].longrepr,
+        )
+        refine = dataclasses.replace(self.settings.refine, max_rounds=rounds)
         refiner = Refiner.from_settings(
             self.backend,
             self.sandbox,
-            self.settings,
+            dataclasses.replace(self.settings, refine=refine),
             conversations=self.conversations,
             priority="batch",
         )
-        label = f"{group.report.path}::{group.qualname}"
+        label = " + ".join(f"{os.path.relpath(t.path, self.root)}::{t.qualname}" for t in targets)
 
         def event(kind: str, number: int, payload: object) -> None:
             if kind == "generating":
@@ -350,36 +430,60 @@ class _FixRun:
                 self.display.status(f"{label}: round {number} failed; feeding it back")
 
         self.display.status(f"{label}: round 1")
+        fixing = {s.dotted for s in attempt}
+        related = related_sources(group.suspects, self.root, self._read, fixing)
         result = await refiner.refine(
-            Target(self.root, group.path, group.qualname, current.text), plan, on_event=event
+            targets[0], plan, on_event=event, partners=targets[1:], related=related
         )
-        group.report.rounds = [
+        first = len(group.report.rounds) + 1
+        group.report.rounds += [
             RoundReport(
-                r.number,
+                first + i,
                 len(r.candidates),
                 r.feedback,
                 [f"candidate {c.index + 1}: {c.error}" for c in r.candidates if c.rejected],
+                functions=[s.dotted for s in attempt],
             )
-            for r in result.rounds
+            for i, r in enumerate(result.rounds)
         ]
-        if not result.verified or result.source is None:
-            group.report.status = "not-fixed"
-            group.report.why = _why_not(result)
-            return
-        group.report.diff = _diff(group.report.path, current.text, result.source)
+        return result, targets
+
+    def _fixed(
+        self, group: _Group, attempt: list[Suspect], targets: list[Target], result: RefineResult
+    ) -> None:
+        """Write a verified fix (each file it changes; a dry run only prints it)."""
+        assert result.source is not None
+        texts = {targets[0].path: result.source, **result.more}
+        group.report.fixed = [s.dotted for s in attempt]
+        group.report.diff = "".join(
+            _diff(os.path.relpath(path, self.root), self.files[path].text, text)
+            for path, text in texts.items()
+        )
         group.report.kept = list(result.kept)
+        notes = list(result.kept)
+        if attempt != group.suspects[:1]:
+            notes.insert(0, "fixed " + " and ".join(f"`{s.qualname}`" for s in attempt))
         if self.options.dry_run:
             print(group.report.diff, end="")
-            why = ["dry run: not written", *result.kept]
-            group.report.status, group.report.why = "fixed", "; ".join(why)
-            self.files[group.path] = _replaced(current, result.source)
-            self.fixed.append(group.qualname)
-            return
-        write_atomic(current, result.source)
-        group.before = current
-        self.files[group.path] = read_text_file(group.path)
-        self.fixed.append(group.qualname)
-        group.report.status, group.report.why = "fixed", "; ".join(result.kept)
+            group.report.status = "fixed"
+            group.report.why = "; ".join(["dry run: not written", *notes])
+            for path, text in texts.items():
+                self.files[path] = _replaced(self.files[path], text)
+        else:
+            written: dict[Path, TextFile] = {}
+            try:
+                for path, text in texts.items():
+                    write_atomic(self.files[path], text)
+                    written[path] = self.files[path]
+            except FileProblem:
+                for path, before in written.items():  # all of the fix or none of it
+                    write_atomic(read_text_file(path), before.text)
+                raise
+            group.before = written
+            for path in texts:
+                self.files[path] = read_text_file(path)
+            group.report.status, group.report.why = "fixed", "; ".join(notes)
+        self.fixed.extend(s.qualname for s in attempt)
 
     async def _pass_now(self, group: _Group, text: str, failing: list[str]) -> bool:
         """Whether the group's failing tests pass with the fixes made so far (in the sandbox:
@@ -399,19 +503,19 @@ class _FixRun:
         broken = [r for r in second.failing if r.test_id not in failing_before]
         rolled = False
         for group in written:
-            affected = self.graph.affected_tests({group.path})
+            affected = self.graph.affected_tests(set(group.before))
             hit = [
                 r.test_id
                 for r in broken
                 if affected is None
                 or any(str(t) == r.path for t in affected)
-                or (r.path and os.path.samefile(r.path, group.path))
+                or (r.path and any(os.path.samefile(r.path, p) for p in group.before))
             ]
             if not hit:
                 continue
-            assert group.before is not None
-            write_atomic(self.files[group.path], group.before.text)
-            self.files[group.path] = read_text_file(group.path)
+            for path, before in group.before.items():
+                write_atomic(self.files[path], before.text)
+                self.files[path] = read_text_file(path)
             group.report.status = "rolled-back"
             group.report.why = "broke " + ", ".join(hit[:3])
             rolled = True
@@ -429,6 +533,36 @@ class _FixRun:
                 summary.why = "its tests pass after the fix of " + ", ".join(
                     f"`{f}`" for f in fixed
                 )
+
+
+def _tried(suspects: list[Suspect]) -> list[Suspect]:
+    """The suspects a group tries, one by one: the first SUSPECTS_TRIED."""
+    return suspects[:SUSPECTS_TRIED]
+
+
+def _attempts(suspects: list[Suspect], rounds: int) -> list[tuple[list[Suspect], int]]:
+    """What a group tries, in order, with the rounds of each: its top suspect with the
+    `refine.maxRounds` rounds of any fix, then each next suspect one round, then (two
+    suspects or more) the top two together one round. A ranking that is right costs what a
+    fix always cost; a wrong one costs a round per further try."""
+    tried = _tried(suspects)
+    attempts = [([s], rounds if i == 0 else 1) for i, s in enumerate(tried)]
+    # Two of one name (`parse` in two files): a reply cannot say which def is which.
+    if len(tried) >= 2 and _name(tried[0]) != _name(tried[1]):
+        attempts.append((tried[:2], 1))
+    return attempts
+
+
+def _name(suspect: Suspect) -> str:
+    return suspect.qualname.rpartition(".")[2]
+
+
+def _merged(ours: list[Suspect], theirs: list[Suspect]) -> list[Suspect]:
+    """Two tests' suspects as one list: each function once, the most suspicious first (one
+    ranking scored them all: a function has one score), else in the order they came."""
+    seen = {s.dotted for s in ours}
+    merged = ours + [s for s in theirs if s.dotted not in seen]
+    return sorted(merged, key=lambda s: -s.score)
 
 
 def _why_not(result: RefineResult) -> str:

@@ -21,6 +21,8 @@ class RoundReport:
     # Candidates refused because they would drop lines of the function that could not be
     # put back: "candidate 2: rejected: the reply drops the comment ...".
     rejected: list[str] = field(default_factory=list)
+    # The function(s) the round worked on, dotted: the top suspect, a next one, or two.
+    functions: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -37,6 +39,10 @@ class GroupReport:
     seconds: float = 0.0
     # Lines of the original the written fix's reply dropped and that were put back.
     kept: list[str] = field(default_factory=list)
+    # The ranked functions the group's failures may be in, dotted, the ones it tries
+    # (`function` is the first); and those the fix changed: one, or two fixed together.
+    suspects: list[str] = field(default_factory=list)
+    fixed: list[str] = field(default_factory=list)
 
 
 @dataclass

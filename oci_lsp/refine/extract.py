@@ -26,8 +26,9 @@ import symtable
 import textwrap
 import tokenize
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from oci_lsp.code.functions import (
     FunctionNode,
@@ -40,6 +41,7 @@ from oci_lsp.code.functions import (
 from oci_lsp.refine.fences import Block, split_fences
 from oci_lsp.refine.keep import CannotKeep, Kept, Parts, keep_original
 
+_Key = TypeVar("_Key")  # what names a module in extract_functions: a path, a name
 _FUNCTION_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef)
 _SCOPE_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
 _BOM = "\ufeff"
@@ -100,15 +102,38 @@ class LostLinesError(ExtractionError):
     cannot be put back safely (keep.py): refused, never applied."""
 
 
-def extract_candidate(reply: str, module_source: str, qualname: str) -> Extracted:
-    """The replacement for `qualname` that `reply` proposes, fitted to `module_source`."""
+def extract_candidate(
+    reply: str, module_source: str, qualname: str, *, definition_only: bool = False
+) -> Extracted:
+    """The replacement for `qualname` that `reply` proposes, fitted to `module_source`
+    (with `definition_only`, only a definition of it by name)."""
     try:
-        return _extract(reply, module_source, qualname)
+        return _extract(reply, module_source, qualname, definition_only=definition_only)
     except ExtractionError:
         raise
     except Exception as exc:
         # The reply is untrusted text: whatever it trips must cost one candidate, not the round.
         raise ExtractionError(f"the reply could not be read: {type(exc).__name__}: {exc}") from exc
+
+
+def extract_functions(
+    reply: str, modules: Mapping[_Key, str], targets: Sequence[tuple[_Key, str]]
+) -> tuple[dict[_Key, str], list[Extracted]]:
+    """Several functions replaced as one `reply` proposes (a fix of two functions together):
+    `targets` are (module key, qualname) in `modules` (key -> text); the new text of every
+    module, and what was extracted for each target in order. Functions of one module are
+    replaced one after the other, each in the text with the ones before it in place.
+
+    The reply must define each target by name: a body alone, or one function under another
+    name, cannot say which of them it is for.
+    """
+    texts = dict(modules)
+    found: list[Extracted] = []
+    for key, qualname in targets:
+        extracted = extract_candidate(reply, texts[key], qualname, definition_only=True)
+        texts[key] = apply_candidate(texts[key], qualname, extracted)
+        found.append(extracted)
+    return texts, found
 
 
 def apply_candidate(module_source: str, qualname: str, extracted: Extracted) -> str:
@@ -517,11 +542,15 @@ class _Layout:
     in_string: frozenset[int]  # rows inside a multi-line token, whose whitespace is content
 
 
-def _extract(reply: str, module_source: str, qualname: str) -> Extracted:
+def _extract(
+    reply: str, module_source: str, qualname: str, *, definition_only: bool = False
+) -> Extracted:
     module = module_source.removeprefix(_BOM)
     target = _locate(module, qualname)
     reply = reply.replace("\r\n", "\n").replace("\r", "\n")
     plan = _choose(reply, target)
+    if definition_only and plan.kind != "definition":
+        raise ExtractionError(f"the reply defines no `{target.name}`")
     if plan.kind == "body":
         kept, hoisted = _function_from_body(plan.reading, target)
         reading, node = plan.reading, None

@@ -64,6 +64,9 @@ class CandidateRun:
     selection: Sequence[str]  # what pytest runs: node ids or files, relative to the root
     first: Sequence[str] = ()  # node ids run before the others (the tests that failed)
     stop_at_first_failure: bool = True
+    # Other files the candidate changes (a fix of two functions in two files): (file, its
+    # whole text) each, served by the import hook as `source` is for `target`.
+    more: Sequence[tuple[Path, str]] = ()
 
 
 Verdict = Literal["passed", "failed", "no-tests", "timeout", "crashed", "error"]
@@ -349,6 +352,8 @@ class Sandbox:
                     "source_file": str(flight.source_file),
                     "scratch": str(scratch),
                 }
+                if run.more:
+                    request["more"] = _more_files(run, scratch)
                 self._send(request, [flight])
                 outcome = await self._finish(flight, limits, cancel)
                 assert outcome is not None  # only a round's candidates are sent back
@@ -370,7 +375,8 @@ class Sandbox:
         candidate that changed more than the function and its helpers), and everything when
         the collection fails, runs alone as `run` would. Same outcomes as `run` on each."""
         shared = len({_tests_key(r) for r in runs}) == 1  # the same tests for every candidate
-        if len(runs) < 2 or len(runs) > _MAX_ROUND or not shared:
+        several = any(r.more for r in runs)  # one function is swapped in a round, not two
+        if len(runs) < 2 or len(runs) > _MAX_ROUND or not shared or several:
             return list(await asyncio.gather(*(self.run(r, limits, cancel) for r in runs)))
         async with self._slots:
             await self.start()
@@ -630,6 +636,16 @@ async def _remove_cgroup(path: str) -> None:
         except OSError:
             await asyncio.sleep(0.05)
     log.debug("could not remove the sandbox's cgroup %s", path)
+
+
+def _more_files(run: CandidateRun, scratch: Path) -> list[dict[str, str]]:
+    """The candidate's other files, written beside its source for the worker to serve."""
+    files = []
+    for index, (target, text) in enumerate(run.more, start=1):
+        source_file = scratch / f"candidate-{index}.py"
+        source_file.write_text(text, encoding="utf-8")
+        files.append({"target": str(target), "source_file": str(source_file)})
+    return files
 
 
 def _tests_key(run: CandidateRun) -> tuple[Any, ...]:

@@ -31,13 +31,18 @@ from oci_lsp.refine.extract import (
     LostLinesError,
     apply_candidate,
     extract_candidate,
+    extract_functions,
 )
 from oci_lsp.refine.isolation import CandidateOutcome, CandidateRun, Limits, Sandbox
 from oci_lsp.refine.prompts import (
+    FunctionToFix,
+    RelatedSource,
     answer_message,
     feedback_message,
     guidance_message,
     module_context,
+    pair_answer_message,
+    pair_task_message,
     task_message,
     test_sources,
 )
@@ -82,6 +87,8 @@ class CandidateRecord:
     tokens: int
     source: str | None = None  # the module with this candidate in place
     function: str | None = None
+    # A fix of functions in several files: the other files' text with it in place.
+    more: dict[Path, str] = field(default_factory=dict)
     error: str | None = None  # why it could not be used or run
     outcome: CandidateOutcome | None = None
     # What of the original the reply lost and got back ("kept the docstring the reply left
@@ -118,6 +125,9 @@ class RefineResult:
     seconds: float = 0.0
     cancelled: bool = False
     kept: tuple[str, ...] = ()  # what of the original the result's reply lost and got back
+    # A fix of functions in several files: the other files' new text (`source` is the
+    # first function's file).
+    more: dict[Path, str] = field(default_factory=dict)
 
     @property
     def candidates_tried(self) -> int:
@@ -142,29 +152,46 @@ def _digest(text: str | None) -> str:
     return hashlib.sha256((text or "").encode()).hexdigest()
 
 
+_Key = tuple[tuple[str, str], ...]
+
+
+def _key(targets: Sequence[Target]) -> _Key:
+    return tuple((str(t.path), t.qualname) for t in targets)
+
+
+def _functions_text(targets: Sequence[Target]) -> str | None:
+    texts = [_function_text(t.source, t.qualname) for t in targets]
+    return None if any(t is None for t in texts) else "\n".join(t or "" for t in texts)
+
+
 class Conversations:
-    """The dialogue of each function while the process lives."""
+    """The dialogue of each function (or functions fixed together) while the process lives:
+    the one being fixed, whichever suspect of a failure that is."""
 
     def __init__(self) -> None:
-        self._by_function: dict[tuple[str, str], _Conversation] = {}
+        self._by_function: dict[_Key, _Conversation] = {}
 
-    def get(self, target: Target) -> list[ChatMessage] | None:
-        key = (str(target.path), target.qualname)
+    def get(self, target: Target, partners: Sequence[Target] = ()) -> list[ChatMessage] | None:
+        targets = [target, *partners]
+        key = _key(targets)
         found = self._by_function.get(key)
         if found is None:
             return None
-        if found.function_digest != _digest(_function_text(target.source, target.qualname)):
+        if found.function_digest != _digest(_functions_text(targets)):
             del self._by_function[key]  # changed by hand: the old dialogue no longer applies
             return None
         return list(found.messages)
 
-    def keep(self, target: Target, messages: list[ChatMessage], function: str | None) -> None:
-        self._by_function[(str(target.path), target.qualname)] = _Conversation(
-            list(messages), _digest(function)
+    def keep(
+        self, target: Target, messages: list[ChatMessage], partners: Sequence[Target] = ()
+    ) -> None:
+        targets = [target, *partners]
+        self._by_function[_key(targets)] = _Conversation(
+            list(messages), _digest(_functions_text(targets))
         )
 
-    def drop(self, target: Target) -> None:
-        self._by_function.pop((str(target.path), target.qualname), None)
+    def drop(self, target: Target, partners: Sequence[Target] = ()) -> None:
+        self._by_function.pop(_key([target, *partners]), None)
 
     def __len__(self) -> int:
         return len(self._by_function)
@@ -230,18 +257,55 @@ class Refiner:
             priority=priority,
         )
 
-    def _new_conversation(self, target: Target, plan: TestPlan, mode: Mode) -> list[ChatMessage]:
+    def _new_conversation(
+        self,
+        target: Target,
+        plan: TestPlan,
+        mode: Mode,
+        partners: Sequence[Target],
+        related: Sequence[RelatedSource],
+    ) -> list[ChatMessage]:
         """The task, and for a fix the current code with its failure."""
+        if partners:
+            return self._new_pair_conversation([target, *partners], plan, related)
         relative = _relative(target.path, target.root)
         context = module_context(target.source, target.qualname)
         tests = test_sources(target.root, plan.selection)
-        messages = [task_message(relative, target.qualname, context, tests, fix=mode == "fix")]
-        if mode == "fix" and plan.failure:
+        fix = mode == "fix"
+        messages = [
+            task_message(
+                relative, target.qualname, context, tests, fix=fix, related=related if fix else ()
+            )
+        ]
+        if fix and plan.failure:
             # The dialogue the models were trained on: their code, then what it did.
             current = _function_text(target.source, target.qualname)
             if current is not None:
                 messages.append(answer_message(current))
                 messages.append(feedback_message(plan.failure))
+        return messages
+
+    def _new_pair_conversation(
+        self, targets: Sequence[Target], plan: TestPlan, related: Sequence[RelatedSource]
+    ) -> list[ChatMessage]:
+        """A fix of several functions together: the same turns, with all of them."""
+        functions = [
+            FunctionToFix(
+                _relative(t.path, t.root),
+                t.qualname,
+                module_context(t.source, [o.qualname for o in targets if o.path == t.path]),
+            )
+            for t in targets
+        ]
+        tests = test_sources(targets[0].root, plan.selection)
+        messages = [pair_task_message(functions, tests, related)]
+        current = [
+            (f.where, _function_text(t.source, t.qualname))
+            for f, t in zip(functions, targets, strict=True)
+        ]
+        if plan.failure and all(text is not None for _, text in current):
+            messages.append(pair_answer_message([(w, text or "") for w, text in current]))
+            messages.append(feedback_message(plan.failure))
         return messages
 
     async def refine(
@@ -254,14 +318,22 @@ class Refiner:
         on_event: OnEvent | None = None,
         on_text: Callable[[int, str], None] | None = None,
         cancel: asyncio.Event | None = None,
+        partners: Sequence[Target] = (),
+        related: Sequence[RelatedSource] = (),
     ) -> RefineResult:
+        """Refine `target` (with `partners`: those functions too, fixed together in one
+        reply); `related` are other suspects' sources, shown to the model as context."""
         started = time.monotonic()
-        if find_function(target.source, target.qualname) is None:
-            return RefineResult(None, None, False, [], f"`{target.qualname}` is not in the file")
-        messages = self.conversations.get(target)  # a second request continues the dialogue
+        for each in (target, *partners):
+            if find_function(each.source, each.qualname) is None:
+                return RefineResult(None, None, False, [], f"`{each.qualname}` is not in the file")
+        # A second request continues the dialogue.
+        messages = self.conversations.get(target, partners)
         if messages is None:
             # Reads the tests' files and parses sources: not on the caller's event loop.
-            messages = await asyncio.to_thread(self._new_conversation, target, plan, mode)
+            messages = await asyncio.to_thread(
+                self._new_conversation, target, plan, mode, partners, related
+            )
         if instruction and instruction.strip():
             messages.append(guidance_message(instruction))
         rounds: list[RoundRecord] = []
@@ -270,15 +342,15 @@ class Refiner:
         for number in range(1, self.settings.max_rounds + 1):
             record = RoundRecord(number, feedback)
             rounds.append(record)
-            await self._generate(record, messages, target, on_event, on_text, cancel)
+            await self._generate(record, messages, target, partners, on_event, on_text, cancel)
             if cancel is not None and cancel.is_set():
                 return self._cancelled(rounds, started)
-            await self._verify(record, target, plan, on_event, cancel)
+            await self._verify(record, target, plan, bool(partners), on_event, cancel)
             if cancel is not None and cancel.is_set():
                 return self._cancelled(rounds, started)
             winner = next((c for c in record.candidates if c.passed), None)
             if winner is not None:
-                self.conversations.drop(target)
+                self.conversations.drop(target, partners)
                 return RefineResult(
                     winner.source,
                     winner.function,
@@ -288,6 +360,7 @@ class Refiner:
                     f" in round {number}" + kept_note(winner.kept),
                     time.monotonic() - started,
                     kept=winner.kept,
+                    more=winner.more,
                 )
             usable = [c for c in record.candidates if c.source is not None] or record.candidates
             round_best = max(usable, key=lambda c: c.score) if usable else None
@@ -305,7 +378,7 @@ class Refiner:
             if on_event is not None:
                 on_event("feedback", number, feedback)
         # Kept for the next request on this function, which continues from here.
-        self.conversations.keep(target, messages, _function_text(target.source, target.qualname))
+        self.conversations.keep(target, messages, partners)
         if not plan.selection:
             message = "no tests exercise it: the code is unverified"
         else:
@@ -318,6 +391,7 @@ class Refiner:
             message,
             time.monotonic() - started,
             kept=best.kept if best else (),
+            more=best.more if best else {},
         )
 
     def _cancelled(self, rounds: list[RoundRecord], started: float) -> RefineResult:
@@ -330,6 +404,7 @@ class Refiner:
         record: RoundRecord,
         messages: list[ChatMessage],
         target: Target,
+        partners: Sequence[Target],
         on_event: OnEvent | None,
         on_text: Callable[[int, str], None] | None,
         cancel: asyncio.Event | None,
@@ -356,10 +431,13 @@ class Refiner:
         for index, reply in enumerate(replies):
             candidate = CandidateRecord(index, reply.text, reply.tokens)
             try:
-                extracted = extract_candidate(reply.text, target.source, target.qualname)
-                candidate.source = apply_candidate(target.source, target.qualname, extracted)
-                candidate.function = extracted.function
-                candidate.kept = extracted.kept
+                if partners:
+                    _fill_from_functions(candidate, reply.text, [target, *partners])
+                else:
+                    extracted = extract_candidate(reply.text, target.source, target.qualname)
+                    candidate.source = apply_candidate(target.source, target.qualname, extracted)
+                    candidate.function = extracted.function
+                    candidate.kept = extracted.kept
             except ExtractionError as exc:
                 candidate.error = str(exc)
                 candidate.rejected = isinstance(exc, LostLinesError)
@@ -370,6 +448,7 @@ class Refiner:
         record: RoundRecord,
         target: Target,
         plan: TestPlan,
+        several: bool,
         on_event: OnEvent | None,
         cancel: asyncio.Event | None,
     ) -> None:
@@ -380,24 +459,42 @@ class Refiner:
             on_event("verifying", record.number, len(runnable))
         began = time.monotonic()
         # Candidates that are the same code are run once.
-        by_source: dict[str, list[CandidateRecord]] = {}
+        by_source: dict[tuple[str, tuple[tuple[Path, str], ...]], list[CandidateRecord]] = {}
         for candidate in runnable:
             assert candidate.source is not None
-            by_source.setdefault(candidate.source, []).append(candidate)
+            key = (candidate.source, tuple(sorted(candidate.more.items())))
+            by_source.setdefault(key, []).append(candidate)
         runs = [
-            CandidateRun(target.path, source, plan.selection, first=tuple(plan.failing))
-            for source in by_source
+            CandidateRun(target.path, source, plan.selection, first=tuple(plan.failing), more=more)
+            for source, more in by_source
         ]
-        # One collection of the tests for the round, each candidate swapped into it.
-        outcomes = await self.sandbox.run_round(
-            runs, target.source, target.qualname, self.limits, cancel
-        )
+        if several:
+            # Functions fixed together: one round swaps one function, so each runs alone.
+            outcomes = list(
+                await asyncio.gather(*(self.sandbox.run(r, self.limits, cancel) for r in runs))
+            )
+        else:
+            # One collection of the tests for the round, each candidate swapped into it.
+            outcomes = await self.sandbox.run_round(
+                runs, target.source, target.qualname, self.limits, cancel
+            )
         for same, outcome in zip(by_source.values(), outcomes, strict=True):
             for candidate in same:
                 candidate.outcome = outcome
         record.verification_seconds = time.monotonic() - began
         if on_event is not None:
             on_event("verified", record.number, list(record.candidates))
+
+
+def _fill_from_functions(candidate: CandidateRecord, reply: str, targets: Sequence[Target]) -> None:
+    """A candidate for several functions at once: every file's new text from one reply."""
+    first = targets[0]
+    modules = {t.path: t.source for t in targets}
+    texts, extracted = extract_functions(reply, modules, [(t.path, t.qualname) for t in targets])
+    candidate.source = texts[first.path]
+    candidate.more = {path: text for path, text in texts.items() if path != first.path}
+    candidate.function = extracted[0].function
+    candidate.kept = tuple(note for e in extracted for note in e.kept)
 
 
 def kept_note(kept: tuple[str, ...]) -> str:

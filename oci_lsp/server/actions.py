@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -33,8 +33,10 @@ from oci_lsp.refine.loop import (
     Target,
     TestPlan,
 )
+from oci_lsp.refine.prompts import related_sources
 from oci_lsp.server.progress import Progress
 from oci_lsp.server.refine_progress import RefineProgress
+from oci_lsp.testing.failures import FailureMark, Suspect
 
 if TYPE_CHECKING:
     from oci_lsp.server.app import OciLanguageServer
@@ -48,6 +50,7 @@ COMMAND_FIX = "oci.fix"
 COMMAND_FIX_WITH_INSTRUCTION = "oci.fixWithInstruction"  # registered by the editor clients
 COMMAND_APPLY_UNVERIFIED = "oci.applyUnverified"
 FIXABLE = ("test-failed", "test-error", "test-timeout")
+ALTERNATIVES = 2  # "Fix `g` instead" actions: the suspects after the first
 
 Mode = Literal["generate", "fix"]
 
@@ -65,6 +68,8 @@ class Work:
     original: str  # the module's text when the work began
     plan: TestPlan
     instruction: str | None = None
+    # The failure's other suspects, shown to the model as context (a fix only).
+    related: Sequence[Suspect] = ()
 
     @property
     def name(self) -> str:
@@ -132,21 +137,44 @@ class CodeActions:
             return []
         if not isinstance(test, str) or not isinstance(function, str):
             return []  # no function under test was found: nothing to fix
-        name = function.rpartition(".")[2]
         test_name = test.rpartition("::")[2]
-        title = f"Fix `{name}` so `{test_name}` passes (OpenCodeInterpreter)"
-        argument = {"uri": uri, "test": test}
+        actions = self._fix_actions(diagnostic, uri, test, function, f"so `{test_name}` passes")
+        # The next suspects of the ranking (issue 15): fixing one of them instead.
+        others = [s for s in _suspect_names(data.get("suspects")) if s != function]
+        for other in others[:ALTERNATIVES]:
+            actions.extend(
+                self._fix_actions(
+                    diagnostic, uri, test, other, f"instead so `{test_name}` passes", other
+                )
+            )
+        return actions
+
+    def _fix_actions(
+        self,
+        diagnostic: types.Diagnostic,
+        uri: str,
+        test: str,
+        function: str,
+        what: str,
+        named: str | None = None,
+    ) -> list[types.CodeAction]:
+        """ "Fix `f` <what>", and its variant with an instruction when the client asks for
+        one; `named`: the suspect to fix, when it is not the top one."""
+        name = function.rpartition(".")[2]
+        argument = {"uri": uri, "test": test, **({"function": named} if named else {})}
+        title = f"Fix `{name}` {what} (OpenCodeInterpreter)"
         actions = [
             types.CodeAction(
                 title=title,
                 kind=types.CodeActionKind.QuickFix,
                 diagnostics=[diagnostic],
-                is_preferred=True,
+                is_preferred=True if named is None else None,
                 command=types.Command(title, COMMAND_FIX, arguments=[argument]),
             )
         ]
         if self.server.prompt_for_instruction:
-            title = f"Fix `{name}` with an instruction… (OpenCodeInterpreter)"
+            instead = " instead" if named else ""
+            title = f"Fix `{name}`{instead} with an instruction… (OpenCodeInterpreter)"
             actions.append(
                 types.CodeAction(
                     title=title,
@@ -211,6 +239,7 @@ class CodeActions:
     async def fix(self, argument: Any) -> dict[str, Any]:
         uri, test = _text(argument, "uri"), _text(argument, "test")
         instruction = _text(argument, "instruction")
+        chosen = _text(argument, "function")  # a suspect other than the top one (issue 15)
         path = self.path_of(uri) if uri else None
         if uri is None or test is None or path is None:
             return self._refused("oci.fix needs {uri, test}")
@@ -218,19 +247,30 @@ class CodeActions:
         session = self.server.session_for(path)
         if folder is None or session is None:
             return self._refused(f"{Path(path).name} is outside the workspace folders")
-        located = self._function_of_test(session, test)
+        located = (
+            self._suspect_of_test(session, test, chosen)
+            if chosen is not None
+            else self._function_of_test(session, test)
+        )
+        if isinstance(located, str):
+            return self._refused(located)
         if located is None:
             return self._refused(
                 f"`{test}` is not failing now, or the function it tests is not known;"
                 " run the tests again"
             )
-        function_path, qualname, failure = located
+        function_path, qualname, mark = located
         source = self.server.read(function_path)
         if source is None:
             return self._refused(f"cannot read {function_path}")
         name = qualname.rpartition(".")[2]
         others = await session.tests_of(Path(function_path), name)
-        plan = TestPlan(failing=[test], others=others, failure=failure)
+        failing = [test]
+        if chosen is not None:
+            # The other failing tests that suspect it too are its failing tests as well.
+            failing += _failing_tests_suspecting(session, function_path, chosen)
+        plan = TestPlan(failing=list(dict.fromkeys(failing)), others=others, failure=mark.longrepr)
+        dotted = chosen or mark.function
         work = Work(
             "fix",
             self.server.uri_for(function_path),
@@ -241,6 +281,7 @@ class CodeActions:
             source,
             plan,
             instruction,
+            related=[s for s in mark.suspects if s.dotted != dotted],
         )
         return await self._run(work)
 
@@ -303,14 +344,19 @@ class CodeActions:
         )
         reporter = RefineProgress(progress, settings.refine.max_rounds, len(work.plan.selection))
         progress.report(reporter.starting(), stage=True)
+        root = work.session.root
+        related = await asyncio.to_thread(
+            related_sources, work.related, root, self.server.read, [_dotted_of(work)]
+        )
         return await refiner.refine(
-            Target(work.session.root, Path(work.path), work.qualname, work.original),
+            Target(root, Path(work.path), work.qualname, work.original),
             work.plan,
             mode=work.mode,
             instruction=work.instruction,
             on_event=reporter.event,
             on_text=reporter.text,
             cancel=cancel,
+            related=related,
         )
 
     async def _backend(self, settings: Settings, cancel: asyncio.Event) -> Backend | None:
@@ -431,8 +477,10 @@ class CodeActions:
             return False, why
         return True, "applied"
 
-    def _function_of_test(self, session: TestSession, test: str) -> tuple[str, str, str] | None:
-        """(path, qualname, failure text) of the function a failing test points at."""
+    def _function_of_test(
+        self, session: TestSession, test: str
+    ) -> tuple[str, str, FailureMark] | None:
+        """(path, qualname, its mark) of the function a failing test points at."""
         for mark in session.marks_of_test(test):
             if not mark.function:
                 continue
@@ -441,8 +489,33 @@ class CodeActions:
                 continue
             found = enclosing_function(source, mark.span.line + 1)
             if found is not None and mark.function.endswith(found.qualname):
-                return mark.span.path, found.qualname, mark.longrepr
+                return mark.span.path, found.qualname, mark
         return None
+
+    def _suspect_of_test(
+        self, session: TestSession, test: str, dotted: str
+    ) -> tuple[str, str, FailureMark] | str | None:
+        """(path, qualname, the test's mark) of one of a failing test's suspects, by its dotted
+        name; why not (a line for the user) when it is no longer one, or moved away; None
+        when the test is not failing now."""
+        marks = session.marks_of_test(test)
+        if not marks:
+            return None
+        name = dotted.rpartition(".")[2]
+        for mark in marks:
+            for suspect in mark.suspects:
+                if suspect.dotted != dotted:
+                    continue
+                source = self.server.read(suspect.path)
+                if source is None or find_function(source, suspect.qualname) is None:
+                    return (
+                        f"`{name}` is no longer in {Path(suspect.path).name}; run the tests again"
+                    )
+                return suspect.path, suspect.qualname, mark
+        located = self._function_of_test(session, test)  # the top one, without a ranking
+        if located is not None and located[2].function == dotted:
+            return located
+        return f"`{name}` is no longer a suspect of `{test}`; run the tests again"
 
     def _tell(self, message: str) -> None:
         log.info("%s", message)
@@ -462,6 +535,32 @@ def _same_function(original: str, current: str, qualname: str) -> bool:
     old_lines = split_lines(original)[before.def_line - 1 : before.end_line]
     new_lines = split_lines(current)[after.def_line - 1 : after.end_line]
     return old_lines == new_lines
+
+
+def _suspect_names(value: Any) -> list[str]:
+    """The dotted names in a diagnostic's `data.suspects`, as the client sent it back."""
+    if not isinstance(value, list):
+        return []
+    names = [s.get("function") for s in value if isinstance(s, Mapping)]
+    return [n for n in names if isinstance(n, str) and n]
+
+
+def _failing_tests_suspecting(session: TestSession, path: str, dotted: str) -> list[str]:
+    """The failing tests with a mark in `path` that rank `dotted` among their suspects."""
+    return [
+        test
+        for test in session.failing_tests_at(path)
+        if any(
+            m.function == dotted or any(s.dotted == dotted for s in m.suspects)
+            for m in session.marks_of_test(test)
+        )
+    ]
+
+
+def _dotted_of(work: Work) -> str:
+    """The dotted name of the function a piece of work is on, as the suspects spell it."""
+    module = work.session.locator.index.module_for_path(Path(work.path))
+    return f"{module or Path(work.path).stem}.{work.qualname}"
 
 
 def _failing_tests_of(session: TestSession, path: str, qualname: str, source: str) -> list[str]:

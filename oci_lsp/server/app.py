@@ -470,6 +470,10 @@ class _SessionEvents:
                 types.MessageType.Info,
             )
             return
+        if p.phase == "locate":  # the failing tests' files again, recorded (issue 15)
+            count = f" {p.recording} tests" if p.recording else " the failing tests' files"
+            progress.report(f"Locating the fault: recording{count}", stage=True)
+            return
         percentage = int(100 * p.done / p.total) if p.total else None
         failed = f", {p.failed} failed" if p.failed else ""
         # The affected tests run first, then the whole suite in its own order (session.py).
@@ -568,6 +572,16 @@ def create_server(command_line: Mapping[str, Any] | None = None) -> OciLanguageS
         path = _path_of(params.text_document.uri)
         if path is not None:
             ls.uris.closed(path)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls: OciLanguageServer, params: types.DidChangeTextDocumentParams) -> None:
+        # (pygls has applied the change.) A locate run in flight ranks lines of the text on
+        # disk, which no longer matches this one: it stops (TestSession.edited).
+        path = _path_of(params.text_document.uri)
+        folder = ls.folders.for_path(path) if path is not None and path.endswith(".py") else None
+        session = folder.session_for(path) if folder is not None and path is not None else None
+        if session is not None:
+            session.edited()
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
     async def did_save(ls: OciLanguageServer, params: types.DidSaveTextDocumentParams) -> None:

@@ -25,12 +25,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from lsprotocol import types
 from pygls.workspace import PositionCodec
 
 from oci_lsp.server.documents import path_to_uri
-from oci_lsp.testing.failures import FailureMark, Span
+from oci_lsp.testing.failures import FailureMark, Span, Suspect
 
 SOURCE = "oci-lsp"
 FLUSH_INTERVAL = 0.1
@@ -205,6 +206,16 @@ class DiagnosticsPublisher:
             )
             for span, text in mark.related
         ]
+        data: dict[str, Any] = {
+            "test": mark.test_id,
+            "function": mark.function,
+            "kind": mark.kind,
+            "failure": mark.longrepr,
+        }
+        if mark.suspects:
+            # An addition to CONTRACT.md (issue 15): the ranked functions the fault may be
+            # in, for the "Fix `g` instead" actions and for clients that list them.
+            data["suspects"] = [_suspect(suspect, ranges) for suspect in mark.suspects]
         return types.Diagnostic(
             range=ranges(mark.span),
             severity=types.DiagnosticSeverity.Error,
@@ -212,12 +223,7 @@ class DiagnosticsPublisher:
             code=mark.kind,
             message=mark.message,
             related_information=related or None,
-            data={
-                "test": mark.test_id,
-                "function": mark.function,
-                "kind": mark.kind,
-                "failure": mark.longrepr,
-            },
+            data=data,
         )
 
     def _summary(
@@ -264,6 +270,21 @@ class _Ranges:
         if path not in self._uris:
             self._uris[path] = self._uri_for(path)
         return self._uris[path]
+
+
+def _suspect(suspect: Suspect, ranges: _Ranges) -> dict[str, Any]:
+    """One entry of `data.suspects`, as JSON: where the function's name is, and its score."""
+    where = ranges(suspect.span)
+    return {
+        "function": suspect.dotted,
+        "uri": ranges.uri(suspect.path),
+        "range": {
+            "start": {"line": where.start.line, "character": where.start.character},
+            "end": {"line": where.end.line, "character": where.end.character},
+        },
+        "score": round(suspect.score, 2),
+        "why": suspect.why,
+    }
 
 
 def _full(diagnostics: list[types.Diagnostic]) -> bool:

@@ -29,6 +29,7 @@ from oci_lsp.config import TestSettings
 from oci_lsp.testing.failures import FailureLocator, FailureMark, ReadSource
 from oci_lsp.testing.impact import ImportGraph
 from oci_lsp.testing.interpreter import Interpreter, Interpreters, environment_stamp
+from oci_lsp.testing.localize import Formula, locate
 from oci_lsp.testing.projects import innermost
 from oci_lsp.testing.results import CollectionError, Spectrum, TestReport
 from oci_lsp.testing.runner import PytestLauncher, RunResult, RunSpec, run_tests
@@ -46,6 +47,9 @@ SPLIT_MIN_SECONDS = 2.0
 # them first costs about a whole run and their first failure comes no sooner. Their share is
 # their tests' time in the last ordered run (before one: their share of the test files).
 SPLIT_MAX_SHARE = 0.5
+# Beyond this many failing tests the fault is not one (an import broke, the environment is
+# wrong), and recording their files again would cost a second whole run: today's rule stays.
+LOCATE_MAX_FAILING = 200
 
 
 class SessionListener(Protocol):
@@ -61,7 +65,7 @@ class SessionListener(Protocol):
 @dataclass
 class RunProgress:
     running: bool = False
-    phase: str = ""  # "affected" or "all"
+    phase: str = ""  # "affected" or "all"; "locate": the failing tests' files, recorded
     done: int = 0  # tests reported in this phase
     total: int = 0  # tests collected in this phase
     failing: set[str] = field(default_factory=set)  # tests whose last result this run failed
@@ -69,6 +73,7 @@ class RunProgress:
     changes: list[str] = field(default_factory=list)  # what the plugin changed in the options
     stopped: str = ""  # why a phase stopped before its end (-x, --maxfail): not complete
     skipped: str = ""  # the directories its collection left out (symlink loops, unreadable)
+    recording: int = 0  # tests the locate run records (0 until it has collected them)
 
     @property
     def failed(self) -> int:
@@ -106,6 +111,8 @@ class TestSession:
         self._keys_by_path: dict[str, set[str]] = {}
         self._owner: dict[str, str] = {}  # key -> the test file whose run reports it again
         self._passed: set[str] = set()
+        # The reports of the failing tests that have marks: the locate run explains them.
+        self._failing_reports: dict[str, TestReport] = {}
         self._failing_tests = 0  # the keys of _marks that are tests (not collection errors)
         self._pending: set[Path] = set()
         self._graph_backlog: set[Path] = set()
@@ -233,6 +240,12 @@ class TestSession:
         if self._task is not None and not self._task.done():
             self._task.cancel()
 
+    def edited(self) -> None:
+        """A hand edit in the editor: a locate run in flight would map its lines onto text
+        that has changed, so it stops (the marks stay today's rule's until the next run)."""
+        if self.progress.running and self.progress.phase == "locate":
+            self.cancel()
+
     def enable(self) -> None:
         self.disabled = None
         self._disabled_for = None
@@ -344,9 +357,61 @@ class TestSession:
             else:
                 if not self.progress.stopped:  # the tests it never reached are still unknown
                     self._forget_unseen(None if phases[-1][0] == "all" else phases[-1][1])
+                if settings.localization != "off" and not settings.command:
+                    await self._locate(python, settings)
         finally:
             self.progress.running = False
             self.listener.run_finished(self, result)
+
+    async def _locate(self, python: Interpreter, settings: TestSettings) -> None:
+        """The locate run (issue 15): the failing tests' files again, recording what each
+        test executes, then the failing tests' marks go to the ranked suspects.
+
+        Part of the run: its progress says so and the run ends after it, so the diagnostics
+        that end a run are the ranked ones. A newer run or a hand edit cancels it; when it
+        fails or times out the marks stay as today's rule made them.
+        """
+        failing = list(self._failing_reports.values())
+        if not failing or len(failing) > LOCATE_MAX_FAILING:
+            return
+        files = sorted({r.path for r in failing if r.path is not None})
+        spec = RunSpec(
+            self.root,
+            python.path,
+            python_reason=python.reason,
+            selection=files,
+            ignore=[str(p) for p in self.nested],
+            timeout=settings.timeout,
+            seed=self.seed,
+            record=True,
+        )
+        self.progress.phase = "locate"
+        self.progress.recording = 0
+        self.listener.run_progress(self)
+
+        def collected(count: int) -> None:
+            self.progress.recording = count
+            self.listener.run_progress(self)
+
+        formula: Formula = "dstar" if settings.localization == "dstar" else "ochiai"
+        try:
+            suspects = await locate(
+                spec, failing, self.locator, formula, self.launcher, collected=collected
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the marks stay today's rule's: nothing else may break
+            log.exception("locating the fault in %s failed", self.root)
+            return
+        touched: set[str] = set()
+        for test_id, ranked in suspects.items():
+            report = self._failing_reports.get(test_id)
+            if report is None or not ranked:
+                continue  # it no longer fails here (a run of its own file said so)
+            marks = self.locator.marks_for(report, ranked)
+            touched |= self._set_marks(test_id, marks, report.path)
+        if touched:
+            self.listener.marks_changed(self, touched)
 
     def _skipped(self, skipped: str | None) -> None:
         """What a run of the whole suite left out of its collection (symlink loops,
@@ -379,6 +444,8 @@ class TestSession:
     def _set_marks(self, key: str, marks: list[FailureMark], owner: str | None) -> set[str]:
         old = self._marks.pop(key, [])
         self._owner.pop(key, None)
+        if not marks:
+            self._failing_reports.pop(key, None)
         if not key.startswith("collect:"):
             self._failing_tests += bool(marks) - bool(old)
         touched = {m.span.path for m in old} | {m.span.path for m in marks}
@@ -397,6 +464,7 @@ class TestSession:
         if report.failed:
             self._passed.discard(report.test_id)
             marks = self.locator.marks_for(report)
+            self._failing_reports[report.test_id] = report
             self.progress.failing.add(report.test_id)
         else:
             self._passed.add(report.test_id)

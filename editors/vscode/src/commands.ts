@@ -217,9 +217,11 @@ export class Commands {
     if (instruction === undefined || instruction.trim() === "") {
       return; // cancelled, or nothing to say: the plain fix is its own action
     }
+    // `function`: the suspect the action is about ("Fix `g` instead…"), kept as it came.
     await vscode.commands.executeCommand(SERVER.fix, {
       uri: argument.uri,
       test: argument.test,
+      ...(argument.function !== undefined ? { function: argument.function } : {}),
       instruction: instruction.trim(),
     });
   }

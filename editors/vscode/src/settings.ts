@@ -20,6 +20,7 @@ export const SERVER_KEYS: readonly string[] = [
   "tests.scope",
   "tests.timeout",
   "tests.python",
+  "tests.localization",
   "refine.maxRounds",
   "refine.candidates",
   "refine.temperature",

@@ -27,6 +27,7 @@ const CONTRACT_DEFAULTS: Record<string, unknown> = {
   "tests.scope": "affected-then-all",
   "tests.timeout": 300,
   "tests.python": null,
+  "tests.localization": "ochiai",
   "refine.maxRounds": 3,
   "refine.candidates": 2,
   "refine.temperature": 0.2,
@@ -63,6 +64,7 @@ describe("contributes.configuration", () => {
     assert.deepEqual(properties["oci.backend"].enum, ["ctranslate2", "openai"]);
     assert.deepEqual(properties["oci.device"].enum, ["auto", "cuda", "cpu"]);
     assert.deepEqual(properties["oci.tests.scope"].enum, ["affected", "all", "affected-then-all"]);
+    assert.deepEqual(properties["oci.tests.localization"].enum, ["ochiai", "dstar", "off"]);
     assert.deepEqual(properties["oci.trace.server"].enum, ["off", "messages", "verbose"]);
     for (const type of ["int8", "int8_float16", "int8_float32", "int8_bfloat16", "int16", "float16", "bfloat16", "float32"]) {
       assert.ok((properties["oci.computeType"].enum as string[]).includes(type), type);

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.machinery
 import importlib.util
+import json
 import os
 import sys
 from typing import Any
@@ -16,6 +17,9 @@ from typing import Any
 # What a candidate's child tells the Python processes its tests start.
 CANDIDATE_TARGET = "OCI_LSP_CANDIDATE_TARGET"  # the file the candidate replaces
 CANDIDATE_SOURCE = "OCI_LSP_CANDIDATE_SOURCE"  # a file holding the candidate's module text
+# A candidate that changes functions in more than one file (a fix of two functions): the
+# other files, as JSON [[target, source file], ...].
+CANDIDATE_MORE = "OCI_LSP_CANDIDATE_MORE"
 
 
 class _CandidateLoader(importlib.machinery.SourceFileLoader):
@@ -76,14 +80,24 @@ class CandidateFinder:
         pass
 
 
+def more_targets() -> list[tuple[str, str]]:
+    """The other files of a candidate that changes several: (target, source file) each."""
+    try:
+        pairs = json.loads(os.environ.get(CANDIDATE_MORE) or "[]")
+    except ValueError:
+        return []
+    return [(str(t), str(f)) for t, f in pairs] if isinstance(pairs, list) else []
+
+
 def install_from_environment() -> None:
     """In a process a candidate's test started: serve the candidate, as its parent does."""
     target, source_file = os.environ.get(CANDIDATE_TARGET), os.environ.get(CANDIDATE_SOURCE)
     if not target or not source_file:
         return
-    try:
-        with open(source_file, encoding="utf-8") as handle:
-            source = handle.read()
-    except OSError:
-        return
-    sys.meta_path.insert(0, CandidateFinder(target, source))
+    for each_target, each_file in [(target, source_file), *more_targets()]:
+        try:
+            with open(each_file, encoding="utf-8") as handle:
+                source = handle.read()
+        except OSError:
+            continue
+        sys.meta_path.insert(0, CandidateFinder(each_target, source))

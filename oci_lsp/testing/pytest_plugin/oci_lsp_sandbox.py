@@ -26,7 +26,9 @@ clean-up is oci_lsp_reaper's, shared with the supervisor of runs on save.
 
 Protocol (SOCK_SEQPACKET, one JSON object per message):
   server -> worker  {"op": "run", "id": N, "args": [...], "env": {...}, "target": PATH,
-                     "source_file": PATH, "scratch": DIR, "limits": {...}} + fds [events, output]
+                     "source_file": PATH, "scratch": DIR, "limits": {...},
+                     "more": [{"target": PATH, "source_file": PATH}, ...]?} + fds [events, output]
+                     ("more": the other files of a candidate that changes several)
                     {"op": "round", "id": R, "args", "env", "target", "limits", "scratch",
                      "base_file": PATH, "qualname": Q, "parallel": K,
                      "candidates": [{"id": N, "source_file", "scratch"}, ...]}
@@ -61,7 +63,7 @@ import sys
 import time
 from typing import Any
 
-from oci_lsp_candidate import CANDIDATE_SOURCE, CANDIDATE_TARGET, CandidateFinder
+from oci_lsp_candidate import CANDIDATE_MORE, CANDIDATE_SOURCE, CANDIDATE_TARGET, CandidateFinder
 from oci_lsp_reaper import (
     PR_SET_CHILD_SUBREAPER,
     PR_SET_PDEATHSIG,
@@ -129,19 +131,33 @@ def _candidate_for_subprocesses(target: str, source_file: str) -> None:
     os.environ["PYTHONPATH"] = site + (os.pathsep + path if path else "")
 
 
+def _install_more(more: list[dict[str, str]]) -> list[CandidateFinder]:
+    """The other files of a candidate that changes several, served the same way."""
+    finders = []
+    for each in more:
+        finder = CandidateFinder(each["target"], _read(each["source_file"]))
+        sys.meta_path.insert(0, finder)
+        _show_lines(each["target"], finder.source)
+        finders.append(finder)
+    os.environ[CANDIDATE_MORE] = json.dumps([[e["target"], e["source_file"]] for e in more])
+    return finders
+
+
 class _FinderFirst:
     """A pytest plugin that puts the candidate's finder first on sys.meta_path when the
     collection starts. pytest puts its assertion rewriter there, and the rewriter takes a
     module named on the command line (a doctest's node id names the module itself) from the
     file on disk."""
 
-    def __init__(self, finder: CandidateFinder) -> None:
+    def __init__(self, finder: CandidateFinder, *more: CandidateFinder) -> None:
         self.finder = finder
+        self.finders = [finder, *more]
 
     def pytest_collection(self, session: Any) -> None:
-        if self.finder in sys.meta_path:
-            sys.meta_path.remove(self.finder)
-        sys.meta_path.insert(0, self.finder)
+        for finder in self.finders:
+            if finder in sys.meta_path:
+                sys.meta_path.remove(finder)
+            sys.meta_path.insert(0, finder)
 
 
 def _show_lines(target: str, source: str) -> None:
@@ -358,9 +374,10 @@ def _candidate(request: dict[str, Any], events_fd: int, output_fd: int) -> None:
         source = _read(request["source_file"])
         isolation = _confine(scratch, request.get("limits") or {})
         finder = _install_candidate(request["target"], source, request["source_file"])
+        more = _install_more(request.get("more") or [])
         _ready(scratch, isolation)
         sys.argv = ["pytest", *request["args"]]
-        code = _run_pytest(list(request["args"]), plugins=(_FinderFirst(finder),))
+        code = _run_pytest(list(request["args"]), plugins=(_FinderFirst(finder, *more),))
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException as exc:
