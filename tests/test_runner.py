@@ -14,6 +14,7 @@ from pathlib import Path
 from oci_lsp.testing.results import CollectionError, TestReport
 from oci_lsp.testing.runner import EventReader, PytestLauncher, RunSpec, run_tests
 from tests.conftest import write_files
+from tests.test_failures import locator
 
 
 class Listener:
@@ -285,3 +286,123 @@ async def test_a_flood_of_events_gives_the_loop_back_in_turns(tmp_path: Path) ->
     assert len(reports) == 500
     ticks_between = [n for n, entry in enumerate(log) if entry == "tick"]
     assert any(reports[0] < n < reports[-1] for n in ticks_between)
+
+
+async def functions_named(root: Path) -> tuple[dict[str, str | None], dict[str, TestReport]]:
+    """A real run's reports by test name, and the function each failure's diagnostic names
+    (the rule of CONTRACT.md)."""
+    listener = Listener()
+    await run_tests(RunSpec(root, sys.executable), listener)
+    reports = {r.test_id.rpartition("::")[2]: r for r in listener.reports.values()}
+    found = locator(root)
+    named = {}
+    for name, report in reports.items():
+        marks = found.marks_for(report)
+        named[name] = marks[0].function if marks else None
+    return named, reports
+
+
+async def test_a_callable_instance_called_in_the_failing_assert_is_its_call(
+    tmp_path: Path,
+) -> None:
+    """`assert excepting(3) == -1`, `excepting` an instance of a class with `__call__`: the
+    function under test is that `__call__`; a bound method kept in a name is its method."""
+    root = write_files(
+        tmp_path / "ws",
+        {
+            "funcs.py": """
+                class Excepting:
+                    def __init__(self, default):
+                        self.default = default
+
+                    def __call__(self, value):
+                        return value
+
+
+                class Parser:
+                    def parse(self, text):
+                        return text
+
+
+                excepting = Excepting(-1)
+                parse = Parser().parse
+                """,
+            "tests/test_funcs.py": """
+                from funcs import excepting, parse
+
+                def test_excepting():
+                    assert excepting(3) == -1
+
+                def test_parse():
+                    assert parse("1") == 1
+                """,
+        },
+    )
+    functions, _ = await functions_named(root)
+    assert functions == {
+        "test_excepting": "funcs.Excepting.__call__",
+        "test_parse": "funcs.Parser.parse",
+    }
+
+
+async def test_the_exceptions_a_failure_was_chained_from_name_the_function(
+    tmp_path: Path,
+) -> None:
+    """pytest.raises(match=...) re-raises an IndexError with another message as an
+    AssertionError (`from None`), and a test may `raise ... from` what it caught: the frames
+    are those of the IndexError, so the function is where it was raised, not None. An assert
+    in an `except:` block is about its own call, not the exception it handled."""
+    root = write_files(
+        tmp_path / "ws",
+        {
+            "seq.py": """
+                class Seq:
+                    def __init__(self, items):
+                        self.items = items
+
+                    def __getitem__(self, n):
+                        self._check(n)
+                        return self.items[n]
+
+                    def _check(self, n):
+                        if n >= len(self.items):
+                            raise IndexError("no such item")
+
+
+                def double(x):
+                    return x * 3
+                """,
+            "tests/test_seq.py": """
+                import pytest
+                from seq import Seq, double
+
+                def test_match():
+                    seq = Seq([1])
+                    with pytest.raises(IndexError, match="out of range"):
+                        seq[5]
+
+                def test_from():
+                    seq = Seq([1])
+                    try:
+                        seq[5]
+                    except IndexError as error:
+                        raise AssertionError("the lookup failed") from error
+
+                def test_handled():
+                    seq = Seq([1])
+                    try:
+                        seq[5]
+                    except IndexError:
+                        assert double(2) == 4
+                """,
+        },
+    )
+    functions, reports = await functions_named(root)
+    assert functions == {
+        "test_match": "seq.Seq._check",
+        "test_from": "seq.Seq._check",
+        "test_handled": "seq.double",
+    }
+    chained = reports["test_match"].chained_frames
+    assert [f.function for f in chained] == ["test_match", "__getitem__", "_check"]
+    assert reports["test_handled"].chained_frames == []

@@ -12,6 +12,7 @@ file): its failure goes at its failing example, and at that function.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -164,8 +165,11 @@ class FailureLocator:
         )
 
     def _frame_target(self, report: TestReport, test: TestReport | None) -> TargetFunction | None:
-        """The deepest traceback frame in a function of the workspace outside the tests."""
-        for frame in reversed(report.frames):
+        """The deepest traceback frame in a function of the workspace outside the tests;
+        then the same in the exceptions it was chained from, the nearest first (the plugin's
+        chained_frames: the root cause's are first, so read backwards, the nearest's deepest
+        frame comes first)."""
+        for frame in itertools.chain(reversed(report.frames), reversed(report.chained_frames)):
             if not self.in_workspace(frame.path) or self.is_test_path(frame.path, test):
                 continue
             if frame.function == "<module>":

@@ -53,6 +53,9 @@ class TestReport:
     message: str = ""  # one short line: "assert add(1, 2) == 3 (got 4)"
     longrepr: str = ""  # the full failure text, for the quick-fixes
     frames: list[Frame] = field(default_factory=list)
+    # The frames of the exceptions the failing one was chained from (its cause, or what it
+    # re-raised: pytest.raises(match=...)), the root cause's first; issue 15, an addition.
+    chained_frames: list[Frame] = field(default_factory=list)
     # The function called in the failing statement of the test, resolved at run time.
     called: FunctionRef | None = None
     duration: float = 0.0

@@ -131,6 +131,9 @@ _STOP_GRACE = 2.0  # seconds a supervisor has to end its run before it is killed
 
 def child_env(extra: dict[str, str]) -> dict[str, str]:
     env = dict(os.environ)
+    # Only a run that asks records: not every run of a server started from a recorded run's
+    # test (which inherits it), nor the sandbox's candidates.
+    env.pop(SPECTRA_ENV, None)
     old = env.get("PYTHONPATH")
     env["PYTHONPATH"] = str(PLUGIN_DIR) + (os.pathsep + old if old else "")
     env.setdefault("PYTHONIOENCODING", "utf-8")
@@ -462,7 +465,7 @@ class EventReader:
         self.running.pop(nodeid, None)
         self.seen.add(nodeid)
         line = event.get("line")
-        frames = [Frame(str(p), int(n), str(f)) for p, n, f in event.get("frames") or []]
+        frames = _frames(event.get("frames"))
         called = event.get("called")
         report = TestReport(
             test_id=nodeid,
@@ -471,6 +474,7 @@ class EventReader:
             line=None if line is None else int(line) + 1,
             longrepr=event.get("longrepr") or "",
             frames=frames,
+            chained_frames=_frames(event.get("chained_frames")),
             called=FunctionRef(**called) if called else None,
             duration=float(event.get("duration") or 0.0),
             doctest=bool(event.get("doctest")),
@@ -486,7 +490,7 @@ class EventReader:
     def _collect_error(self, event: dict[str, Any]) -> None:
         self.collection_errors += 1
         path = self._abs(event.get("path")) or str(self.rootdir)
-        frames = [Frame(str(p), int(n), str(f)) for p, n, f in event.get("frames") or []]
+        frames = _frames(event.get("frames"))
         line = event.get("line")
         if line is None:
             # The deepest frame of the workspace outside site-packages: the line at fault.
@@ -632,10 +636,10 @@ async def _run_pytest(
     env = {"OCI_LSP_SCRATCH": scratch}
     if spec.seed is not None:
         env["OCI_LSP_RANDOMLY_SEED"] = str(spec.seed)
-    # The plugin's oci_lsp_spectra reads it at the start of the run's session: the request's
-    # env is put into the forked run's environment before pytest starts (the supervisor).
-    # Always said: a server started from a recorded run's test must not record every run.
-    env[SPECTRA_ENV] = "1" if spec.record else "0"
+    if spec.record:
+        # The plugin's oci_lsp_spectra reads it at the start of the run's session: the
+        # request's env is put into the forked run's environment before pytest starts.
+        env[SPECTRA_ENV] = "1"
     log.info("running %s in %s", " ".join(pytest_argv(spec)), spec.root)
     events = EventReader(listener, spec.root)
     child = standby.child
@@ -672,6 +676,10 @@ async def _run_pytest(
             f"pytest stopped with exit status {code}: {last[-1] if last else ''}"
         ).strip()
     return result
+
+
+def _frames(frames: Any) -> list[Frame]:
+    return [Frame(str(p), int(n), str(f)) for p, n, f in frames or []]
 
 
 def _decode(line: bytes) -> Any:

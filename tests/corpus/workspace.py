@@ -76,23 +76,26 @@ def project_env(project: Project, base: Mapping[str, str] | None = None) -> dict
     return env
 
 
-def requirements_python(project: Project) -> Path:
-    """The cached virtualenv with the project's pinned test requirements (built once)."""
-    return cached_venv(f"corpus-{project.key}", project.requirements)
+def requirements_python(project: Project, base: str | None = None) -> Path:
+    """The cached virtualenv with the project's pinned test requirements (built once), made
+    by `base` (another Python) when given."""
+    if base is None:
+        return cached_venv(f"corpus-{project.key}", project.requirements)
+    return cached_venv(f"corpus-{project.key}", project.requirements, base=base)
 
 
 def sdist_of(project: Project) -> Path:
     return sdists.sdist(project.name, project.version, project.sha256)
 
 
-def materialize(project: Project, root: Path) -> Workspace:
-    """The pristine project (plus its overlay) in root, with its .venv. root must not exist
-    or be empty; its parents are created."""
+def materialize(project: Project, root: Path, base: str | None = None) -> Workspace:
+    """The pristine project (plus its overlay) in root, with its .venv (of `base`, another
+    Python, when given). root must not exist or be empty; its parents are created."""
     sdists.unpack(sdist_of(project), root)
     overlay = project.effective_overlay()
     if overlay is not None:
         overlays.apply(root, project.config, overlay)
-    _editable_venv(project, root)
+    _editable_venv(project, root, base)
     return Workspace(project, root)
 
 
@@ -108,8 +111,8 @@ def _site_packages(venv: Path) -> Path:
     return found[0]
 
 
-def _editable_venv(project: Project, root: Path) -> None:
-    requirements = requirements_python(project)
+def _editable_venv(project: Project, root: Path, base: str | None = None) -> None:
+    requirements = requirements_python(project, base)
     deps_site = _site_packages(requirements.parent.parent)
     own = project.dist_name
     # The cached one must not hold the project (pytest's own dependencies could): an

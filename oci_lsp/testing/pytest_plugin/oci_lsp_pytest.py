@@ -252,6 +252,43 @@ def _frames(tb: Any) -> list[list[Any]]:
     return frames[-_MAX_FRAMES:]
 
 
+_MAX_CHAIN = 8
+
+
+def _chained_frames(value: BaseException) -> list[list[Any]]:
+    """The frames of the exceptions a failure was chained from, the root cause's first (as
+    Python prints them): where the fault raised when the failing exception was raised by
+    someone else. A cause (`raise X from e`) always; the context (the exception being handled
+    when it was raised) only when pytest's or pluggy's code raised it (pytest.raises(match=...)
+    re-raises an IndexError with the wrong message as an AssertionError `from None`): an
+    assert in a test's own `except:` block is not about the exception it handled."""
+    chain: list[BaseException] = []
+    seen = {id(value)}
+    current = value
+    while len(chain) < _MAX_CHAIN:
+        following = current.__cause__
+        if following is None and _raised_by_machinery(current):
+            following = current.__context__
+        if following is None or id(following) in seen:
+            break
+        seen.add(id(following))
+        chain.append(following)
+        current = following
+    frames: list[list[Any]] = []
+    for exc in reversed(chain):
+        frames += _frames(exc.__traceback__)
+    return frames[-_MAX_FRAMES:]
+
+
+def _raised_by_machinery(value: BaseException) -> bool:
+    tb = value.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_frame.f_code.co_filename.startswith(_MACHINERY)
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
@@ -274,12 +311,31 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     if recorder is None:
         yield
         return
-    recorder.begin()  # before the setup: fixtures run the workspace's code too
+    recorder.begin()
     try:
         yield
     finally:
-        lines = recorder.end()  # after the teardown
+        lines = recorder.end()
     _emit({"e": "spectrum", "nodeid": item.nodeid, "lines": lines})
+
+
+def _recorded() -> Any:
+    """A test's phase, recorded in a run that records: its fixtures' setup and teardown run
+    the workspace's code too; what pytest does between the phases (reports) is left out."""
+    recorder = spectra.current()
+    if recorder is None:
+        yield
+        return
+    recorder.resume()
+    try:
+        yield
+    finally:
+        recorder.pause()
+
+
+# Innermost among the wrappers: the least of pytest's and other plugins' work is traced.
+pytest_runtest_setup = pytest.hookimpl(hookwrapper=True, trylast=True)(_recorded)
+pytest_runtest_teardown = pytest.hookimpl(hookwrapper=True, trylast=True)(_recorded)
 
 
 @pytest.hookimpl(trylast=True)
@@ -298,11 +354,11 @@ def pytest_runtest_logstart(nodeid: str, location: tuple[str, int | None, str]) 
     _emit({"e": "start", "nodeid": nodeid, "path": _located(location[0]), "line": location[1]})
 
 
-@pytest.hookimpl(hookwrapper=True)
+@pytest.hookimpl(hookwrapper=True, trylast=True)
 def pytest_runtest_call(item: pytest.Item) -> Any:
     if doctests.is_doctest(item):
         doctests.keep_globals(item)
-    yield
+    yield from _recorded()
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -334,6 +390,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             called = _resolve_called(node, frame, str(item.config.rootpath))
     report.__dict__["oci"] = {
         "frames": _frames(tb),
+        "chained_frames": _chained_frames(value),
         "type": type(value).__name__,
         "message": _cut(str(value), 4000),
         "statement": statement,
@@ -524,9 +581,7 @@ def _resolve_called(stmt: ast.stmt, frame: Any, rootdir: str) -> dict[str, Any] 
         if isinstance(node, ast.Attribute):
             properties.append(_getter(node, frame))
             continue
-        target = _lookup(node.func, frame)
-        if isinstance(target, (staticmethod, classmethod)):
-            target = target.__func__
+        target = _callee(_lookup(node.func, frame))
         if isinstance(target, type):
             constructors.append(target.__dict__.get("__init__", _MISSING))
             continue
@@ -538,6 +593,23 @@ def _resolve_called(stmt: ast.stmt, frame: Any, rootdir: str) -> dict[str, Any] 
         if ref is not None:
             return ref
     return None
+
+
+def _callee(target: Any) -> Any:
+    """The function a call of `target` runs: a static or class method's, a bound method's,
+    and for a callable instance (`excepting(3)`, an instance of a class with `__call__`) its
+    class's `__call__`, looked up statically (no user code runs)."""
+    if isinstance(target, (staticmethod, classmethod)) or inspect.ismethod(target):
+        return target.__func__
+    if target is _MISSING or isinstance(target, type) or inspect.isfunction(target):
+        return target
+    try:
+        call = inspect.getattr_static(type(target), "__call__")
+    except AttributeError:
+        return target
+    if isinstance(call, (staticmethod, classmethod)):
+        call = call.__func__
+    return call if inspect.isfunction(call) else target
 
 
 def _getter(node: ast.Attribute, frame: Any) -> Any:

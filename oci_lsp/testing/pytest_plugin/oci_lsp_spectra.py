@@ -91,45 +91,64 @@ class _Workspace:
         return known
 
 
+_UNKNOWN: Any = object()
+
+
 class _Tracer:
-    """sys.settrace for the workspace's frames alone (Python 3.10/3.11, or no tool id free)."""
+    """sys.settrace for the workspace's frames alone (Python 3.10/3.11, or no tool id free).
+
+    Any trace function puts the interpreter in its slow tracing mode for all code, and the
+    global one is called for every frame pytest makes: it is on only while a test's setup,
+    call and teardown run (resume/pause), not while pytest reports them, and it answers
+    from a dict by file name with as little Python as it can."""
 
     def __init__(self, workspace: _Workspace) -> None:
         self.workspace = workspace
         self.lines: Lines = {}
-        self._local: dict[str, Any] = {}  # file name -> its local trace function, this test
+        self._outside: dict[str, None] = {}  # file names of no workspace code, for every test
+        self._trace: Any = None
         self._before: Any = None
         self._before_threads: Any = None
 
     def begin(self) -> None:
         self.lines = {}
-        self._local = {}
+        # File name -> its local trace function this test, or None (not traced).
+        tracers: dict[str, Any] = dict(self._outside)
+        get = tracers.get
+        decide = self._decide
+
+        def trace(frame: Any, event: str, arg: Any) -> Any:
+            # The global trace function: called with "call" only, on entering any frame.
+            filename = frame.f_code.co_filename
+            local = get(filename, _UNKNOWN)
+            if local is _UNKNOWN:
+                local = tracers[filename] = decide(filename)
+            return local
+
+        self._trace = trace
+
+    def resume(self) -> None:
         self._before = sys.gettrace()
         self._before_threads = threading.gettrace()
-        threading.settrace(self._call)
-        sys.settrace(self._call)
+        threading.settrace(self._trace)  # the threads the test starts
+        sys.settrace(self._trace)
 
-    def end(self) -> Lines:
-        sys.settrace(self._before)
+    def pause(self) -> None:
+        sys.settrace(self._before)  # whatever was there (coverage's) is back
         threading.settrace(self._before_threads)
         self._before = self._before_threads = None
+
+    def end(self) -> Lines:
+        self._trace = None
         return self.lines
 
     def close(self) -> None:
         pass
 
-    def _call(self, frame: Any, event: str, arg: Any) -> Any:
-        if event != "call":
+    def _decide(self, filename: str) -> Any:
+        if self.workspace.own(filename) is None:
+            self._outside[filename] = None
             return None
-        filename = frame.f_code.co_filename
-        local = self._local.get(filename)
-        if local is None:
-            if self.workspace.own(filename) is None:
-                return None
-            local = self._local[filename] = self._lines_of(filename)
-        return local
-
-    def _lines_of(self, filename: str) -> Any:
         hit = self.lines.setdefault(filename, set()).add
 
         def local(frame: Any, event: str, arg: Any) -> Any:
@@ -183,6 +202,12 @@ class _Monitor:
         self.recording = True
         self._m.restart_events()  # what was DISABLEd in the last test fires again, once
 
+    def resume(self) -> None:
+        pass  # on from begin() to end(): the code between the phases costs nothing here
+
+    def pause(self) -> None:
+        pass
+
     def end(self) -> Lines:
         self.recording = False
         return self.lines
@@ -213,7 +238,8 @@ class _Monitor:
 
 
 class Recorder:
-    """One run's recording: begin() before a test's setup, end() after its teardown."""
+    """One run's recording: begin() before a test's setup, end() after its teardown, and
+    resume()/pause() around each of its phases (setup, call, teardown)."""
 
     def __init__(self, rootdir: str) -> None:
         self.workspace = _Workspace(rootdir)
@@ -228,6 +254,12 @@ class Recorder:
 
     def begin(self) -> None:
         self._way.begin()
+
+    def resume(self) -> None:
+        self._way.resume()
+
+    def pause(self) -> None:
+        self._way.pause()
 
     def end(self) -> dict[str, list[int]]:
         """What ran since begin(): real path -> its lines, sorted."""
