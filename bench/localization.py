@@ -65,6 +65,7 @@ from output import save_json
 from oci_lsp.testing.failures import FailureLocator, Suspect
 from oci_lsp.testing.results import Collected, TestReport
 from oci_lsp.testing.runner import PytestLauncher, RunSpec, run_tests
+from oci_lsp.testing.session import LOCATE_MAX_FAILING
 from tests.corpus.model import fix_with_scripted_model
 from tests.corpus.mutations import LOCALIZATION_JSON, Edit, load
 from tests.corpus.projects import PROJECTS, project
@@ -189,7 +190,12 @@ async def localize_one(
         )
         if not failing:
             outcome.note = f"no failing test in our run ({result.status}, exit {result.exit_code})"
-        for formula in formulas if failing else ():
+        if len(failing) > LOCATE_MAX_FAILING:  # the session keeps today's rule then
+            outcome.note = f"over {LOCATE_MAX_FAILING} failing: no locate run"
+            outcome.new = replace(old) if formulas else None
+            outcome.dstar = replace(old) if "dstar" in formulas else None
+        spec = replace(spec, seed=result.seed)  # the session's: the first run's order
+        for formula in formulas if 0 < len(failing) <= LOCATE_MAX_FAILING else ():
             rule = await rank_one(spec, failing, formula, locator, launcher, mutated, target)
             if formula == FORMULA:
                 outcome.new = rule
@@ -210,12 +216,12 @@ async def rank_one(
     mutated: Function,
     target: Any,
 ) -> Rule:
-    """The ranking's marks: the locate run over the failing tests' files, as the server
-    does it after a failing run."""
+    """The ranking's marks: the locate run over the failing tests' files, as the session
+    does it after a failing run (TestSession._locate)."""
     from oci_lsp.testing import localize
 
-    files = sorted({r.test_id.split("::", 1)[0] for r in failing})
-    spec = replace(spec, selection=files)
+    files = sorted({r.path for r in failing if r.path is not None})
+    spec = replace(spec, selection=files, record=True)
     suspects = await localize.locate(spec, failing, locator, formula, launcher)
     rule = Rule()
     marks: list[Function | None] = []
