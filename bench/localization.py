@@ -107,14 +107,24 @@ class Outcome:
     kind: str
     shows: str
     role: str
-    failing: int  # failing tests in our run
-    old: Rule
-    new: Rule | None  # the ranking with FORMULA; None: none (not built, or no locate run)
-    seconds: float
+    failing: int = 0  # failing tests in our run
+    old: Rule | None = None  # None: not localized here (--fix-only)
+    new: Rule | None = None  # the ranking with FORMULA; None: none (not built, no locate run)
+    seconds: float = 0.0
     note: str = ""
     dstar: Rule | None = None  # the ranking with DStar (--dstar)
     fix: dict[str, bool] = field(default_factory=dict)  # localization -> fixed
     fix_seconds: dict[str, float] = field(default_factory=dict)
+    fix_said: dict[str, str] = field(default_factory=dict)  # the --fix report's groups
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Outcome:
+        rules = {k: Rule(**data[k]) if data.get(k) else None for k in ("old", "new", "dstar")}
+        return cls(**{**data, **rules})
+
+
+def outcome_of(edit: Edit) -> Outcome:
+    return Outcome(edit.id, edit.project, edit.function, edit.kind, edit.shows, role(edit))
 
 
 def role(edit: Edit) -> str:
@@ -176,18 +186,8 @@ async def localize_one(
 
         old = Rule()
         judge_marks(old, [target(r) for r in failing], mutated)
-        outcome = Outcome(
-            edit.id,
-            edit.project,
-            edit.function,
-            edit.kind,
-            edit.shows,
-            role(edit),
-            len(failing),
-            old,
-            None,
-            0.0,
-        )
+        outcome = outcome_of(edit)
+        outcome.failing, outcome.old = len(failing), old
         if not failing:
             outcome.note = f"no failing test in our run ({result.status}, exit {result.exit_code})"
         if len(failing) > LOCATE_MAX_FAILING:  # the session keeps today's rule then
@@ -338,7 +338,7 @@ def report(outcomes: list[Outcome]) -> str:
         "dstar": "ranking (dstar)",
     }
     for name, label in labels.items():
-        rows = [(o, getattr(o, name)) for o in outcomes if getattr(o, name) is not None]
+        rows = [(o, r) for o in outcomes if (r := getattr(o, name)) is not None]
         if not rows:
             continue
         hidden = [r for o, r in rows if o.shows == "hidden"]
@@ -352,14 +352,16 @@ def report(outcomes: list[Outcome]) -> str:
         )
     by_role: dict[str, list[Outcome]] = {}
     for o in outcomes:
-        by_role.setdefault(o.role, []).append(o)
+        if o.old is not None:
+            by_role.setdefault(o.role, []).append(o)
     out += ["", "| role | mutations | hidden | old top-1 | ranking top-1 | ranking top-3 |"]
     out.append("|---|---:|---:|---:|---:|---:|")
     for name, group in sorted(by_role.items()):
         ranked = [o.new for o in group if o.new is not None]
+        olds = [o.old for o in group if o.old is not None]
         out.append(
             f"| {name} | {len(group)} | {sum(o.shows == 'hidden' for o in group)}"
-            f" | {rate(sum(o.old.top1 for o in group), len(group))}"
+            f" | {rate(sum(r.top1 for r in olds), len(olds))}"
             f" | {rate(sum(r.top1 for r in ranked), len(ranked))}"
             f" | {rate(sum(r.top3 for r in ranked), len(ranked))} |"
         )
@@ -383,6 +385,29 @@ def report(outcomes: list[Outcome]) -> str:
     return "\n".join(out)
 
 
+def merge(runs: Iterable[list[dict[str, Any]]]) -> list[Outcome]:
+    """Several runs' outcomes as one (localization from one, fixes from another)."""
+    by_id: dict[str, Outcome] = {}
+    for run in runs:
+        for data in run:
+            found = Outcome.from_json(data)
+            known = by_id.setdefault(found.id, found)
+            if known is not found:
+                for name in ("old", "new", "dstar"):
+                    if getattr(found, name) is not None:
+                        setattr(known, name, getattr(found, name))
+                if found.old is not None:
+                    known.failing, known.seconds, known.note = (
+                        found.failing,
+                        found.seconds,
+                        found.note,
+                    )
+                known.fix.update(found.fix)
+                known.fix_seconds.update(found.fix_seconds)
+                known.fix_said.update(found.fix_said)
+    return list(by_id.values())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--corpus", type=Path, default=LOCALIZATION_JSON)
@@ -391,8 +416,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fix-modes", nargs="+", default=["off", FORMULA])
     parser.add_argument("--old-only", action="store_true", help="no ranking (no locate run)")
     parser.add_argument("--dstar", action="store_true", help="DStar too (a locate run more)")
+    parser.add_argument("--fix-only", action="store_true", help="the --fix runs alone")
+    parser.add_argument(
+        "--report", type=Path, nargs="+", help="merge these --json outputs and report them"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
+    if args.report:
+        merged_outcomes = merge([json.loads(p.read_text()) for p in args.report])
+        print(report(merged_outcomes))
+        save_json(args.json, [asdict(o) for o in merged_outcomes])
+        return 0
     corpus, _ = load(args.corpus)
     ranking = not args.old_only and has_ranking()
     if not args.old_only and not ranking:
@@ -402,18 +436,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     outcomes: list[Outcome] = []
     started = time.perf_counter()
     try:
-        for key in args.projects:
+        for key in [] if args.fix_only else args.projects:
             edits = [e for e in corpus if e.project == key]
             log(f"{key}: {len(edits)} mutations")
             outcomes += asyncio.run(localize_project(key, edits, tmp, formulas))
         if args.fix_every > 0:
             by_id = {o.id: o for o in outcomes}
-            chosen = [e for e in corpus if e.id in by_id][:: args.fix_every]
+            # Every Nth of the whole corpus (its pinned order), whichever projects ran.
+            chosen = [e for e in corpus[:: args.fix_every] if e.project in args.projects]
             for edit in chosen:
+                if edit.id not in by_id:
+                    by_id[edit.id] = outcome_of(edit)
+                    outcomes.append(by_id[edit.id])
                 for mode in args.fix_modes:
                     fixed, seconds, said = fix_one(edit, tmp, mode)
                     by_id[edit.id].fix[mode] = fixed
                     by_id[edit.id].fix_seconds[mode] = round(seconds, 1)
+                    by_id[edit.id].fix_said[mode] = said
                     log(
                         f"  fix {edit.id} {mode}: {'fixed' if fixed else 'not fixed'}"
                         f" ({seconds:.0f}s) {said}"
