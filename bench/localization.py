@@ -231,7 +231,8 @@ async def rank_one(
     judge_marks(rule, marks, mutated)
     ranking = merged(suspects, failing)
     rule.ranking = [(s.qualname, round(s.score, 3), s.why) for s in ranking[:5]]
-    rule.top3 = mutated in [(os.path.realpath(s.path), s.qualname) for s in ranking[:3]]
+    if ranking:  # else every mark is the old rule's (no test has suspects): so is its top-3
+        rule.top3 = mutated in [(os.path.realpath(s.path), s.qualname) for s in ranking[:3]]
     return rule
 
 

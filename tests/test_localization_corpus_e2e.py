@@ -29,8 +29,10 @@ MUTATIONS, _ = load(LOCALIZATION_JSON)
 EDITOR_CASE = ("isodate", "Duration.__getattr__")  # a dunder that hands back a wrong attribute
 FIX_CASES = (
     ("isodate", "Duration.__getattr__"),
-    ("cachetools", "LFUCache.__touch"),  # a private helper of __getitem__ (a wrong count)
-    ("python-slugify", "_is_combining_mark"),  # a predicate that slugify's helpers call
+    # A descriptor's __get__: the test calls the bound method it hands out.
+    ("jaraco.functools", "Throttler.__get__"),
+    # A private helper of slugify() that cuts the text one character off.
+    ("python-slugify", "_modern_truncate"),
 )
 
 
