@@ -61,29 +61,12 @@ def interleaved(edits: Sequence[mut.Edit], seed: str) -> list[mut.Edit]:
     return order
 
 
-def role(edit: mut.Edit) -> str:
-    """What part the function plays, for `--order roles`: the functions whose fault a
-    traceback or the failing assert rarely shows come in turn with the plain ones."""
-    name = edit.function.rsplit(".", 1)[-1]
-    if "property" in edit.tags:
-        return "property"
-    if name == "__init__":
-        return "init"
-    if name in mut.OPERATOR_DUNDERS:
-        return "operator"
-    if "dunder" in edit.tags:
-        return "dunder"
-    if "private" in edit.tags or "nested" in edit.tags:
-        return "helper"
-    return "plain"
-
-
 def by_roles(edits: Sequence[mut.Edit], seed: str) -> list[mut.Edit]:
     """The edits in a fixed pseudo-random order, roles taken in turn, kinds in turn within
     each role."""
     groups: dict[str, list[mut.Edit]] = {}
     for edit in edits:
-        groups.setdefault(role(edit), []).append(edit)
+        groups.setdefault(mut.role(edit), []).append(edit)
     queues = {r: interleaved(group, f"{seed}-{r}") for r, group in sorted(groups.items())}
     order: list[mut.Edit] = []
     while any(queues.values()):

@@ -67,7 +67,7 @@ from oci_lsp.testing.results import Collected, TestReport
 from oci_lsp.testing.runner import PytestLauncher, RunSpec, run_tests
 from oci_lsp.testing.session import LOCATE_MAX_FAILING
 from tests.corpus.model import fix_with_scripted_model
-from tests.corpus.mutations import LOCALIZATION_JSON, Edit, load
+from tests.corpus.mutations import LOCALIZATION_JSON, Edit, load, role
 from tests.corpus.projects import PROJECTS, project
 from tests.corpus.workspace import Workspace, materialize, project_env
 
@@ -120,17 +120,15 @@ class Outcome:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Outcome:
         rules = {k: Rule(**data[k]) if data.get(k) else None for k in ("old", "new", "dstar")}
+        old = rules["old"]
+        for rule in (rules["new"], rules["dstar"]):
+            if rule is not None and old is not None and not rule.ranking:
+                rule.top3 = old.top3  # no test had suspects: the marks are the old rule's
         return cls(**{**data, **rules})
 
 
 def outcome_of(edit: Edit) -> Outcome:
     return Outcome(edit.id, edit.project, edit.function, edit.kind, edit.shows, role(edit))
-
-
-def role(edit: Edit) -> str:
-    from corpus_mutations import role as role_of
-
-    return role_of(edit)
 
 
 def ordered(marks: Iterable[Function | None]) -> list[tuple[Function, int]]:

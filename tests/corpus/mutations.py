@@ -84,6 +84,26 @@ OPERATOR_DUNDERS = frozenset(
     ]
 )
 
+ROLES = ("property", "init", "operator", "dunder", "helper", "plain")
+
+
+def role(edit: Edit) -> str:
+    """What part the function plays (ROLES): the functions whose fault a traceback or the
+    failing assert rarely shows (bench/corpus_mutations.py --order roles takes them in turn)."""
+    name = edit.function.rsplit(".", 1)[-1]
+    if "property" in edit.tags:
+        return "property"
+    if name == "__init__":
+        return "init"
+    if name in OPERATOR_DUNDERS:
+        return "operator"
+    if "dunder" in edit.tags:
+        return "dunder"
+    if "private" in edit.tags or "nested" in edit.tags:
+        return "helper"
+    return "plain"
+
+
 # Where the fault shows in a failing test's report (best first); see `shows()`.
 SHOWS = ("doctest", "traceback", "assert-call", "hidden")
 
