@@ -426,14 +426,26 @@ async def test_the_progress_says_how_many_tests_are_recorded(
     assert kinds[locating + 1 :] == [("end", "6 tests run, 3 failed")]
 
 
+async def property_failing(editor: Editor, tmp_path: Path) -> Path:
+    """The property case, run and ranked; its source file."""
+    root = write_files(tmp_path / "ws", PROPERTY.files)
+    await failing_run(editor, root, PROPERTY)
+    return root / PROPERTY.source
+
+
+def assert_on_the_callers(marked: list[types.Diagnostic], source: str) -> None:
+    """The property case's marks as today's rule makes them: at the callers that raised."""
+    assert sorted(d.range.start.line for d in marked) == sorted(
+        def_line(source, q) for q in ("Cart.total", "Cart.tax", "Cart.free_shipping")
+    )
+
+
 async def test_off_gives_today_s_rule(editor: Editor, tmp_path: Path) -> None:
     root = write_files(tmp_path / "ws", PROPERTY.files)
     source = (root / PROPERTY.source).read_text()
     marked = await failing_run(editor, root, PROPERTY, {"tests": {"localization": "off"}})
-    # The callers that raised, as before issue 15; no second run.
-    assert sorted(d.range.start.line for d in marked) == sorted(
-        def_line(source, q) for q in ("Cart.total", "Cart.tax", "Cart.free_shipping")
-    )
+    assert_on_the_callers(marked, source)  # the callers that raised, as before issue 15
+    # and no second run
     assert not any(
         text and text.startswith("Locating the fault")
         for _, text in progress_messages(editor.client)
@@ -446,9 +458,7 @@ async def test_off_gives_today_s_rule(editor: Editor, tmp_path: Path) -> None:
 async def test_a_hand_edit_that_fixes_the_function_clears_the_marks(
     editor: Editor, tmp_path: Path
 ) -> None:
-    root = write_files(tmp_path / "ws", PROPERTY.files)
-    path = root / PROPERTY.source
-    await failing_run(editor, root, PROPERTY)
+    path = await property_failing(editor, tmp_path)
     editor.open(path)
     fixed = path.read_text().replace(
         "return None  # the fault: sum(price * qty for price, qty in self.items)",
@@ -457,7 +467,7 @@ async def test_a_hand_edit_that_fixes_the_function_clears_the_marks(
     editor.change(path, fixed)
     editor.save(path, fixed)
     await editor.wait_for_diagnostics(path, lambda d: len(d) == 0)
-    await editor.wait_for_diagnostics(root / "tests/test_cart.py", lambda d: len(d) == 0)
+    await editor.wait_for_diagnostics(path.parents[1] / "tests/test_cart.py", lambda d: not d)
     status = await editor.wait_idle()
     assert status["tests"]["failed"] == 0
 
@@ -477,9 +487,7 @@ async def test_when_the_locate_run_fails_the_marks_stay_as_today_s_rule_made_the
     root = write_files(tmp_path / "ws", files)
     source = (root / PROPERTY.source).read_text()
     marked = await failing_run(editor, root, PROPERTY)
-    assert sorted(d.range.start.line for d in marked) == sorted(
-        def_line(source, q) for q in ("Cart.total", "Cart.tax", "Cart.free_shipping")
-    )
+    assert_on_the_callers(marked, source)
     status = await editor.wait_idle()
     assert status["tests"]["failed"] == 3
 
@@ -512,6 +520,26 @@ async def test_a_hand_edit_stops_a_locate_run_in_flight(editor: Editor, tmp_path
     status = await editor.wait_idle()
     assert status["tests"]["failed"] == 3
     marked = function_diagnostics(editor.diagnostics(path))
-    assert sorted(d.range.start.line for d in marked) == sorted(
-        def_line(source, q) for q in ("Cart.total", "Cart.tax", "Cart.free_shipping")
-    )
+    assert_on_the_callers(marked, source)
+
+
+async def test_a_moved_function_is_found_again_on_the_next_run(
+    editor: Editor, tmp_path: Path
+) -> None:
+    path = await property_failing(editor, tmp_path)
+    moved = "import math\n\n\ndef unused():\n    return math.pi\n\n\n" + path.read_text()
+    editor.save(path, moved)
+    await run_ended(editor, 2)
+    marked = function_diagnostics(editor.diagnostics(path))
+    assert [d.range.start.line for d in marked] == [def_line(moved, "Cart.subtotal")] * 3
+
+
+async def test_dstar_ranks_as_well(editor: Editor, tmp_path: Path) -> None:
+    root = write_files(tmp_path / "ws", CONSTANT.files)
+    source = (root / CONSTANT.source).read_text()
+    marked = await failing_run(editor, root, CONSTANT, {"tests": {"localization": "dstar"}})
+    assert [d.range.start.line for d in marked] == [def_line(source, "vat_rate")]
+    also = [r.message for r in marked[0].related_information or [] if "also" in r.message]
+    # gross ran in the failing test and both passing ones: d = 1 / 2, shown as 1/3, and a
+    # share of the rest for being the assert's call.
+    assert also == ["also suspicious: `gross` 0.47"]

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from oci_lsp.code.functions import find_function, line_owners
-from oci_lsp.testing.failures import FailureLocator, Suspect
+from oci_lsp.testing.failures import Suspect
 from oci_lsp.testing.localize import dstar, ochiai, rank
 from oci_lsp.testing.results import Frame, FunctionRef, Spectrum, TestReport
 from tests.conftest import write_files
+from tests.test_failures import locator
 
 SHOP = {
     "shop/__init__.py": "",
@@ -69,16 +70,6 @@ SHOP = {
 @pytest.fixture
 def shop(tmp_path: Path) -> Path:
     return write_files(tmp_path, SHOP).resolve()
-
-
-def locator_of(root: Path) -> FailureLocator:
-    def read(path: str) -> str | None:
-        try:
-            return Path(path).read_text()
-        except OSError:
-            return None
-
-    return FailureLocator(root, read)
 
 
 def lines_of(root: Path, qualname: str, *, only: Iterable[str] = ()) -> dict[str, frozenset[int]]:
@@ -159,7 +150,7 @@ def test_a_property_used_by_the_failing_callers_outranks_the_callers_that_raised
     ]
     failing[0] = _renamed(failing[0], "t::total_big")
     failing[1] = _renamed(failing[1], "t::discounted_big")
-    ranked = rank(failing, spectra, ["t::total_small", "t::label_small"], locator_of(shop))
+    ranked = rank(failing, spectra, ["t::total_small", "t::label_small"], locator(shop))
     assert names(ranked["t::total_big"])[0] == "Order.price"
     assert names(ranked["t::discounted_big"])[0] == "Order.price"
     top = ranked["t::total_big"][0]
@@ -193,7 +184,7 @@ def test_the_frame_that_raised_wins_a_tie_the_tests_cannot_break(shop: Path) -> 
         "t::other": spectrum(lines_of(shop, "parse")),
     }
     report = _renamed(failed(shop, "one", ("Order.total", "return self.price")), "t::one")
-    ranked = rank([report], spectra, ["t::other"], locator_of(shop))["t::one"]
+    ranked = rank([report], spectra, ["t::other"], locator(shop))["t::one"]
     assert names(ranked) == ["Order.total", "Order.price"]
     assert ranked[0].score == ranked[1].score == 1.0
     assert ranked[0].why.endswith("; raised the error")
@@ -212,7 +203,7 @@ def test_in_a_tie_the_deeper_frame_of_the_chain_comes_first(shop: Path) -> None:
         ),
         "t::one",
     )
-    ranked = rank([report], spectra, [], locator_of(shop))["t::one"]
+    ranked = rank([report], spectra, [], locator(shop))["t::one"]
     assert names(ranked) == ["Order.total", "Order.discounted"]
     assert ranked[1].why.endswith("; in the failing traceback")
 
@@ -226,7 +217,7 @@ def test_in_a_tie_fewer_passing_tests_come_first(shop: Path) -> None:
         "t::pass": spectrum(lines_of(shop, "Order.label", only=["def label"])),
     }
     report = _renamed(failed(shop, "one"), "t::one")
-    ranked = rank([report], spectra, ["t::pass"], locator_of(shop))["t::one"]
+    ranked = rank([report], spectra, ["t::pass"], locator(shop))["t::one"]
     assert names(ranked) == ["Order.price", "Order.label"]
     assert ranked[0].score == ranked[1].score == 1.0
 
@@ -239,7 +230,7 @@ def test_the_assert_s_call_loses_to_a_helper_only_the_failing_test_ran(shop: Pat
         "t::pass": spectrum(lines_of(shop, "Order.total")),
     }
     report = _renamed(failed(shop, "one", called="Order.total"), "t::one")
-    ranked = rank([report], spectra, ["t::pass"], locator_of(shop))["t::one"]
+    ranked = rank([report], spectra, ["t::pass"], locator(shop))["t::one"]
     assert names(ranked)[:2] == ["parse", "parse.digits"]
     total = ranked[2]
     assert total.qualname == "Order.total"
@@ -258,7 +249,7 @@ def test_a_nested_function_owns_its_lines(shop: Path) -> None:
         digits_only[str(shop / "shop/order.py")] <= spectra["t::one"][str(shop / "shop/order.py")]
     )
     report = _renamed(failed(shop, "one"), "t::one")
-    ranked = rank([report], spectra, ["t::pass"], locator_of(shop))["t::one"]
+    ranked = rank([report], spectra, ["t::pass"], locator(shop))["t::one"]
     assert names(ranked) == ["parse.digits", "parse"]
     assert ranked[0].dotted == "shop.order.parse.digits"
 
@@ -270,7 +261,7 @@ def test_a_recursion_counts_once_and_is_the_suspect(shop: Path) -> None:
     }
     frames = [("fact", "return n * fact")] * 5 + [("fact", "return 1")]
     report = _renamed(failed(shop, "one", *frames), "t::one")
-    ranked = rank([report], spectra, ["t::pass"], locator_of(shop))["t::one"]
+    ranked = rank([report], spectra, ["t::pass"], locator(shop))["t::one"]
     assert names(ranked) == ["fact", "Order.total"]
     assert ranked[0].why == "line 32 ran in 1 of 1 failing test, 0 of 1 passing; raised the error"
 
@@ -293,16 +284,16 @@ def test_test_files_helpers_module_and_class_lines_are_never_suspects(
         )
     }
     report = _renamed(failed(shop, "one"), "t::one")
-    ranked = rank([report], spectra, [], locator_of(shop))["t::one"]
+    ranked = rank([report], spectra, [], locator(shop))["t::one"]
     assert names(ranked) == ["Order.total"]
 
 
 def test_a_failing_test_without_a_spectrum_has_no_suspects(shop: Path) -> None:
     spectra = {"t::one": spectrum(lines_of(shop, "Order.total"))}
     reports = [_renamed(failed(shop, "one"), "t::one"), _renamed(failed(shop, "two"), "t::two")]
-    ranked = rank(reports, spectra, [], locator_of(shop))
+    ranked = rank(reports, spectra, [], locator(shop))
     assert set(ranked) == {"t::one"}
-    assert rank(reports[1:], spectra, [], locator_of(shop)) == {}
+    assert rank(reports[1:], spectra, [], locator(shop)) == {}
 
 
 def test_limit_cuts_each_test_s_list(shop: Path) -> None:
@@ -310,7 +301,7 @@ def test_limit_cuts_each_test_s_list(shop: Path) -> None:
         "t::one": spectrum(*(lines_of(shop, q) for q in ("Order.total", "Order.label", "fact")))
     }
     report = _renamed(failed(shop, "one"), "t::one")
-    assert len(rank([report], spectra, [], locator_of(shop), limit=2)["t::one"]) == 2
+    assert len(rank([report], spectra, [], locator(shop), limit=2)["t::one"]) == 2
 
 
 def test_dstar_orders_as_it_should_and_reads_on_0_to_1(shop: Path) -> None:
@@ -326,10 +317,10 @@ def test_dstar_orders_as_it_should_and_reads_on_0_to_1(shop: Path) -> None:
         "t::pass": spectrum(lines_of(shop, "fact", only=["def fact", "if n"])),
     }
     reports = [_renamed(failed(shop, "one"), "t::one"), _renamed(failed(shop, "two"), "t::two")]
-    ranked = rank(reports, spectra, ["t::pass"], locator_of(shop), formula="dstar")["t::one"]
+    ranked = rank(reports, spectra, ["t::pass"], locator(shop), formula="dstar")["t::one"]
     assert names(ranked) == ["fact", "Order.total"]
     assert ranked[1].score == 0.5
-    ochiai_ranked = rank(reports, spectra, ["t::pass"], locator_of(shop))["t::one"]
+    ochiai_ranked = rank(reports, spectra, ["t::pass"], locator(shop))["t::one"]
     assert ochiai_ranked[1].score == round(1 / 2**0.5, 3)
 
 
@@ -352,5 +343,23 @@ def test_line_owners_innermost_def_decorators_and_class_bodies() -> None:
 
 def test_paths_are_real_paths(shop: Path) -> None:
     spectra = {"t::one": spectrum(lines_of(shop, "Order.total"))}
-    ranked = rank([_renamed(failed(shop, "one"), "t::one")], spectra, [], locator_of(shop))
+    ranked = rank([_renamed(failed(shop, "one"), "t::one")], spectra, [], locator(shop))
     assert ranked["t::one"][0].path == os.path.realpath(shop / "shop/order.py")
+
+
+def test_a_doctest_s_own_module_holds_suspects(shop: Path) -> None:
+    # A doctest's file is the module it documents, not a test file.
+    path = str(shop / "shop/order.py")
+    found = find_function((shop / "shop/order.py").read_text(), "parse")
+    assert found is not None
+    report = TestReport(
+        "shop/order.py::shop.order.parse",
+        "failed",
+        path=path,
+        line=found.def_line + 1,
+        doctest=True,
+        called=FunctionRef(path, found.def_line, "parse", "shop.order"),
+    )
+    spectra = {report.test_id: spectrum(lines_of(shop, "parse"))}
+    ranked = rank([report], spectra, [], locator(shop))[report.test_id]
+    assert names(ranked) == ["parse", "parse.digits"]

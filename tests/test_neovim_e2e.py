@@ -21,6 +21,7 @@ from typing import Any
 
 from tests.conftest import processes_with, write_files
 from tests.openai_server import ScriptedOpenAIServer, answers_by_function
+from tests.test_suspects_e2e import CHECK_TESTS, SCALE_AND_CHECK
 from tests.venvs import pytest_venv
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,9 +51,12 @@ def sub(a, b):
 
 def norm(x, y):
     return math.hypot(x, y)
-""",
+
+
+"""
+    + SCALE_AND_CHECK,  # the fault of check's failure is scale's: a second suspect
     "tests/test_calc.py": """\
-from calc import add, mul, norm, sub
+from calc import add, check, mul, norm, sub
 
 
 def test_add():
@@ -73,13 +77,17 @@ def test_sub():
 
 def test_norm():
     assert norm(3, 4) == 5
-""",
+
+
+"""
+    + CHECK_TESTS,
 }
 
 ANSWERS = {
     "add": "```python\ndef add(a, b):\n    return a + b\n```",
     "mul": '```python\ndef mul(a, b):\n    """The product of a and b."""\n    return a * b\n```',
     "sub": "```python\ndef sub(a, b):\n    return a - b\n```",
+    "scale": "```python\ndef scale(x):\n    return x * 2\n```",  # not check: the fault is here
 }
 
 
@@ -184,8 +192,16 @@ def test_the_plugin_in_neovim_against_the_real_server(tmp_path: Path) -> None:
     assert "fix of `add`: applied, verified" in results["instruction_note"]
     assert "fix of `mul`: applied, verified" in results["fix_note"]
     assert "generate: applied, verified" in results["generate_note"]
+    # The located failure at `check` offers the fix of `scale`, the second suspect; picked,
+    # it changes scale and leaves check as it was.
+    assert results["actions_at_check"] == [
+        "Fix `check` so `test_big` passes (OpenCodeInterpreter)",
+        "Fix `check` with an instruction… (OpenCodeInterpreter)",
+        "Fix `scale` instead so `test_big` passes (OpenCodeInterpreter)",
+        "Fix `scale` instead with an instruction… (OpenCodeInterpreter)",
+    ]
     # One model request per piece of work, in order: the empty instruction sent nothing.
-    assert len(requests) == 3, [r["messages"][-1]["content"][:200] for r in requests]
+    assert len(requests) == 4, [r["messages"][-1]["content"][:200] for r in requests]
     add_request = "\n".join(m["content"] for m in requests[0]["messages"])
     assert "function `add`" in add_request and INSTRUCTION in add_request
     assert INSTRUCTION not in "\n".join(m["content"] for r in requests[1:] for m in r["messages"])
@@ -193,13 +209,14 @@ def test_the_plugin_in_neovim_against_the_real_server(tmp_path: Path) -> None:
     text = results["calc_text"]
     assert "    return a + b\n" in text and "    return a * b\n" in text
     assert "    return a - b\n" in text and "NotImplementedError" not in text
-    assert results["run_note"] == "oci-lsp: tests: 0 failed, 5 passed"
+    assert "    return x * 2\n\n\ndef check(x):\n    y = scale(x)\n    if y % 2:\n" in text
+    assert results["run_note"] == "oci-lsp: tests: 0 failed, 7 passed"
 
     status = results["status_note"].splitlines()
     assert re.fullmatch(r"oci-lsp \d+\.\d+\S*", status[0]), status
     assert "  backend: openai" in status
     assert any(line.startswith("  model:   test-model (") for line in status), status
-    assert "  tests:   0 failed, 5 passed" in status
+    assert "  tests:   0 failed, 7 passed" in status
     interpreter = f"{project_env}/bin/python (`$VIRTUAL_ENV` of the editor's environment)"
     assert f"  python:  {interpreter}" in status, status
 

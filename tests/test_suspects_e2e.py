@@ -20,8 +20,7 @@ from tests.test_fix_e2e import fix
 # `check` raises, so today's rule and the traceback blame it, and its raising line runs only
 # in the failing test; the fault is `scale`'s, whose line the passing test runs too. The
 # ranking puts `check` first and `scale` second: the top suspect is wrong.
-CHECK = {
-    "calc.py": """\
+SCALE_AND_CHECK = """\
 def scale(x):
     return x * 2 + (x > 5)
 
@@ -31,18 +30,18 @@ def check(x):
     if y % 2:
         raise ValueError(f"odd: {y}")
     return y
-""",
-    "tests/test_calc.py": """\
-from calc import check
-
-
+"""
+CHECK_TESTS = """\
 def test_small():
     assert check(2) == 4
 
 
 def test_big():
     assert check(6) == 12
-""",
+"""
+CHECK = {
+    "calc.py": SCALE_AND_CHECK,
+    "tests/test_calc.py": "from calc import check\n\n\n" + CHECK_TESTS,
 }
 SCALE_RIGHT = "def scale(x):\n    return x * 2\n"
 

@@ -256,6 +256,7 @@ class _Owners:
     def __init__(self, locator: FailureLocator) -> None:
         self.locator = locator
         self._known: dict[str, Mapping[int, FunctionLocation]] = {}
+        self._frames: dict[tuple[str, int, str], FunctionKey | None] = {}
 
     def of(self, path: str, report: TestReport | None) -> Mapping[int, FunctionLocation]:
         known = self._known.get(path)
@@ -266,9 +267,20 @@ class _Owners:
                 if source is not None:
                     known = line_owners(source)
             self._known[path] = known
-        if report is not None and report.path is not None and _same_file(path, report.path):
+        if report is None or report.doctest or report.path is None:
+            return known  # a doctest's file is the module it tests
+        if _same_file(path, report.path):
             return {}  # the test's own file, wherever it is
         return known
+
+    def frame_function(self, path: str, line: int, name: str) -> FunctionKey | None:
+        """The function a traceback frame ran in (a recursion repeats the same frames)."""
+        key = (path, line, name)
+        if key not in self._frames:
+            source = self.locator.read(path)
+            found = enclosing_function(source, line, name) if source else None
+            self._frames[key] = (path, found.def_line) if found is not None else None
+        return self._frames[key]
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -289,10 +301,8 @@ def _weigh_evidence(
         path = os.path.realpath(frame.path)
         if not owners.of(path, report):
             continue
-        source = locator.read(path)
-        found = enclosing_function(source, frame.line, frame.function) if source else None
-        if found is not None:
-            key = (path, found.def_line)
+        key = owners.frame_function(path, frame.line, frame.function)
+        if key is not None:
             if key in chain:  # a recursion: its deepest place counts
                 chain.remove(key)
             chain.append(key)

@@ -327,16 +327,7 @@ class TestSession:
                 self.progress.phase = name
                 self.progress.done = self.progress.total = 0
                 self._seen_this_run = set()  # what the last phase saw is what stays
-                spec = RunSpec(
-                    self.root,
-                    python.path,
-                    python_reason=python.reason,
-                    selection=selection,
-                    ignore=[str(p) for p in self.nested],
-                    timeout=settings.timeout,
-                    command=settings.command,
-                    seed=self.seed,
-                )
+                spec = self._spec(python, settings, selection)
                 began = time.monotonic()
                 self._run_file_seconds = {}
                 result = await run_tests(spec, _Collector(self), self.launcher)
@@ -363,6 +354,26 @@ class TestSession:
             self.progress.running = False
             self.listener.run_finished(self, result)
 
+    def _spec(
+        self,
+        python: Interpreter,
+        settings: TestSettings,
+        selection: list[str],
+        record: bool = False,
+    ) -> RunSpec:
+        """A run of this project's tests (of `selection`: empty for the whole suite)."""
+        return RunSpec(
+            self.root,
+            python.path,
+            python_reason=python.reason,
+            selection=selection,
+            ignore=[str(p) for p in self.nested],
+            timeout=settings.timeout,
+            command=None if record else settings.command,
+            seed=self.seed,
+            record=record,
+        )
+
     async def _locate(self, python: Interpreter, settings: TestSettings) -> None:
         """The locate run (issue 15): the failing tests' files again, recording what each
         test executes, then the failing tests' marks go to the ranked suspects.
@@ -375,16 +386,7 @@ class TestSession:
         if not failing or len(failing) > LOCATE_MAX_FAILING:
             return
         files = sorted({r.path for r in failing if r.path is not None})
-        spec = RunSpec(
-            self.root,
-            python.path,
-            python_reason=python.reason,
-            selection=files,
-            ignore=[str(p) for p in self.nested],
-            timeout=settings.timeout,
-            seed=self.seed,
-            record=True,
-        )
+        spec = self._spec(python, settings, files, record=True)
         self.progress.phase = "locate"
         self.progress.recording = 0
         self.listener.run_progress(self)

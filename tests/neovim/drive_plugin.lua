@@ -45,7 +45,13 @@ local function oci_diagnostics(bufnr)
   for _, d in ipairs(vim.diagnostic.get(bufnr)) do
     if d.source == "oci-lsp" then
       local data = ((d.user_data or {}).lsp or {}).data or {}
-      table.insert(found, { lnum = d.lnum, message = d.message, test = data.test, code = d.code })
+      table.insert(found, {
+        lnum = d.lnum,
+        message = d.message,
+        test = data.test,
+        code = d.code,
+        suspects = type(data.suspects) == "table" and #data.suspects or 0,
+      })
     end
   end
   return found
@@ -215,6 +221,13 @@ local function main()
       and has_failure(calc, "tests/test_calc.py::test_mul")
       and has_failure(test_buf, "tests/test_calc.py::test_add")
   end)
+  -- test_big fails in `check` (the traceback's), but the fault is `scale`'s: once located
+  -- (before any edit, which would stop the locate run), the diagnostic at check offers the
+  -- fix of scale too.
+  wait("test_big's located failure", function()
+    local found = has_failure(calc, "tests/test_calc.py::test_big")
+    return found and found.suspects >= 2
+  end)
   local add_line, mul_line = line_of(calc, "^def add"), line_of(calc, "^def mul")
   results.add_diagnostic = has_failure(calc, "tests/test_calc.py::test_add")
   results.add_line = add_line
@@ -255,6 +268,16 @@ local function main()
     return buffer_text(calc):find("\n    return a %- b\n") ~= nil
   end)
   results.generate_note = wait_note("generate: ").msg
+
+  step("fix the second suspect instead")
+  local check_line = line_of(calc, "^def check")
+  results.actions_at_check = code_actions_at(
+    check_line,
+    "Fix `scale` instead so `test_big` passes (OpenCodeInterpreter)"
+  )
+  wait("scale's new body", function()
+    return buffer_text(calc):find("\n    return x %* 2\n") ~= nil
+  end)
 
   step(":OciRunTests")
   vim.cmd.write()
