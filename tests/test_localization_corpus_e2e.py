@@ -12,16 +12,20 @@ other file stay byte-identical. The benchmark (bench/localization.py) runs the w
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import Editor
-from tests.corpus.model import fix_with_scripted_model
 from tests.corpus.mutations import LOCALIZATION_JSON, Edit, load
 from tests.corpus.plain import run_pytest
-from tests.test_corpus_e2e import every_diagnostic, layout, save_and_settle, snapshot
+from tests.test_corpus_e2e import (
+    every_diagnostic,
+    fix_mutated,
+    layout,
+    save_and_settle,
+    snapshot,
+)
 
 MUTATIONS, _ = load(LOCALIZATION_JSON)
 
@@ -77,12 +81,7 @@ async def test_the_diagnostic_lands_on_a_fault_no_traceback_shows(
 def test_fix_repairs_a_fault_no_traceback_shows(tmp_path: Path, key: str, function: str) -> None:
     mutation = hidden(key, function)
     ws = layout(key, tmp_path)
-    pristine = snapshot(ws.root)
-    mutation.apply(ws.root)
-    report = tmp_path / "report.json"
-    done = fix_with_scripted_model(ws, mutation, report)
-    assert done.returncode == 0, done.stdout + done.stderr
-    groups = json.loads(report.read_text())["groups"]
+    pristine, groups = fix_mutated(ws, mutation, tmp_path)
     fixed = [f for g in groups if g["status"] == "fixed" for f in g.get("fixed", [])]
     assert [f.rpartition(".")[2] for f in fixed] == [function.rpartition(".")[2]], groups
     # The mutated function is back as it was; its callers and every other file never changed.
