@@ -11,6 +11,13 @@ end-to-end tests and the benchmark.
 
     .venv/bin/python bench/corpus_mutations.py                 # all projects, ~15 min here
     .venv/bin/python bench/corpus_mutations.py --projects isodate parse --per-project 6
+
+The localization corpus (issue 15) is pinned the same way into its own file, with the
+functions whose fault a traceback rarely shows taken first (`--order roles`: properties,
+`__init__`, operator and other dunders, helpers, the rest, in turn) and a seed of its own:
+
+    .venv/bin/python bench/corpus_mutations.py --out tests/corpus/localization.json \
+        --order roles --per-project 12 --stubs 0 --max-tries 45 --seed-suffix localization
 """
 
 from __future__ import annotations
@@ -54,6 +61,21 @@ def interleaved(edits: Sequence[mut.Edit], seed: str) -> list[mut.Edit]:
     return order
 
 
+def by_roles(edits: Sequence[mut.Edit], seed: str) -> list[mut.Edit]:
+    """The edits in a fixed pseudo-random order, roles taken in turn, kinds in turn within
+    each role."""
+    groups: dict[str, list[mut.Edit]] = {}
+    for edit in edits:
+        groups.setdefault(mut.role(edit), []).append(edit)
+    queues = {r: interleaved(group, f"{seed}-{r}") for r, group in sorted(groups.items())}
+    order: list[mut.Edit] = []
+    while any(queues.values()):
+        for queue in queues.values():
+            if queue:
+                order.append(queue.pop(0))
+    return order
+
+
 def judge(ws: Workspace, edit: mut.Edit, passing: set[str], timeout: float) -> mut.Edit | None:
     """The edit with its failing tests and where it shows, or None when it is not kept."""
     edit.apply(ws.root)
@@ -72,7 +94,13 @@ def judge(ws: Workspace, edit: mut.Edit, passing: set[str], timeout: float) -> m
 
 
 def pin_project(
-    proj: Project, root: Path, per_project: int, stubs: int, max_tries: int
+    proj: Project,
+    root: Path,
+    per_project: int,
+    stubs: int,
+    max_tries: int,
+    order: str = "kinds",
+    seed_suffix: str = "",
 ) -> tuple[list[mut.Edit], list[mut.Edit], PlainRun]:
     ws = materialize(proj, root / proj.key)
     run_pytest(ws)  # warm-up: .pyc files, so the timed runs compare
@@ -84,12 +112,13 @@ def pin_project(
     passing = set(pristine.passed)
     timeout = 4 * pristine.seconds + 30
     sources = {p: p.read_bytes() for p in mut.source_files(ws.root, proj.code)}
-    seed = f"{proj.name}=={proj.version}"
+    seed = f"{proj.name}=={proj.version}" + (f"-{seed_suffix}" if seed_suffix else "")
+    ordered = by_roles if order == "roles" else interleaved
 
     kept: list[mut.Edit] = []
     used: set[tuple[str, str]] = set()
     tries = 0
-    for edit in interleaved(mut.candidates(ws.root, proj.key, proj.code), seed):
+    for edit in ordered(mut.candidates(ws.root, proj.key, proj.code), seed):
         if len(kept) >= per_project or tries >= max_tries:
             break
         if (edit.file, edit.function) in used:
@@ -127,6 +156,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--stubs", type=int, default=2)
     parser.add_argument("--max-tries", type=int, default=30)
     parser.add_argument("--out", type=Path, default=mut.MUTATIONS_JSON)
+    parser.add_argument(
+        "--order",
+        choices=("kinds", "roles"),
+        default="kinds",
+        help="kinds: mutation kinds in turn (mutations.json); roles: properties, __init__,"
+        " operator dunders, other dunders, helpers and plain functions in turn",
+    )
+    parser.add_argument("--seed-suffix", default="", help="a seed of its own (another list)")
     parser.add_argument("--keep", action="store_true", help="keep the workspaces")
     args = parser.parse_args(argv)
 
@@ -144,7 +181,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             proj = project(key)
             log(f"{key} {proj.version}")
             kept, stubs, pristine = pin_project(
-                proj, root, args.per_project, args.stubs, args.max_tries
+                proj,
+                root,
+                args.per_project,
+                args.stubs,
+                args.max_tries,
+                args.order,
+                args.seed_suffix,
             )
             all_mutations += kept
             all_stubs += stubs

@@ -38,6 +38,21 @@ def test_the_pinned_mutations_and_stubs_belong_to_the_corpus() -> None:
         assert edit.original != edit.mutated
 
 
+def test_the_localization_corpus_has_the_faults_no_traceback_shows() -> None:
+    """Issue 15's corpus: 100 or more mutations over every project, the functions whose fault
+    rarely shows in a traceback among them, and where each shows pinned from a real run."""
+    pinned, _ = mutations.load(mutations.LOCALIZATION_JSON)
+    assert len(pinned) >= 100
+    assert {m.project for m in pinned} == {p.key for p in PROJECTS}
+    assert len({m.id for m in pinned}) == len(pinned)
+    roles = {mutations.role(m) for m in pinned}
+    assert {"property", "init", "operator", "helper", "plain"} <= roles
+    assert sum(m.shows == "hidden" for m in pinned) >= len(pinned) // 3
+    for edit in pinned:
+        assert edit.failing and edit.shows in mutations.SHOWS
+        assert edit.original != edit.mutated
+
+
 def test_a_digest_that_is_not_pinned_is_refused() -> None:
     with pytest.raises(sdists.SdistError, match="no sdist"):
         sdists.sdist_url("isodate", project("isodate").version, "0" * 64)

@@ -150,16 +150,22 @@ async def test_a_stub_of_a_real_project_is_generated(
     assert every_diagnostic(editor) == []
 
 
-@pytest.mark.parametrize("key", sorted(CASES))
-def test_fix_repairs_a_real_project(tmp_path: Path, key: str) -> None:
-    ws = layout(key, tmp_path)
-    mutation = edit_of(key, CASES[key][1])
+def fix_mutated(ws: Workspace, mutation: Edit, tmp_path: Path) -> tuple[dict[str, bytes], Any]:
+    """(the pristine files, the groups of the JSON report) of a successful `oci-lsp --fix`
+    with the scripted model on ws with the mutation applied."""
     pristine = snapshot(ws.root)
     mutation.apply(ws.root)
     report = tmp_path / "report.json"
     done = fix_with_scripted_model(ws, mutation, report)
     assert done.returncode == 0, done.stdout + done.stderr
-    groups = json.loads(report.read_text())["groups"]
+    return pristine, json.loads(report.read_text())["groups"]
+
+
+@pytest.mark.parametrize("key", sorted(CASES))
+def test_fix_repairs_a_real_project(tmp_path: Path, key: str) -> None:
+    ws = layout(key, tmp_path)
+    mutation = edit_of(key, CASES[key][1])
+    pristine, groups = fix_mutated(ws, mutation, tmp_path)
     # Tests that blame another function pass once the mutated one is fixed: nothing to do there.
     assert [g["function"] for g in groups if g["status"] == "fixed"] == [mutation.function]
     assert {g["status"] for g in groups} <= {"fixed", "skipped"}

@@ -29,6 +29,9 @@ from pathlib import Path
 from typing import Any
 
 MUTATIONS_JSON = Path(__file__).with_name("mutations.json")
+# The localization corpus (issue 15): more mutations, properties, helpers, `__init__` and
+# operator dunders taken first (bench/corpus_mutations.py --order roles).
+LOCALIZATION_JSON = Path(__file__).with_name("localization.json")
 
 KINDS = ("comparison", "constant", "return-none", "branch")
 _SWAP: dict[type[ast.cmpop], type[ast.cmpop]] = {
@@ -43,6 +46,63 @@ _SWAP: dict[type[ast.cmpop], type[ast.cmpop]] = {
     ast.Is: ast.IsNot,
     ast.IsNot: ast.Is,
 }
+
+# The dunders that implement an operator (==, <, +, -x, ...): their fault shows as a wrong
+# value of an expression, rarely in a traceback.
+OPERATOR_DUNDERS = frozenset(
+    f"__{name}__"
+    for name in [
+        "eq",
+        "ne",
+        "lt",
+        "le",
+        "gt",
+        "ge",
+        "hash",
+        "bool",
+        "len",
+        "contains",
+        "getitem",
+        "add",
+        "radd",
+        "sub",
+        "rsub",
+        "mul",
+        "rmul",
+        "truediv",
+        "floordiv",
+        "mod",
+        "neg",
+        "pos",
+        "abs",
+        "invert",
+        "and",
+        "or",
+        "xor",
+        "iadd",
+        "isub",
+    ]
+)
+
+ROLES = ("property", "init", "operator", "dunder", "helper", "plain")
+
+
+def role(edit: Edit) -> str:
+    """What part the function plays (ROLES): the functions whose fault a traceback or the
+    failing assert rarely shows (bench/corpus_mutations.py --order roles takes them in turn)."""
+    name = edit.function.rsplit(".", 1)[-1]
+    if "property" in edit.tags:
+        return "property"
+    if name == "__init__":
+        return "init"
+    if name in OPERATOR_DUNDERS:
+        return "operator"
+    if "dunder" in edit.tags:
+        return "dunder"
+    if "private" in edit.tags or "nested" in edit.tags:
+        return "helper"
+    return "plain"
+
 
 # Where the fault shows in a failing test's report (best first); see `shows()`.
 SHOWS = ("doctest", "traceback", "assert-call", "hidden")
