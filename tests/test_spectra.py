@@ -221,12 +221,11 @@ async def test_a_spectrum_bigger_than_a_big_event_arrives_whole(tmp_path: Path) 
     body = "".join(f"    total += {n}\n" for n in range(60_000))
     root = write_files(
         tmp_path / "ws",
-        {"tests/test_long.py": "def test_long():\n    assert long() > 0\n"},
+        {
+            "tests/test_long.py": "from long import long\n\ndef test_long():\n    assert long() > 0\n"
+        },
     )
     (root / "long.py").write_text(f"def long():\n    total = 0\n{body}    return total\n")
-    (root / "tests/test_long.py").write_text(
-        "from long import long\n\ndef test_long():\n    assert long() > 0\n"
-    )
     collected = Collected()
     await run_tests(RunSpec(root, sys.executable, record=True), collected)
     [spectrum] = collected.spectra.values()

@@ -248,10 +248,6 @@ class Recorder:
             _Monitor(self.workspace, tool) if tool is not None else _Tracer(self.workspace)
         )
 
-    @property
-    def way(self) -> str:
-        return "sys.monitoring" if isinstance(self._way, _Monitor) else "sys.settrace"
-
     def begin(self) -> None:
         self._way.begin()
 
