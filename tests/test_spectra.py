@@ -268,3 +268,56 @@ async def test_a_project_under_coverage_records_and_its_tracer_is_put_back(
         root / "calc.py", CALC["tests/test_calc.py::test_add"]
     )
     assert (root / "tests/tracer-back").read_text() == "True"
+
+
+REPORTED = {
+    # -x in the project's options: the locate run still runs every test of its files.
+    "pytest.ini": "[pytest]\naddopts = -x\n",
+    "point.py": """
+        class Point:
+            def __init__(self, x):
+                self.x = x  # init
+
+            def __eq__(self, other):
+                return self.x == other.x  # eq
+
+            def __repr__(self):
+                return f"Point({self.x})"  # repr
+        """,
+    "tests/test_point.py": """
+        import unittest
+        from point import Point
+
+        def test_assert_fails():
+            assert Point(1) == Point(2)
+
+        class TestCase(unittest.TestCase):
+            def test_assert_equal_fails(self):
+                self.assertEqual(Point(1), Point(2))
+
+        def test_repr():
+            assert repr(Point(3)) == "Point(3)"
+        """,
+}
+
+
+@pytest.mark.parametrize("which", ["ours", "3.12.1"], ids=["ours", "3.12"])
+async def test_what_the_failure_report_runs_is_not_the_tests(tmp_path: Path, which: str) -> None:
+    """pytest's assertion explanation and unittest's assertEqual message call the project's
+    __repr__, in failing tests only: a perfect spectrum for an innocent function. Those lines
+    are not recorded; the same __repr__ called by a test is."""
+    root = write_files(tmp_path / "ws", REPORTED)
+    collected = Collected()
+    result = await run_tests(RunSpec(root, interpreter(which), record=True), collected)
+    assert result.status == "completed", result.output_tail
+    outcomes = {r.test_id.rpartition("::")[2]: r.outcome for r in collected.reports}
+    assert outcomes == {
+        "test_assert_fails": "failed",
+        "test_assert_equal_fails": "failed",
+        "test_repr": "passed",
+    }
+    point = str(root / "point.py")
+    ran = {t.rpartition("::")[2]: s[point] for t, s in collected.spectra.items()}
+    assert ran["test_assert_fails"] == at(root / "point.py", ["init", "eq"])
+    assert ran["test_assert_equal_fails"] == at(root / "point.py", ["init", "eq"])
+    assert ran["test_repr"] == at(root / "point.py", ["init", "repr"])

@@ -120,14 +120,15 @@ def test_fix_changes_two_functions_together_when_neither_alone_passes(tmp_path: 
     answers = {
         ("double",): DOUBLE_ALONE,
         ("base",): BASE_ALONE,
-        ("double", "base"): DOUBLE_ALONE + "\n\n" + BASE_ALONE,
+        ("base", "double"): BASE_ALONE + "\n\n" + DOUBLE_ALONE,
     }
     with ScriptedOpenAIServer(model(answers)) as server:
         done = fix(root, server, "--json", str(report), "--rounds", "1", "--candidates", "1")
         asks = [asked(r) for r in server.requests]
         pair_prompt = server.requests[-1]["messages"]
     assert done.returncode == 0, done.stdout + done.stderr
-    assert asks == [("double",), ("base",), ("double", "base")]
+    # They tie; base is first: double is the assert's call, the caller of what tied with it.
+    assert asks == [("base",), ("double",), ("base", "double")]
     assert (root / "calc.py").read_text() == (
         BOTH["calc.py"].replace("return x + 1", "return x").replace(") * 3", ") * 2")
     )
@@ -137,7 +138,7 @@ def test_fix_changes_two_functions_together_when_neither_alone_passes(tmp_path: 
     assert "def double(x):" in pair_prompt[-2]["content"]
     data = json.loads(report.read_text())
     [group] = data["groups"]
-    assert group["fixed"] == ["calc.double", "calc.base"] and group["status"] == "fixed"
+    assert group["fixed"] == ["calc.base", "calc.double"] and group["status"] == "fixed"
 
 
 def test_a_fix_that_never_passes_writes_nothing(tmp_path: Path) -> None:

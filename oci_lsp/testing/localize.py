@@ -14,15 +14,19 @@ Python bugs:
   as d / (d + 1) to read on the same 0..1 scale. Lines, not functions: a mutated branch runs
   only in the failing tests while the rest of its function, and its callers, run in passing
   tests too, so a function's score is the best of its lines'.
-- The traceback and the assert still count: a function gets a share of the distance to 1
-  (EVIDENCE_WEIGHT) for the failing tests in which today's rule names it (1) or it is another
-  frame of the failing chain or the function called in the failing assert (1/2). A near tie
-  goes to the traceback; a clear spectrum does not.
+- The traceback still counts, a little: the function whose frame raised gets a share of the
+  distance to 1 (EVIDENCE_WEIGHT) for the failing tests in which it raised. The other frames
+  of the failing chain and the function called in the failing assert get nothing in the
+  score: by construction they are the callers of a fault that hides in what they call (a
+  property returning None, a helper's wrong value), and on the corpus of issue 15 that
+  evidence put the caller above the fault more often than it helped (bench/RESULTS.md). A
+  doctest's documented function is the exception: the doctest tests it, as the raiser's.
 - Ties (the tests cannot tell two functions apart: a helper called only by its caller) are
   broken by, in order: fewer passing tests executing the function at all (the narrower one);
-  more traceback and assert evidence; deeper in the failing call chain (the callee before its
-  caller: the frame that raised before the frames above it); then the dotted name and the line,
-  so a ranking never changes between runs.
+  deeper in the failing call chain (the callee before its caller: the frame that raised
+  before the frames above it); more evidence; not the function the failing assert called
+  (it is the caller of whatever else tied with it); then the dotted name and the line, so a
+  ranking never changes between runs.
 - All failing tests of a run make one ranking (several failing tests of one fault point at it
   together); each failing test's suspects are the ranked functions it executed.
 
@@ -50,12 +54,9 @@ from oci_lsp.testing.runner import PytestLauncher, RunResult, RunSpec, run_tests
 
 Formula = Literal["ochiai", "dstar"]
 
-# The share of the distance to 1 that a function closes when every failing test's traceback
-# names it (today's rule); small, so that the tests' spectra decide unless they nearly tie.
+# The share of the distance to 1 that a function closes when it raised in every failing test;
+# small, so that the tests' spectra decide unless they nearly tie.
 EVIDENCE_WEIGHT = 0.2
-# What each kind of evidence counts for, per failing test.
-TARGET_EVIDENCE = 1.0  # today's rule names it: the frame that raised, or the assert's call
-CHAIN_EVIDENCE = 0.5  # another frame of the failing chain, or called in the assert
 
 # A function of the workspace: its file (real path) and the line of its `def`.
 FunctionKey = tuple[str, int]
@@ -98,12 +99,13 @@ class _Scored:
     called: bool = False  # called in a failing assert
     score: float = 0.0
 
-    def order(self) -> tuple[float, int, float, int, str, int]:
+    def order(self) -> tuple[float, int, int, float, bool, str, int]:
         return (
             -round(self.score, 9),
             self.passing,
-            -self.evidence,
             -self.depth,
+            -self.evidence,
+            self.called,
             self.location.qualname,
             self.location.def_line,
         )
@@ -189,7 +191,7 @@ def rank(
                 scored.spectrum, scored.best_line, scored.best_counts = value, line, (ef, ep)
 
     for report in recorded:
-        _weigh_evidence(report, functions, owners, locator)
+        _weigh_evidence(report, functions, owners)
     for scored in functions.values():
         evidence = min(scored.evidence / total_failing, 1.0)
         scored.score = scored.spectrum + (1.0 - scored.spectrum) * EVIDENCE_WEIGHT * evidence
@@ -291,7 +293,6 @@ def _weigh_evidence(
     report: TestReport,
     functions: Mapping[FunctionKey, _Scored],
     owners: _Owners,
-    locator: FailureLocator,
 ) -> None:
     """What the failing test's traceback and assert say of the functions it ran."""
     chain: list[FunctionKey] = []
@@ -317,10 +318,6 @@ def _weigh_evidence(
             )
         if location is not None:
             called = (path, location.def_line)
-    target = locator.target_of(report)
-    target_key = (
-        (os.path.realpath(target.span.path), target.span.line + 1) if target is not None else None
-    )
     for depth, key in enumerate(chain, start=1):
         scored = functions.get(key)
         if scored is None:
@@ -329,11 +326,13 @@ def _weigh_evidence(
         scored.depth = max(scored.depth, depth)
         if key == chain[-1]:
             scored.raised = True
-        scored.evidence += TARGET_EVIDENCE if key == target_key else CHAIN_EVIDENCE
+            scored.evidence += 1.0
     if called is not None and called not in chain and called in functions:
         scored = functions[called]
-        scored.called = True
-        scored.evidence += TARGET_EVIDENCE if called == target_key else CHAIN_EVIDENCE
+        if report.doctest:
+            scored.evidence += 1.0  # the function the doctest documents: its subject
+        else:
+            scored.called = True
 
 
 def _suspect(scored: _Scored, locator: FailureLocator, failing: int, passing: int) -> Suspect:

@@ -111,6 +111,10 @@ def pytest_args(spec: RunSpec) -> list[str]:
         "-o",
         "console_output_style=classic",
         *(f"--ignore={path}" for path in spec.ignore),
+        # The locate run needs every test of its files: the passing ones are the evidence
+        # that clears a function. `-x` or `--maxfail` in the project's options would stop it
+        # at the first failures; given after them, this wins.
+        *(["--maxfail=0"] if spec.record else []),
         *spec.selection,
     ]
 

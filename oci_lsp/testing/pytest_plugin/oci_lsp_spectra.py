@@ -17,6 +17,12 @@ Two ways, one result:
   a global trace function that answers None, from a cache by file name, for every frame
   outside the workspace: only the workspace's frames are traced line by line.
 
+A test's failure is explained inside its call phase (pytest's assertion rewriting shows the
+compared values, unittest's assertEqual builds its message), and that calls the project's
+`__repr__` and what it calls, in failing tests only: a perfect spectrum for an innocent
+function. Lines first met while a frame of that reporting code is on the stack are not
+recorded (`_Reporting`); the same line run by the test itself is.
+
 Whatever tracer or profiler was there before (coverage's) is put back after each test, and a
 tool id taken is given back when the session ends. The state is the run's own: a standby
 supervisor forks runs, and nothing is set up before pytest_sessionstart of the run.
@@ -91,6 +97,43 @@ class _Workspace:
         return known
 
 
+class _Reporting:
+    """Whether a frame runs for the report of a failure, not for the test: a frame of
+    pytest's assertion explanation or saferepr, of its traceback formatting, or of unittest's
+    and the standard library's repr helpers is on the stack above it (a few dozen frames)."""
+
+    DEPTH = 48
+
+    def __init__(self) -> None:
+        import _pytest
+
+        pytest_dir = os.path.dirname(os.path.realpath(_pytest.__file__ or ""))
+        folders = [os.path.join(pytest_dir, sub) + os.sep for sub in ("assertion", "_io", "_code")]
+        stdlib = os.path.dirname(os.path.realpath(os.__file__))
+        files = [os.path.join(stdlib, "unittest", "util.py")]
+        files += [os.path.join(stdlib, f"{name}.py") for name in ("pprint", "reprlib", "difflib")]
+        self._prefixes = tuple(folders)
+        self._files = frozenset(files)
+        self._known: dict[str, bool] = {}
+
+    def _is_reporting(self, filename: str) -> bool:
+        known = self._known.get(filename)
+        if known is None:
+            real = os.path.realpath(filename) if filename and filename[0] != "<" else filename
+            known = real.startswith(self._prefixes) or real in self._files
+            self._known[filename] = known
+        return known
+
+    def __call__(self, frame: Any) -> bool:
+        depth = 0
+        while frame is not None and depth < self.DEPTH:
+            if self._is_reporting(frame.f_code.co_filename):
+                return True
+            frame = frame.f_back
+            depth += 1
+        return False
+
+
 _UNKNOWN: Any = object()
 
 
@@ -102,8 +145,9 @@ class _Tracer:
     call and teardown run (resume/pause), not while pytest reports them, and it answers
     from a dict by file name with as little Python as it can."""
 
-    def __init__(self, workspace: _Workspace) -> None:
+    def __init__(self, workspace: _Workspace, reporting: _Reporting) -> None:
         self.workspace = workspace
+        self.reporting = reporting
         self.lines: Lines = {}
         self._outside: dict[str, None] = {}  # file names of no workspace code, for every test
         self._trace: Any = None
@@ -149,11 +193,14 @@ class _Tracer:
         if self.workspace.own(filename) is None:
             self._outside[filename] = None
             return None
-        hit = self.lines.setdefault(filename, set()).add
+        seen = self.lines.setdefault(filename, set())
+        reporting = self.reporting
 
         def local(frame: Any, event: str, arg: Any) -> Any:
             if event == "line":
-                hit(frame.f_lineno)
+                line = frame.f_lineno
+                if line not in seen and not reporting(frame):
+                    seen.add(line)
             return local
 
         return local
@@ -167,8 +214,9 @@ _TOOL_IDS = (3, 4, 2, 5, 0, 1)
 class _Monitor:
     """sys.monitoring (Python >= 3.12): LINE events for the workspace's code objects only."""
 
-    def __init__(self, workspace: _Workspace, tool: int) -> None:
+    def __init__(self, workspace: _Workspace, tool: int, reporting: _Reporting) -> None:
         self.workspace = workspace
+        self.reporting = reporting
         self.tool = tool
         self.lines: Lines = {}
         self.recording = False
@@ -199,14 +247,15 @@ class _Monitor:
 
     def begin(self) -> None:
         self.lines = {}
-        self.recording = True
         self._m.restart_events()  # what was DISABLEd in the last test fires again, once
 
     def resume(self) -> None:
-        pass  # on from begin() to end(): the code between the phases costs nothing here
+        self.recording = True
 
     def pause(self) -> None:
-        pass
+        # Between the phases pytest makes its reports (repr_locals, the failure's reprs):
+        # a line met there is neither recorded nor disabled.
+        self.recording = False
 
     def end(self) -> Lines:
         self.recording = False
@@ -229,11 +278,12 @@ class _Monitor:
         return self._disable  # this code object's start, until the next test
 
     def _line(self, code: Any, line: int) -> Any:
-        if self.recording:
-            lines = self.lines.get(code.co_filename)
-            if lines is None:
-                lines = self.lines[code.co_filename] = set()
-            lines.add(line)
+        if not self.recording or self.reporting(sys._getframe(1)):
+            return None  # not this test's own: fires again, for the test to record it
+        lines = self.lines.get(code.co_filename)
+        if lines is None:
+            lines = self.lines[code.co_filename] = set()
+        lines.add(line)
         return self._disable
 
 
@@ -243,9 +293,12 @@ class Recorder:
 
     def __init__(self, rootdir: str) -> None:
         self.workspace = _Workspace(rootdir)
+        reporting = _Reporting()
         tool = _Monitor.take_tool()
         self._way: _Tracer | _Monitor = (
-            _Monitor(self.workspace, tool) if tool is not None else _Tracer(self.workspace)
+            _Monitor(self.workspace, tool, reporting)
+            if tool is not None
+            else _Tracer(self.workspace, reporting)
         )
 
     def begin(self) -> None:
