@@ -20,7 +20,8 @@ Python bugs:
   score: by construction they are the callers of a fault that hides in what they call (a
   property returning None, a helper's wrong value), and on the corpus of issue 15 that
   evidence put the caller above the fault more often than it helped (bench/RESULTS.md). A
-  doctest's documented function is the exception: the doctest tests it, as the raiser's.
+  doctest's documented function is no exception: its fault is as often in a helper or in the
+  wrapper a decorator factory returns.
 - Ties (the tests cannot tell two functions apart: a helper called only by its caller) are
   broken by, in order: fewer passing tests executing the function at all (the narrower one);
   deeper in the failing call chain (the callee before its caller: the frame that raised
@@ -328,11 +329,7 @@ def _weigh_evidence(
             scored.raised = True
             scored.evidence += 1.0
     if called is not None and called not in chain and called in functions:
-        scored = functions[called]
-        if report.doctest:
-            scored.evidence += 1.0  # the function the doctest documents: its subject
-        else:
-            scored.called = True
+        functions[called].called = True  # a doctest's: the function it documents
 
 
 def _suspect(scored: _Scored, locator: FailureLocator, failing: int, passing: int) -> Suspect:
