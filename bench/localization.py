@@ -63,9 +63,9 @@ from corpus_bench import environment
 from output import save_json
 
 from oci_lsp.testing.failures import FailureLocator, Suspect
+from oci_lsp.testing.localize import LOCATE_MAX_FAILING
 from oci_lsp.testing.results import Collected, TestReport
 from oci_lsp.testing.runner import PytestLauncher, RunSpec, run_tests
-from oci_lsp.testing.session import LOCATE_MAX_FAILING
 from tests.corpus.model import fix_with_scripted_model
 from tests.corpus.mutations import LOCALIZATION_JSON, Edit, load, role
 from tests.corpus.projects import PROJECTS, project

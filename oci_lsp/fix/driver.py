@@ -265,7 +265,7 @@ class _FixRun:
         """The ranked suspects of each failing test, from the locate run (the failing tests'
         files again, recording); {} with `tests.localization` "off", or another runner."""
         formula = self.settings.tests.localization
-        if formula == "off" or self.settings.tests.command:
+        if formula == "off" or self.settings.tests.command or not localize.worth_locating(failing):
             return {}
         files = sorted({os.path.relpath(r.path, self.root) for r in failing if r.path})
         self.display.status(f"locating the fault: recording the tests of {len(files)} file(s)")

@@ -55,6 +55,16 @@ from oci_lsp.testing.runner import PytestLauncher, RunResult, RunSpec, run_tests
 
 Formula = Literal["ochiai", "dstar"]
 
+# Beyond this many failing tests the fault is not one (an import broke, the environment is
+# wrong), and recording their files again would cost a second whole run: today's rule stays.
+LOCATE_MAX_FAILING = 200
+
+
+def worth_locating(failing: Sequence[TestReport]) -> bool:
+    """Whether a locate run is made for these failing tests (the session's and --fix's)."""
+    return 0 < len(failing) <= LOCATE_MAX_FAILING
+
+
 # The share of the distance to 1 that a function closes when it raised in every failing test;
 # small, so that the tests' spectra decide unless they nearly tie.
 EVIDENCE_WEIGHT = 0.2

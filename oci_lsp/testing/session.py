@@ -29,7 +29,7 @@ from oci_lsp.config import TestSettings
 from oci_lsp.testing.failures import FailureLocator, FailureMark, ReadSource
 from oci_lsp.testing.impact import ImportGraph
 from oci_lsp.testing.interpreter import Interpreter, Interpreters, environment_stamp
-from oci_lsp.testing.localize import Formula, locate
+from oci_lsp.testing.localize import Formula, locate, worth_locating
 from oci_lsp.testing.projects import innermost
 from oci_lsp.testing.results import CollectionError, Spectrum, TestReport
 from oci_lsp.testing.runner import PytestLauncher, RunResult, RunSpec, run_tests
@@ -47,9 +47,6 @@ SPLIT_MIN_SECONDS = 2.0
 # them first costs about a whole run and their first failure comes no sooner. Their share is
 # their tests' time in the last ordered run (before one: their share of the test files).
 SPLIT_MAX_SHARE = 0.5
-# Beyond this many failing tests the fault is not one (an import broke, the environment is
-# wrong), and recording their files again would cost a second whole run: today's rule stays.
-LOCATE_MAX_FAILING = 200
 
 
 class SessionListener(Protocol):
@@ -383,7 +380,7 @@ class TestSession:
         fails or times out the marks stay as today's rule made them.
         """
         failing = list(self._failing_reports.values())
-        if not failing or len(failing) > LOCATE_MAX_FAILING:
+        if not worth_locating(failing):
             return
         files = sorted({r.path for r in failing if r.path is not None})
         spec = self._spec(python, settings, files, record=True)
