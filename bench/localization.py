@@ -43,6 +43,7 @@ callers untouched, the mutated function restored).
 from __future__ import annotations
 
 import argparse
+import ast
 import asyncio
 import json
 import os
@@ -51,7 +52,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from corpus_bench import environment
 from output import save_json
 
+from oci_lsp.refine.isolation import Sandbox
+from oci_lsp.refine.mutant_runs import SandboxMutants
 from oci_lsp.testing.failures import FailureLocator, Suspect
 from oci_lsp.testing.localize import LOCATE_MAX_FAILING
 from oci_lsp.testing.results import Collected, TestReport
@@ -73,6 +76,7 @@ from tests.corpus.workspace import Workspace, materialize, project_env
 
 SPACED = Path("my projects") / "naïve ü"
 FORMULA = "ochiai"
+RULES = ("old", "new", "dstar", "mutants", "no_undo")
 
 Function = tuple[str, str]  # (real path, qualname)
 
@@ -113,15 +117,19 @@ class Outcome:
     seconds: float = 0.0
     note: str = ""
     dstar: Rule | None = None  # the ranking with DStar (--dstar)
+    # The ranking with mutation evidence (as the session makes it), and the same with no
+    # change tried that gives back the pristine function (what a real bug's fix would not be)
+    mutants: Rule | None = None
+    no_undo: Rule | None = None
     fix: dict[str, bool] = field(default_factory=dict)  # localization -> fixed
     fix_seconds: dict[str, float] = field(default_factory=dict)
     fix_said: dict[str, str] = field(default_factory=dict)  # the --fix report's groups
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Outcome:
-        rules = {k: Rule(**data[k]) if data.get(k) else None for k in ("old", "new", "dstar")}
+        rules = {k: Rule(**data[k]) if data.get(k) else None for k in RULES}
         old = rules["old"]
-        for rule in (rules["new"], rules["dstar"]):
+        for rule in (rules[k] for k in RULES if k != "old"):
             if rule is not None and old is not None and not rule.ranking:
                 rule.top3 = old.top3  # no test had suspects: the marks are the old rule's
         return cls(**{**data, **rules})
@@ -166,7 +174,12 @@ def merged(suspects: dict[str, list[Suspect]], failing: Sequence[TestReport]) ->
 
 
 async def localize_one(
-    ws: Workspace, edit: Edit, launcher: PytestLauncher, timeout: float, formulas: Sequence[str]
+    ws: Workspace,
+    edit: Edit,
+    launcher: PytestLauncher,
+    timeout: float,
+    formulas: Sequence[str],
+    sandbox: Sandbox | None,
 ) -> Outcome:
     started = time.perf_counter()
     mutated: Function = (os.path.realpath(ws.root / edit.file), edit.function)
@@ -192,13 +205,31 @@ async def localize_one(
             outcome.note = f"over {LOCATE_MAX_FAILING} failing: no locate run"
             outcome.new = replace(old) if formulas else None
             outcome.dstar = replace(old) if "dstar" in formulas else None
+            if sandbox is not None:
+                outcome.mutants, outcome.no_undo = replace(old), replace(old)
         spec = replace(spec, seed=result.seed)  # the session's: the first run's order
+        if sandbox is not None:
+            sandbox.seed = result.seed
+        pristine = (ws.root / edit.file).read_text(encoding="utf-8")
+        pristine = pristine.replace(edit.mutated, edit.original)
         for formula in formulas if 0 < len(failing) <= LOCATE_MAX_FAILING else ():
-            rule = await rank_one(spec, failing, formula, locator, launcher, mutated, target)
+            rules = await rank_one(
+                spec,
+                failing,
+                formula,
+                locator,
+                launcher,
+                mutated,
+                target,
+                sandbox if formula == FORMULA else None,
+                pristine,
+            )
             if formula == FORMULA:
-                outcome.new = rule
+                outcome.new = rules[0]
+                if len(rules) == 3:
+                    outcome.mutants, outcome.no_undo = rules[1], rules[2]
             else:
-                outcome.dstar = rule
+                outcome.dstar = rules[0]
     finally:
         edit.revert(ws.root)
     outcome.seconds = time.perf_counter() - started
@@ -213,14 +244,64 @@ async def rank_one(
     launcher: PytestLauncher,
     mutated: Function,
     target: Any,
-) -> Rule:
+    sandbox: Sandbox | None,
+    pristine: str,
+) -> list[Rule]:
     """The ranking's marks: the locate run over the failing tests' files, as the session
-    does it after a failing run (TestSession._locate)."""
+    does it after a failing run (TestSession._locate), ranked from spectra alone and, with a
+    sandbox, with mutation evidence and with it minus any change that restores `pristine`."""
     from oci_lsp.testing import localize
 
     files = sorted({r.path for r in failing if r.path is not None})
     spec = replace(spec, selection=files, record=True)
-    suspects = await localize.locate(spec, failing, locator, formula, launcher)
+    recording = await localize.record(spec, failing, launcher)
+    if recording is None:
+        return [Rule()] * (3 if sandbox is not None else 1)
+    rankings = [await localize.rank_recording(recording, locator, formula)]
+    if sandbox is not None:
+
+        async def get() -> Sandbox:
+            return sandbox
+
+        for runner in (SandboxMutants(get), _NoUndo(SandboxMutants(get), pristine)):
+            ranked = await localize.rank_recording(
+                recording, locator, formula, mutants=runner, timeout=spec.timeout
+            )
+            rankings.append(ranked)
+    return [_judge(suspects, failing, mutated, target) for suspects in rankings]
+
+
+class _NoUndo:
+    """A MutantRunner that never tries the pristine module: a change that gives back the
+    function as it was (the same syntax tree: `if (x):` is `if x:`) is the corpus's
+    artefact (its faults are mutations too), not what a real bug's partial fix looks like.
+    In its place runs the unchanged module (no fix)."""
+
+    def __init__(self, inner: SandboxMutants, pristine: str) -> None:
+        self.inner, self.pristine = inner, ast.dump(ast.parse(pristine))
+        self.dropped = 0
+
+    def _undoes(self, source: str) -> bool:
+        return ast.dump(ast.parse(source)) == self.pristine
+
+    async def run_mutants(
+        self,
+        target: Path,
+        base: str,
+        qualname: str,
+        sources: Sequence[str],
+        tests: Sequence[str],
+        timeout: float,
+    ) -> list[Mapping[str, bool] | None]:
+        undone = [self._undoes(source) for source in sources]
+        kept = [base if undo else source for source, undo in zip(sources, undone, strict=True)]
+        self.dropped += sum(undone)
+        return await self.inner.run_mutants(target, base, qualname, kept, tests, timeout)
+
+
+def _judge(
+    suspects: dict[str, list[Suspect]], failing: list[TestReport], mutated: Function, target: Any
+) -> Rule:
     rule = Rule()
     marks: list[Function | None] = []
     for report in failing:
@@ -243,10 +324,11 @@ def has_ranking() -> bool:
 
 
 async def localize_project(
-    key: str, edits: list[Edit], tmp: Path, formulas: Sequence[str]
+    key: str, edits: list[Edit], tmp: Path, formulas: Sequence[str], mutants: bool
 ) -> list[Outcome]:
     ws = materialize(project(key), tmp / SPACED / key)
     launcher = PytestLauncher()
+    sandbox = Sandbox(ws.root, str(ws.python)) if mutants else None
     outcomes: list[Outcome] = []
     try:
         with environment(project_env(ws.project)):
@@ -258,11 +340,13 @@ async def localize_project(
                 raise SystemExit(f"{key}: fails as it is: {pristine.failing[0].test_id}")
             timeout = 6 * (time.perf_counter() - began) + 60
             for edit in edits:
-                outcome = await localize_one(ws, edit, launcher, timeout, formulas)
+                outcome = await localize_one(ws, edit, launcher, timeout, formulas, sandbox)
                 outcomes.append(outcome)
                 log(line(outcome))
     finally:
         launcher.close()
+        if sandbox is not None:
+            await sandbox.close()
     return outcomes
 
 
@@ -275,7 +359,8 @@ def line(o: Outcome) -> str:
 
     return (
         f"  {o.id} [{o.shows}, {o.failing} failing, {o.seconds:.1f}s]"
-        f" old {said(o.old)} new {said(o.new)} {o.note}"
+        f" old {said(o.old)} new {said(o.new)} mutants {said(o.mutants)}"
+        f" no-undo {said(o.no_undo)} {o.note}"
     )
 
 
@@ -335,6 +420,8 @@ def report(outcomes: list[Outcome]) -> str:
         "old": "old rule (target_of)",
         "new": f"ranking ({FORMULA})",
         "dstar": "ranking (dstar)",
+        "mutants": f"ranking ({FORMULA}) + mutants",
+        "no_undo": f"ranking ({FORMULA}) + mutants, no undo",
     }
     for name, label in labels.items():
         rows = [(o, r) for o in outcomes if (r := getattr(o, name)) is not None]
@@ -353,16 +440,23 @@ def report(outcomes: list[Outcome]) -> str:
     for o in outcomes:
         if o.old is not None:
             by_role.setdefault(o.role, []).append(o)
-    out += ["", "| role | mutations | hidden | old top-1 | ranking top-1 | ranking top-3 |"]
-    out.append("|---|---:|---:|---:|---:|---:|")
+    out += [
+        "",
+        "| role | mutations | hidden | old top-1 | ranking top-1 | ranking top-3"
+        " | + mutants top-1 | + mutants top-3 |",
+    ]
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, group in sorted(by_role.items()):
         ranked = [o.new for o in group if o.new is not None]
+        mutated = [o.mutants for o in group if o.mutants is not None]
         olds = [o.old for o in group if o.old is not None]
         out.append(
             f"| {name} | {len(group)} | {sum(o.shows == 'hidden' for o in group)}"
             f" | {rate(sum(r.top1 for r in olds), len(olds))}"
             f" | {rate(sum(r.top1 for r in ranked), len(ranked))}"
-            f" | {rate(sum(r.top3 for r in ranked), len(ranked))} |"
+            f" | {rate(sum(r.top3 for r in ranked), len(ranked))}"
+            f" | {rate(sum(r.top1 for r in mutated), len(mutated))}"
+            f" | {rate(sum(r.top3 for r in mutated), len(mutated))} |"
         )
     fixes = [o for o in outcomes if o.fix]
     if fixes:
@@ -375,12 +469,13 @@ def report(outcomes: list[Outcome]) -> str:
                 f"| {mode} | {len(tried)} | {rate(sum(o.fix[mode] for o in tried), len(tried))}"
                 f" | {rate(sum(o.fix[mode] for o in hidden), len(hidden))} |"
             )
-    misses = [o for o in outcomes if o.new is not None and not o.new.top1]
-    if misses:
-        out += ["", "Ranking misses (top-1):", ""]
-        for o in misses:
-            ranked = "; ".join(f"{q} {s:.2f}" for q, s, _ in o.new.ranking[:4])  # type: ignore[union-attr]
-            out.append(f"- {o.id} ({o.shows}, {o.failing} failing): {ranked}")
+    for name in ("new", "mutants", "no_undo"):
+        misses = [(o, r) for o in outcomes if (r := getattr(o, name)) is not None and not r.top1]
+        if misses:
+            out += ["", f"Misses (top-1) of {labels[name]}:", ""]
+            for o, r in misses:
+                top = "; ".join(f"{q} {s:.2f}" for q, s, _ in r.ranking[:4])
+                out.append(f"- {o.id} ({o.shows}, {o.failing} failing): {top}")
     return "\n".join(out)
 
 
@@ -392,7 +487,7 @@ def merge(runs: Iterable[list[dict[str, Any]]]) -> list[Outcome]:
             found = Outcome.from_json(data)
             known = by_id.setdefault(found.id, found)
             if known is not found:
-                for name in ("old", "new", "dstar"):
+                for name in RULES:
                     if getattr(found, name) is not None:
                         setattr(known, name, getattr(found, name))
                 if found.old is not None:
@@ -415,6 +510,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fix-modes", nargs="+", default=["off", FORMULA])
     parser.add_argument("--old-only", action="store_true", help="no ranking (no locate run)")
     parser.add_argument("--dstar", action="store_true", help="DStar too (a locate run more)")
+    parser.add_argument("--no-mutants", action="store_true", help="spectra only")
     parser.add_argument("--fix-only", action="store_true", help="the --fix runs alone")
     parser.add_argument(
         "--report", type=Path, nargs="+", help="merge these --json outputs and report them"
@@ -438,7 +534,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for key in [] if args.fix_only else args.projects:
             edits = [e for e in corpus if e.project == key]
             log(f"{key}: {len(edits)} mutations")
-            outcomes += asyncio.run(localize_project(key, edits, tmp, formulas))
+            outcomes += asyncio.run(
+                localize_project(key, edits, tmp, formulas, not args.no_mutants)
+            )
         if args.fix_every > 0:
             by_id = {o.id: o for o in outcomes}
             # Every Nth of the whole corpus (its pinned order), whichever projects ran.

@@ -130,6 +130,8 @@ class TestSettings:
     localization: Localization = field(
         default="ochiai", metadata=_check(_one_of("ochiai", "dstar", "off"))
     )
+    # After the ranking, try small changes of the first suspects in the sandbox (issue 15).
+    localization_mutants: bool = field(default=True, metadata=_check(_boolean))
 
 
 @dataclass(frozen=True)

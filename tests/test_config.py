@@ -24,6 +24,7 @@ def test_defaults_are_the_contracts() -> None:
             "timeout": 300.0,
             "python": None,
             "localization": "ochiai",
+            "localizationMutants": True,
         },
         "refine": {"maxRounds": 3, "candidates": 2, "temperature": 0.2, "verify": True},
         "generation": {"maxNewTokens": 1024, "preload": False},

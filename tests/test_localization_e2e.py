@@ -421,9 +421,15 @@ async def test_the_progress_says_how_many_tests_are_recorded(
     await failing_run(editor, root, PROPERTY)
     kinds = progress_messages(editor.client)
     assert ("report", "Locating the fault: recording 6 tests") in kinds
-    # Within the run: before its end, which says how the run went.
+    # Within the run: before its end, which says how the run went; then the first suspects
+    # are changed a little (the mutation evidence).
     locating = kinds.index(("report", "Locating the fault: recording 6 tests"))
-    assert kinds[locating + 1 :] == [("end", "6 tests run, 3 failed")]
+    mutating = (
+        "report",
+        "Locating the fault: trying small changes of"
+        " `Cart.subtotal`, `Cart.__init__`, `Cart.free_shipping`",
+    )
+    assert kinds[locating + 1 :] == [mutating, ("end", "6 tests run, 3 failed")]
 
 
 async def property_failing(editor: Editor, tmp_path: Path) -> Path:
@@ -543,3 +549,74 @@ async def test_dstar_ranks_as_well(editor: Editor, tmp_path: Path) -> None:
     # gross ran in the failing test and both passing ones: d = 1 / 2, shown as 1/3; being
     # the assert's call adds nothing (it is the caller of vat_rate).
     assert also == ["also suspicious: `gross` 0.33"]
+
+
+# Spectra cannot place this one: every test runs `__init__`, only the failing one runs
+# `width`, so Ochiai puts `width` first (1.0 against 0.58). Changing `__init__`'s `+ 1` to
+# `+ 0` makes the failing test pass and breaks no passing one: the mutation evidence.
+SAME_TESTS = Case(
+    {
+        "geometry/__init__.py": "",
+        "geometry/span.py": """
+            class Span:
+                def __init__(self, lo, hi):
+                    self.lo = lo
+                    self.hi = hi + 1  # the fault: hi
+
+                def width(self):
+                    return self.hi - self.lo
+            """,
+        "tests/test_span.py": """
+            from geometry.span import Span
+
+
+            def test_width():
+                assert Span(1, 4).width() == 3
+
+
+            def test_lo():
+                assert Span(1, 4).lo == 1
+
+
+            def test_lo_again():
+                assert Span(2, 9).lo == 2
+            """,
+    },
+    "geometry/span.py",
+    "Span.__init__",
+    ("Span.width",),
+    1,
+)
+
+
+async def test_a_fault_spectra_cannot_place_is_found_by_changing_it(
+    editor: Editor, tmp_path: Path
+) -> None:
+    root = write_files(tmp_path / "ws", SAME_TESTS.files)
+    source = (root / SAME_TESTS.source).read_text()
+    (marked,) = await failing_run(editor, root, SAME_TESTS)
+    assert marked.range.start.line == def_line(source, "Span.__init__")
+    assert marked.data["function"] == "geometry.span.Span.__init__"
+    (suspect, other) = marked.data["suspects"]
+    assert suspect["why"].endswith(
+        "; `1` to `0` on line 4 made 1 of 1 failing test pass, broke 0 of 2 passing"
+    )
+    assert other["function"] == "geometry.span.Span.width" and other["score"] < suspect["score"]
+    also = [r.message for r in marked.related_information or [] if "also suspicious" in r.message]
+    assert also == [f"also suspicious: `Span.width` {other['score']:.2f}"]
+    assert (
+        "report",
+        "Locating the fault: trying small changes of `Span.width`, `Span.__init__`",
+    ) in progress_messages(editor.client)
+    assert (root / SAME_TESTS.source).read_text() == source  # the changes ran in memory
+
+
+async def test_without_mutation_evidence_the_spectra_s_order_stands(
+    editor: Editor, tmp_path: Path
+) -> None:
+    root = write_files(tmp_path / "ws", SAME_TESTS.files)
+    source = (root / SAME_TESTS.source).read_text()
+    settings = {"tests": {"localizationMutants": False}}
+    (marked,) = await failing_run(editor, root, SAME_TESTS, settings)
+    assert marked.range.start.line == def_line(source, "Span.width")
+    assert not any(text and "small changes" in text for _, text in progress_messages(editor.client))

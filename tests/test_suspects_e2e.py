@@ -19,10 +19,12 @@ from tests.test_fix_e2e import fix
 
 # `check` raises, so today's rule and the traceback blame it, and its raising line runs only
 # in the failing test; the fault is `scale`'s, whose line the passing test runs too. The
-# ranking puts `check` first and `scale` second: the top suspect is wrong.
+# ranking puts `check` first and `scale` second: the top suspect is wrong. No small change
+# of either makes the failing test pass (the mutation evidence cannot help: see
+# FOUND_BY_A_CHANGE for one it can).
 SCALE_AND_CHECK = """\
 def scale(x):
-    return x * 2 + (x > 5)
+    return x * 2 + str(x).count("6")
 
 
 def check(x):
@@ -97,7 +99,7 @@ def test_fix_tries_the_next_suspect_when_the_top_one_is_wrong(tmp_path: Path) ->
     assert "locating the fault" in done.stderr
     # The caller stays byte for byte as it was; scale's line alone changed.
     assert (root / "calc.py").read_text() == CHECK["calc.py"].replace(
-        "return x * 2 + (x > 5)", "return x * 2"
+        'return x * 2 + str(x).count("6")', "return x * 2"
     )
     # check, its rounds spent, then scale, which passed.
     assert asks == [("check",), ("check",), ("scale",)]
@@ -112,6 +114,31 @@ def test_fix_tries_the_next_suspect_when_the_top_one_is_wrong(tmp_path: Path) ->
     assert [r["functions"] for r in group["rounds"]] == [["calc.check"]] * 2 + [["calc.scale"]]
     assert "fixed `scale`" in group["why"]
     assert data["failing_after"] == 0
+
+
+# The same fault as a comparison: changing `>` to `>=`... no, `5` to `6` makes the failing test
+# pass and keeps the passing one passing, so `scale` comes first and --fix asks for it alone.
+FOUND_BY_A_CHANGE = {
+    **CHECK,
+    "calc.py": SCALE_AND_CHECK.replace('str(x).count("6")', "(x > 5)"),
+}
+
+
+def test_fix_asks_first_for_the_function_a_small_change_fixes(tmp_path: Path) -> None:
+    root = write_files(tmp_path / "ws", FOUND_BY_A_CHANGE)
+    report = tmp_path / "report.json"
+    with ScriptedOpenAIServer(model({("scale",): SCALE_RIGHT})) as server:
+        done = fix(root, server, "--json", str(report), "--rounds", "2", "--candidates", "1")
+        asks = [asked(r) for r in server.requests]
+    assert done.returncode == 0, done.stdout + done.stderr
+    # In the spectra's order: check ran only in the failing test.
+    assert "locating the fault: trying small changes of check, scale" in done.stderr
+    assert asks == [("scale",)]
+    [group] = json.loads(report.read_text())["groups"]
+    assert group["suspects"][:2] == ["calc.scale", "calc.check"]
+    assert (root / "calc.py").read_text() == FOUND_BY_A_CHANGE["calc.py"].replace(
+        "return x * 2 + (x > 5)", "return x * 2"
+    )
 
 
 def test_fix_changes_two_functions_together_when_neither_alone_passes(tmp_path: Path) -> None:
@@ -214,5 +241,5 @@ async def test_fix_g_instead_applies_the_edit_to_the_second_suspect(
         assert "`check` (suspiciousness" in server.requests[0]["messages"][0]["content"]
         # The edit went to scale; check, the caller, is as it was.
         assert editor.text(root / "calc.py") == CHECK["calc.py"].replace(
-            "return x * 2 + (x > 5)", "return x * 2"
+            'return x * 2 + str(x).count("6")', "return x * 2"
         )

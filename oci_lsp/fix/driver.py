@@ -21,7 +21,7 @@ import os
 import shlex
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from oci_lsp.fix.report import Display, GroupReport, Report, RoundReport
 from oci_lsp.fix.writes import FileProblem, TextFile, leftovers, read_text_file, write_atomic
 from oci_lsp.refine.isolation import CandidateRun, Sandbox, SandboxError
 from oci_lsp.refine.loop import Conversations, Refiner, RefineResult, Target, TestPlan
+from oci_lsp.refine.mutant_runs import SandboxMutants
 from oci_lsp.refine.prompts import related_sources
 from oci_lsp.testing import localize
 from oci_lsp.testing.failures import FailureLocator, Suspect
@@ -163,8 +164,7 @@ class _FixRun:
         self._check_clean([Path(s.path) for g in groups for s in _tried(g.suspects)])
         await self._load_model()
         await asyncio.to_thread(self.graph.build)
-        self.sandbox = Sandbox(self.root, self.python.path, python_reason=self.python.reason)
-        self.sandbox.seed = self.seed
+        await self._sandbox()
         jobs = asyncio.Semaphore(max(1, self.options.jobs))
         await asyncio.gather(*(self._fix_group(group, jobs) for group in groups))
         written = [g for g in groups if g.before]
@@ -264,14 +264,29 @@ class _FixRun:
     async def _locate(self, failing: list[TestReport]) -> dict[str, list[Suspect]]:
         """The ranked suspects of each failing test, from the locate run (the failing tests'
         files again, recording); {} with `tests.localization` "off", or another runner."""
-        formula = self.settings.tests.localization
-        if formula == "off" or self.settings.tests.command or not localize.worth_locating(failing):
+        tests = self.settings.tests
+        formula = tests.localization
+        if formula == "off" or tests.command or not localize.worth_locating(failing):
             return {}
         files = sorted({os.path.relpath(r.path, self.root) for r in failing if r.path})
         self.display.status(f"locating the fault: recording the tests of {len(files)} file(s)")
         spec = self._spec(nested_in(self.root, find_projects(self.root)), files)
         locator = FailureLocator(self.root, self._read, self.index)
-        return await localize.locate(spec, failing, locator, formula, None)
+        mutants = SandboxMutants(self._sandbox) if tests.localization_mutants else None
+
+        def mutating(names: Sequence[str]) -> None:
+            self.display.status(f"locating the fault: trying small changes of {', '.join(names)}")
+
+        return await localize.locate(
+            spec, failing, locator, formula, None, mutants=mutants, mutating=mutating
+        )
+
+    async def _sandbox(self) -> Sandbox:
+        """The sandbox of the changes that locate the fault and of the candidates."""
+        if self.sandbox is None:
+            self.sandbox = Sandbox(self.root, self.python.path, python_reason=self.python.reason)
+            self.sandbox.seed = self.seed
+        return self.sandbox
 
     def _selected(self, test_id: str) -> bool:
         keyword = self.options.keyword

@@ -385,15 +385,19 @@ class CodeActions:
             return None
 
     async def _sandbox(self, work: Work) -> Sandbox:
-        """The sandbox of the function's project, in the interpreter its runs on save use."""
-        root = work.session.root
-        python = await work.session.interpreter()
+        return await self.sandbox_for(work.session)
+
+    async def sandbox_for(self, session: TestSession) -> Sandbox:
+        """The sandbox of a project, in the interpreter its runs on save use: candidates of
+        a fix and the changes that locate a fault (issue 15) share its warm worker."""
+        root = session.root
+        python = await session.interpreter()
         key = (str(root), python.path)
         if key not in self.sandboxes:
             self.sandboxes[key] = Sandbox(root, python.path, python_reason=python.reason)
         sandbox = self.sandboxes[key]
         # The candidates see the order and random values of the runs on save they fix.
-        sandbox.seed = work.session.seed
+        sandbox.seed = session.seed
         return sandbox
 
     async def _conclude(

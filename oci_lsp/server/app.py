@@ -25,6 +25,7 @@ from oci_lsp import __version__
 from oci_lsp.engine.backend import BackendError
 from oci_lsp.engine.device import cuda_device_count
 from oci_lsp.engine.models import ModelManager
+from oci_lsp.refine.mutant_runs import SandboxMutants
 from oci_lsp.server.actions import (
     COMMAND_APPLY_UNVERIFIED,
     COMMAND_FIX,
@@ -234,6 +235,7 @@ class OciLanguageServer(LanguageServer):
         """A session for the project at root, whose tests run from there."""
         session = TestSession(root, lambda: folder.settings.tests, self.session_events, self.read)
         session.editor_python = folder.editor_interpreter
+        session.mutants = SandboxMutants(lambda: self.actions.sandbox_for(session))
         folder.add_session(session)
         session.start()
         if len(folder.sessions) > 1:
@@ -469,6 +471,10 @@ class _SessionEvents:
                 f"oci-lsp: the tests of {session.root.name} run with: {changes}",
                 types.MessageType.Info,
             )
+            return
+        if p.phase == "locate" and p.mutating:  # then small changes of the suspects
+            names = ", ".join(f"`{name}`" for name in p.mutating)
+            progress.report(f"Locating the fault: trying small changes of {names}", stage=True)
             return
         if p.phase == "locate":  # the failing tests' files again, recorded (issue 15)
             count = f" {p.recording} tests" if p.recording else " the failing tests' files"

@@ -50,6 +50,12 @@ from typing import Literal
 
 from oci_lsp.code.functions import FunctionLocation, enclosing_function, line_owners
 from oci_lsp.testing.failures import FailureLocator, Span, Suspect
+from oci_lsp.testing.mutation_evidence import (
+    PASSING_TESTS,
+    MutantRunner,
+    MutationEvidence,
+    weigh,
+)
 from oci_lsp.testing.results import Collected, Spectrum, TestReport
 from oci_lsp.testing.runner import PytestLauncher, RunResult, RunSpec, run_tests
 
@@ -100,6 +106,8 @@ class _Scored:
     location: FunctionLocation
     failing: set[str] = field(default_factory=set)  # failing tests that executed it
     passing: int = 0  # passing tests that executed any of its lines
+    passing_tests: list[str] = field(default_factory=list)  # which (in spectra order)
+    lines: list[tuple[float, int]] = field(default_factory=list)  # (score, line) it ran failing
     spectrum: float = 0.0  # the best of its lines' scores
     best_line: int = 0
     best_counts: tuple[int, int] = (0, 0)  # (ef, ep) of that line
@@ -108,11 +116,13 @@ class _Scored:
     raised: bool = False  # the frame that raised, in some failing test
     in_chain: bool = False
     called: bool = False  # called in a failing assert
+    mutation: MutationEvidence | None = None  # what changing it did (testing/mutation_evidence)
     score: float = 0.0
 
-    def order(self) -> tuple[float, int, int, float, bool, str, int]:
+    def order(self) -> tuple[float, float, int, int, float, bool, str, int]:
         return (
             -round(self.score, 9),
+            -(self.mutation.score if self.mutation is not None else 0.0),
             self.passing,
             -self.depth,
             -self.evidence,
@@ -133,18 +143,57 @@ def rank(
     """Failing test id -> its suspects, most suspicious first: the functions it executed, in
     the order of one ranking over all the failing tests (the module's docstring). A failing
     test without a spectrum (it timed out, the recording missed it) has none."""
+    return _score(failing, spectra, passed, locator, formula).suspects(locator, limit)
+
+
+@dataclass
+class _Ranking:
+    functions: dict[FunctionKey, _Scored] = field(default_factory=dict)
+    executed: dict[str, set[FunctionKey]] = field(default_factory=dict)  # by failing test
+    recorded: list[TestReport] = field(default_factory=list)  # the failing tests ranked
+    passing: int = 0  # passing tests recorded
+
+    def order(self) -> list[FunctionKey]:
+        return [key for key, _ in sorted(self.functions.items(), key=lambda i: i[1].order())]
+
+    def suspects(self, locator: FailureLocator, limit: int) -> dict[str, list[Suspect]]:
+        place = {key: i for i, key in enumerate(self.order())}
+        suspects: dict[FunctionKey, Suspect] = {}
+        result: dict[str, list[Suspect]] = {}
+        failing = len(self.recorded)
+        for report in self.recorded:
+            mine = sorted(self.executed[report.test_id], key=place.__getitem__)[:limit]
+            if not mine:
+                continue
+            chosen = []
+            for key in mine:
+                if key not in suspects:
+                    scored = self.functions[key]
+                    suspects[key] = _suspect(scored, locator, failing, self.passing)
+                chosen.append(suspects[key])
+            result[report.test_id] = chosen
+        return result
+
+
+def _score(
+    failing: Sequence[TestReport],
+    spectra: Mapping[str, Spectrum],
+    passed: Collection[str],
+    locator: FailureLocator,
+    formula: Formula,
+) -> _Ranking:
     score_line = FORMULAS[formula]
     recorded = [r for r in failing if r.test_id in spectra]
-    passing = [spectra[t] for t in passed if t in spectra]
+    passing = [(t, spectra[t]) for t in passed if t in spectra]
     total_failing = len(recorded)
+    ranking = _Ranking(recorded=recorded, passing=len(passing))
     if not total_failing:
-        return {}
+        return ranking
     owners = _Owners(locator)
 
     # The lines the failing tests ran, and which functions they are in.
     line_failing: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    functions: dict[FunctionKey, _Scored] = {}
-    executed: dict[str, set[FunctionKey]] = {}
+    functions = ranking.functions
     for report in recorded:
         ran: set[FunctionKey] = set()
         for path, lines in spectra[report.test_id].items():
@@ -163,11 +212,11 @@ def rank(
                     functions[key] = _Scored(path, location)
         for key in ran:
             functions[key].failing.add(report.test_id)
-        executed[report.test_id] = ran
+        ranking.executed[report.test_id] = ran
 
     # How many passing tests ran each of those lines (no other line can be a suspect).
     line_passing: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    for spectrum in passing:
+    for test_id, spectrum in passing:
         touched: set[FunctionKey] = set()
         for path, lines in spectrum.items():
             if path not in line_failing:
@@ -185,6 +234,7 @@ def rank(
                         touched.add((path, location.def_line))
         for key in touched:
             functions[key].passing += 1
+            functions[key].passing_tests.append(test_id)
 
     for path, counts in line_failing.items():
         of_line = owners.of(path, None)
@@ -193,6 +243,7 @@ def rank(
             ep = passed_lines.get(line, 0)
             scored = functions[(path, of_line[line].def_line)]
             value = score_line(ef, ep, total_failing)
+            scored.lines.append((value, line))
             better = (value, -ep, -line) > (
                 scored.spectrum,
                 -scored.best_counts[1],
@@ -206,22 +257,7 @@ def rank(
     for scored in functions.values():
         evidence = min(scored.evidence / total_failing, 1.0)
         scored.score = scored.spectrum + (1.0 - scored.spectrum) * EVIDENCE_WEIGHT * evidence
-
-    ranking = sorted(functions.items(), key=lambda item: item[1].order())
-    place = {key: i for i, (key, _) in enumerate(ranking)}
-    suspects: dict[FunctionKey, Suspect] = {}
-    result: dict[str, list[Suspect]] = {}
-    for report in recorded:
-        mine = sorted(executed[report.test_id], key=place.__getitem__)[:limit]
-        if not mine:
-            continue
-        chosen = []
-        for key in mine:
-            if key not in suspects:
-                suspects[key] = _suspect(functions[key], locator, total_failing, len(passing))
-            chosen.append(suspects[key])
-        result[report.test_id] = chosen
-    return result
+    return ranking
 
 
 async def locate(
@@ -233,24 +269,127 @@ async def locate(
     *,
     limit: int = 5,
     collected: Callable[[int], None] | None = None,
+    mutants: MutantRunner | None = None,
+    mutating: Callable[[Sequence[str]], None] | None = None,
 ) -> dict[str, list[Suspect]]:
     """Run spec's tests again with recording on (the locate run), and rank.
 
     spec's selection is the test files of the failing tests, so their passing tests run too.
     `failing`: the failing tests of the run being explained; only those that fail again are
     ranked (a test that passes this time tells nothing of the fault it showed). `collected`
-    hears how many tests the run will record. Returns {} when the run does not complete.
+    hears how many tests the run will record. With `mutants`, the first MUTATED suspects
+    are then changed a little and their tests run again (testing/mutation_evidence.py), and
+    `mutating` hears which functions before that starts. Returns {} when the run does not
+    complete.
     """
+    recording = await record(spec, failing, launcher, collected)
+    if recording is None:
+        return {}
+    return await rank_recording(
+        recording, locator, formula, limit, mutants, mutating, timeout=spec.timeout
+    )
+
+
+@dataclass
+class Recording:
+    """What the locate run saw."""
+
+    failing: list[TestReport]  # the failing tests being explained that failed again
+    spectra: Mapping[str, Spectrum]
+    passed: list[str]
+    seconds: Mapping[str, float]  # each test's duration
+
+
+async def record(
+    spec: RunSpec,
+    failing: Sequence[TestReport],
+    launcher: PytestLauncher | None = None,
+    collected: Callable[[int], None] | None = None,
+) -> Recording | None:
+    """The locate run of `locate`; None when it does not complete."""
     listener = _Recording(collected)
     result: RunResult = await run_tests(dataclasses.replace(spec, record=True), listener, launcher)
     if result.status != "completed":
-        return {}
+        return None
     wanted = {r.test_id for r in failing}
-    again = [r for r in listener.reports if r.failed and r.test_id in wanted]
-    # Other failing tests of the run (order-dependent ones) are neither failing nor passing
-    # evidence here; the passing ones are.
-    passed = [r.test_id for r in listener.reports if r.outcome == "passed"]
-    return rank(again, listener.spectra, passed, locator, formula, limit)
+    return Recording(
+        [r for r in listener.reports if r.failed and r.test_id in wanted],
+        listener.spectra,
+        # Other failing tests of the run (order-dependent ones) are neither failing nor
+        # passing evidence here; the passing ones are.
+        [r.test_id for r in listener.reports if r.outcome == "passed"],
+        {r.test_id: r.duration for r in listener.reports},
+    )
+
+
+async def rank_recording(
+    recording: Recording,
+    locator: FailureLocator,
+    formula: Formula = "ochiai",
+    limit: int = 5,
+    mutants: MutantRunner | None = None,
+    mutating: Callable[[Sequence[str]], None] | None = None,
+    *,
+    timeout: float = 300.0,
+) -> dict[str, list[Suspect]]:
+    """The ranking of `locate` from its recording (`timeout`: a run's, the most one change's
+    run may take)."""
+    ranking = _score(recording.failing, recording.spectra, recording.passed, locator, formula)
+    if mutants is not None and ranking.functions:
+        await _weigh_mutants(ranking, locator, mutants, recording.seconds, timeout, mutating)
+    return ranking.suspects(locator, limit)
+
+
+# How many of the first suspects are changed to see what the changes do to their tests:
+# the spectra's top three hold the fault 92% of the time on the corpus (bench/RESULTS.md).
+MUTATED = 3
+
+
+async def _weigh_mutants(
+    ranking: _Ranking,
+    locator: FailureLocator,
+    runner: MutantRunner,
+    seconds: Mapping[str, float],
+    timeout: float,
+    mutating: Callable[[Sequence[str]], None] | None,
+) -> None:
+    """Mutation evidence for the first MUTATED suspects; the ranking is made again with it.
+
+    When a change of some suspect fixed a failing test, each suspect tried scores the mean
+    of its spectrum's score and its mutation score (Metallaxis and Ochiai given equal say):
+    a partial fix lifts its function over a caller the spectra put first, and a function
+    whose changes fixed nothing drops below it. When none did (a fault no small change
+    undoes: a wrong return value, a missing statement) the spectra's order stands."""
+    chosen = [ranking.functions[key] for key in ranking.order()[:MUTATED]]
+    if mutating is not None:
+        mutating([scored.location.qualname for scored in chosen])
+    for scored in chosen:
+        source = locator.read(scored.path)
+        if source is None:
+            continue
+        lines = [line for _, line in sorted(scored.lines, key=lambda v: (-v[0], v[1]))]
+        failing = sorted(scored.failing)
+        passing = sorted(scored.passing_tests)[:PASSING_TESTS]
+        # Each change's run: its tests' time in the locate run (recorded, so slower than
+        # they run here), with room for a slower change; a change that loops is no evidence
+        # however long it is given, and never more than a run may take.
+        spent = sum(seconds.get(t, 0.0) for t in (*failing, *passing))
+        budget = min(timeout, max(5.0, 3 * spent + 3))
+        evidence = await weigh(
+            runner,
+            scored.path,
+            source,
+            scored.location.def_line,
+            lines,
+            failing,
+            passing,
+            timeout=budget,
+        )
+        scored.mutation = evidence
+    if any(s.mutation is not None and s.mutation.fixed for s in chosen):
+        for scored in chosen:
+            if scored.mutation is not None:
+                scored.score = (scored.score + scored.mutation.score) / 2
 
 
 class _Recording(Collected):
@@ -361,6 +500,8 @@ def _suspect(scored: _Scored, locator: FailureLocator, failing: int, passing: in
         why += "; in the failing traceback"
     elif scored.called:
         why += "; called in the failing assert"
+    if scored.mutation is not None and scored.mutation.fixed:
+        why += f"; {scored.mutation.describe()}"
     return Suspect(
         scored.path,
         location.qualname,

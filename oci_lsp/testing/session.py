@@ -30,6 +30,7 @@ from oci_lsp.testing.failures import FailureLocator, FailureMark, ReadSource
 from oci_lsp.testing.impact import ImportGraph
 from oci_lsp.testing.interpreter import Interpreter, Interpreters, environment_stamp
 from oci_lsp.testing.localize import Formula, locate, worth_locating
+from oci_lsp.testing.mutation_evidence import MutantRunner
 from oci_lsp.testing.projects import innermost
 from oci_lsp.testing.results import CollectionError, Spectrum, TestReport
 from oci_lsp.testing.runner import PytestLauncher, RunResult, RunSpec, run_tests
@@ -71,6 +72,7 @@ class RunProgress:
     stopped: str = ""  # why a phase stopped before its end (-x, --maxfail): not complete
     skipped: str = ""  # the directories its collection left out (symlink loops, unreadable)
     recording: int = 0  # tests the locate run records (0 until it has collected them)
+    mutating: Sequence[str] = ()  # the suspects the locate run then changes a little
 
     @property
     def failed(self) -> int:
@@ -93,6 +95,9 @@ class TestSession:
         self.locator = FailureLocator(root, read, self.index)
         self.progress = RunProgress()
         self.launcher = PytestLauncher()
+        # Runs small changes of the suspects in isolation (the server's sandbox): the locate
+        # run's mutation evidence (testing/mutation_evidence.py); None: spectra only.
+        self.mutants: MutantRunner | None = None
         # Projects below this one's root (a monorepo), which have sessions of their own: runs
         # here leave them out (testing/projects.py).
         self.nested: list[Path] = []
@@ -386,16 +391,29 @@ class TestSession:
         spec = self._spec(python, settings, files, record=True)
         self.progress.phase = "locate"
         self.progress.recording = 0
+        self.progress.mutating = ()
         self.listener.run_progress(self)
 
         def collected(count: int) -> None:
             self.progress.recording = count
             self.listener.run_progress(self)
 
+        def mutating(names: Sequence[str]) -> None:
+            self.progress.mutating = names
+            self.listener.run_progress(self)
+
         formula: Formula = "dstar" if settings.localization == "dstar" else "ochiai"
+        mutants = self.mutants if settings.localization_mutants else None
         try:
             suspects = await locate(
-                spec, failing, self.locator, formula, self.launcher, collected=collected
+                spec,
+                failing,
+                self.locator,
+                formula,
+                self.launcher,
+                collected=collected,
+                mutants=mutants,
+                mutating=mutating,
             )
         except asyncio.CancelledError:
             raise

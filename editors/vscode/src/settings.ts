@@ -21,6 +21,7 @@ export const SERVER_KEYS: readonly string[] = [
   "tests.timeout",
   "tests.python",
   "tests.localization",
+  "tests.localizationMutants",
   "refine.maxRounds",
   "refine.candidates",
   "refine.temperature",

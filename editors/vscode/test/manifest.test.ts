@@ -28,6 +28,7 @@ const CONTRACT_DEFAULTS: Record<string, unknown> = {
   "tests.timeout": 300,
   "tests.python": null,
   "tests.localization": "ochiai",
+  "tests.localizationMutants": true,
   "refine.maxRounds": 3,
   "refine.candidates": 2,
   "refine.temperature": 0.2,

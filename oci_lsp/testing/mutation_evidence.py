@@ -1,0 +1,141 @@
+"""What small changes to a suspect do to the tests: mutation-based evidence (issue 15).
+
+The spectrum ranking (testing/localize.py) leaves ties and near ties that no record of
+executed lines can break: a helper and its only caller, `__eq__` and `__ne__`, an
+`__init__` whose wrong value surfaces in the method that raises. Metallaxis and MUSE break
+them by running the tests against small changes of each suspect (code/mutants.py): a change
+that makes failing tests pass without breaking passing ones is a partial fix, and partial
+fixes are found where the fault is far more often than elsewhere.
+
+For one function: its changes on the lines the failing tests ran (most suspicious first),
+run in the sandbox against the failing tests that ran it and the passing tests that ran it
+(at most PASSING_TESTS of them), together with the unchanged module as a control (a failing
+test that passes unchanged there, being order-dependent or flaky, is no evidence, nor is a
+passing test that fails unchanged). A change scores Ochiai over the tests it moved:
+`fixed / sqrt(F * (fixed + broke))` (fixed: failing tests that pass, F: failing tests run,
+broke: passing tests that fail); the function scores its best change's. A change that fixes
+nothing scores 0, whatever it breaks: only fixes are evidence here, not a change of message.
+
+What runs the changes is the caller's (the sandbox's round, refine/isolation.py, behind
+MutantRunner): this module knows nothing of processes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from oci_lsp.code.mutants import Mutant, mutants_of, swap_unit
+
+# The passing tests of a function run against each change: enough to see a change that
+# breaks what works, few enough that a round of changes stays a matter of seconds.
+PASSING_TESTS = 24
+
+
+class MutantRunner(Protocol):
+    """Runs changed versions of one module against chosen tests, in isolation."""
+
+    async def run_mutants(
+        self,
+        target: Path,
+        base: str,
+        qualname: str,
+        sources: Sequence[str],
+        tests: Sequence[str],
+        timeout: float,
+    ) -> list[Mapping[str, bool] | None]:
+        """Per source (the module's whole text, `qualname` changed in `base`): test id ->
+        whether it passed; None when the run did not finish (a timeout, a crash). A test
+        without an answer did not pass."""
+        ...
+
+
+@dataclass(frozen=True)
+class MutationEvidence:
+    score: float  # 0..1, the best change's
+    line: int  # where that change is (0: no change fixed anything)
+    change: str  # "`<` to `<=`"
+    fixed: int  # failing tests it made pass
+    failing: int  # failing tests run
+    broke: int  # passing tests it made fail
+    passing: int  # passing tests run
+    tried: int  # changes run
+
+    def describe(self) -> str:
+        if not self.fixed:
+            return f"none of {self.tried} changes made a failing test pass"
+        tests = "test" if self.failing == 1 else "tests"
+        return (
+            f"{self.change} on line {self.line} made {self.fixed} of {self.failing} failing"
+            f" {tests} pass, broke {self.broke} of {self.passing} passing"
+        )
+
+
+async def weigh(
+    runner: MutantRunner,
+    path: str,
+    source: str,
+    def_line: int,
+    lines: Sequence[int],
+    failing: Sequence[str],
+    passing: Sequence[str],
+    *,
+    limit: int = 31,
+    timeout: float = 30.0,
+) -> MutationEvidence | None:
+    """Try up to `limit` changes of the function at def_line (at spots on `lines`, most
+    suspicious first) against its failing and passing tests; None when nothing could be
+    tried (no spot to change, or the control run did not finish)."""
+    unit = swap_unit(source, def_line)
+    mutants = mutants_of(source, def_line, lines, limit)
+    if unit is None or not mutants or not failing:
+        return None
+    passing = list(passing)[:PASSING_TESTS]
+    outcomes = await runner.run_mutants(
+        Path(path),
+        source,
+        unit,
+        [source, *(m.source for m in mutants)],
+        [*failing, *passing],
+        timeout,
+    )
+    control, results = outcomes[0], outcomes[1:]
+    if control is None:
+        return None
+    # Only what the control shows failing can be fixed, and only what it shows passing broken.
+    still_failing = [t for t in failing if not control.get(t, False)]
+    still_passing = [t for t in passing if control.get(t, False)]
+    if not still_failing:
+        return None
+    return _best(mutants, results, still_failing, still_passing)
+
+
+def _best(
+    mutants: Sequence[Mutant],
+    results: Sequence[Mapping[str, bool] | None],
+    failing: Sequence[str],
+    passing: Sequence[str],
+) -> MutationEvidence:
+    best = MutationEvidence(0.0, 0, "", 0, len(failing), 0, len(passing), len(mutants))
+    for mutant, result in zip(mutants, results, strict=True):
+        passed = result or {}
+        fixed = sum(passed.get(t, False) for t in failing)
+        broke = sum(not passed.get(t, False) for t in passing)
+        if not fixed:
+            continue
+        score = fixed / math.sqrt(len(failing) * (fixed + broke))
+        if (score, -broke) > (best.score, -best.broke):
+            best = MutationEvidence(
+                score,
+                mutant.line,
+                mutant.change,
+                fixed,
+                len(failing),
+                broke,
+                len(passing),
+                len(mutants),
+            )
+    return best

@@ -1,0 +1,160 @@
+"""Mutation evidence (issue 15): small changes of the first suspects, run in the real
+sandbox against their tests, break the ties spectra cannot.
+
+weigh()'s rules on a scripted runner (a unit test of its logic), then the real path: the
+locate run, the sandbox's rounds (refine/mutant_runs.py), and the ranking that results.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pytest
+
+from oci_lsp.code.modules import ModuleIndex
+from oci_lsp.refine.isolation import Sandbox
+from oci_lsp.refine.mutant_runs import SandboxMutants
+from oci_lsp.testing.failures import FailureLocator
+from oci_lsp.testing.localize import locate
+from oci_lsp.testing.mutation_evidence import weigh
+from oci_lsp.testing.results import Collected
+from oci_lsp.testing.runner import RunSpec, run_tests
+from tests.conftest import write_files
+
+SPAN = """\
+class Range:
+    def __init__(self, lo, hi):
+        self.lo = lo
+        self.hi = hi + 1  # the fault: hi
+
+    def width(self):
+        return self.hi - self.lo
+"""
+TESTS = """\
+from span import Range
+
+
+def test_width():
+    assert Range(1, 4).width() == 3
+
+
+def test_lo():
+    assert Range(1, 4).lo == 1
+
+
+def test_lo_again():
+    assert Range(2, 9).lo == 2
+"""
+
+
+class Scripted:
+    """Answers per source: which tests pass (a test double of the sandbox)."""
+
+    def __init__(self, answer: Mapping[str, Mapping[str, bool] | None]) -> None:
+        self.answer = answer
+        self.asked: list[tuple[str, list[str], list[str]]] = []
+
+    async def run_mutants(
+        self,
+        target: Path,
+        base: str,
+        qualname: str,
+        sources: Sequence[str],
+        tests: Sequence[str],
+        timeout: float,
+    ) -> list[Mapping[str, bool] | None]:
+        self.asked.append((qualname, list(sources), list(tests)))
+        return [self.answer.get(source, {}) for source in sources]
+
+
+def _fixed(source: str) -> str:
+    """The change that undoes the fault, as code/mutants.py writes it."""
+    assert "hi + 1" in source
+    return source.replace("hi + 1", "hi + (0)")
+
+
+async def test_a_change_that_fixes_the_failing_test_and_breaks_nothing_scores_1() -> None:
+    runner = Scripted(
+        {
+            SPAN: {"f": False, "p": True},
+            _fixed(SPAN): {"f": True, "p": True},
+        }
+    )
+    evidence = await weigh(runner, "span.py", SPAN, 2, [4, 3], ["f"], ["p"])
+    assert evidence is not None
+    assert (evidence.score, evidence.line, evidence.change) == (1.0, 4, "`1` to `0`")
+    assert evidence.describe() == (
+        "`1` to `0` on line 4 made 1 of 1 failing test pass, broke 0 of 1 passing"
+    )
+    qualname, sources, tests = runner.asked[0]
+    assert qualname == "Range.__init__" and sources[0] == SPAN  # the control first
+    assert tests == ["f", "p"]
+
+
+async def test_breaking_passing_tests_lowers_the_score_and_fixing_nothing_is_zero() -> None:
+    runner = Scripted(
+        {SPAN: {"f": False, "p": True, "q": True}, _fixed(SPAN): {"f": True, "p": False}}
+    )
+    evidence = await weigh(runner, "span.py", SPAN, 2, [4], ["f"], ["p", "q"])
+    assert evidence is not None and evidence.broke == 2
+    assert evidence.score == pytest.approx(1 / 3**0.5)
+    nothing = await weigh(Scripted({SPAN: {"f": False}}), "span.py", SPAN, 2, [4], ["f"], [])
+    assert nothing is not None and nothing.score == 0 and nothing.fixed == 0
+    assert nothing.describe().startswith("none of ")
+
+
+async def test_the_control_run_decides_what_counts() -> None:
+    # A failing test that passes unchanged (flaky, order-dependent here) is no evidence ...
+    flaky = Scripted({SPAN: {"f": True}, _fixed(SPAN): {"f": True}})
+    assert await weigh(flaky, "span.py", SPAN, 2, [4], ["f"], []) is None
+    # ... and a passing test that fails unchanged is not broken by a change.
+    shaky = Scripted({SPAN: {"f": False, "p": False}, _fixed(SPAN): {"f": True}})
+    evidence = await weigh(shaky, "span.py", SPAN, 2, [4], ["f"], ["p"])
+    assert evidence is not None and (evidence.score, evidence.passing) == (1.0, 0)
+    # A control that did not finish: nothing can be said.
+    gone = Scripted({SPAN: None})
+    assert await weigh(gone, "span.py", SPAN, 2, [4], ["f"], []) is None
+
+
+async def _locate(root: Path, sandbox: Sandbox | None) -> list[tuple[str, float, str]]:
+    collected = Collected()
+    await run_tests(RunSpec(root, sys.executable), collected)
+    failing = collected.failing
+    assert [r.test_id for r in failing] == ["tests/test_span.py::test_width"]
+    locator = FailureLocator(root, lambda p: Path(p).read_text(), ModuleIndex(root))
+    spec = RunSpec(root, sys.executable, selection=["tests/test_span.py"])
+
+    async def get() -> Sandbox:
+        assert sandbox is not None
+        return sandbox
+
+    told: list[Sequence[str]] = []
+    ranked = await locate(
+        spec,
+        failing,
+        locator,
+        mutants=SandboxMutants(get) if sandbox is not None else None,
+        mutating=told.append,
+    )
+    if sandbox is not None:
+        assert told == [["Range.width", "Range.__init__"]]
+    return [(s.qualname, s.score, s.why) for s in ranked[failing[0].test_id]]
+
+
+async def test_an_init_fault_the_spectra_put_second_comes_first(tmp_path: Path) -> None:
+    root = write_files(tmp_path / "ws", {"span.py": SPAN, "tests/test_span.py": TESTS})
+    # Spectra alone: width ran only in the failing test, __init__ in every test.
+    spectra = await _locate(root, None)
+    assert [name for name, _, _ in spectra] == ["Range.width", "Range.__init__"]
+    sandbox = Sandbox(root, sys.executable)
+    try:
+        ranked = await _locate(root, sandbox)
+    finally:
+        await sandbox.close()
+    assert [name for name, _, _ in ranked] == ["Range.__init__", "Range.width"]
+    (_, score, why), (_, other, _) = ranked
+    assert score > other
+    assert "`1` to `0` on line 4 made 1 of 1 failing test pass, broke 0 of 2 passing" in why
+    assert (root / "span.py").read_text() == SPAN  # the changes ran in memory only
