@@ -6,6 +6,7 @@ fresh pytest run of that candidate would give."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from pathlib import Path
 
@@ -157,6 +158,69 @@ async def test_methods_with_and_without_super(workspace: Path) -> None:
     )
     assert verdicts(outcomes) == ["passed", "passed", "failed"]
     assert "assert 2 == 3" in failure_of(outcomes[2], "test_box")
+
+
+PROPERTIES = """\
+import functools
+
+
+class Box:
+    def __init__(self, w):
+        self.w = w
+
+    @property
+    def side(self):
+        return self.w - 1
+
+    @side.setter
+    def side(self, value):
+        self.w = value
+
+    @functools.cached_property
+    def area(self):
+        return self.w * 3
+"""
+PROPERTY_TESTS = """\
+from shapes import Box
+
+
+def test_side():
+    box = Box(2)
+    assert box.side == 2
+    box.side = 5
+    assert box.side == 5
+
+
+def test_area():
+    assert Box(4).area == 16
+"""
+
+
+async def test_a_property_s_getter_and_a_cached_property_are_swapped_in(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = write_files(
+        tmp_path / "ws", {"shapes.py": PROPERTIES, "tests/test_p.py": PROPERTY_TESTS}
+    )
+    caplog.set_level(logging.DEBUG, logger="oci_lsp.refine.isolation")
+    right = "return self.w"
+    outcomes = await round_of(
+        root,
+        "Box.side",
+        [PROPERTIES.replace("return self.w - 1", right), PROPERTIES.replace("- 1", "+ 1")],
+        ["tests/test_p.py::test_side"],
+    )
+    assert verdicts(outcomes) == ["passed", "failed"]
+    assert "assert 3 == 2" in failure_of(outcomes[1], "test_side")
+    squares = PROPERTIES.replace("self.w * 3", "self.w * self.w")
+    outcomes = await round_of(root, "Box.area", [squares, PROPERTIES], ["tests/test_p.py"])
+    assert [o.passed for o in outcomes] == [1, 0]  # test_area; test_side fails as it is
+    assert "runs alone" not in caplog.text  # each forked from the one collection
+    # A change of the setter (the second def of the name) is not the getter's: alone.
+    setter = PROPERTIES.replace("self.w = value", "self.w = value + 1")
+    outcomes = await round_of(root, "Box.side", [setter, PROPERTIES], ["tests/test_p.py"])
+    assert [o.passed for o in outcomes] == [0, 0]
+    assert "runs alone" in caplog.text
 
 
 async def test_when_the_module_as_it_is_cannot_be_collected_each_runs_alone(

@@ -40,6 +40,7 @@ are never suspects.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 from collections import defaultdict
@@ -58,6 +59,8 @@ from oci_lsp.testing.mutation_evidence import (
 )
 from oci_lsp.testing.results import Collected, Spectrum, TestReport
 from oci_lsp.testing.runner import PytestLauncher, RunResult, RunSpec, run_tests
+
+log = logging.getLogger(__name__)
 
 Formula = Literal["ochiai", "dstar"]
 
@@ -375,16 +378,20 @@ async def _weigh_mutants(
         # however long it is given, and never more than a run may take.
         spent = sum(seconds.get(t, 0.0) for t in (*failing, *passing))
         budget = min(timeout, max(5.0, 3 * spent + 3))
-        evidence = await weigh(
-            runner,
-            scored.path,
-            source,
-            scored.location.def_line,
-            lines,
-            failing,
-            passing,
-            timeout=budget,
-        )
+        try:
+            evidence = await weigh(
+                runner,
+                scored.path,
+                source,
+                scored.location.def_line,
+                lines,
+                failing,
+                passing,
+                timeout=budget,
+            )
+        except Exception:  # the spectra's ranking stands: nothing here may cost it
+            log.exception("changes of %s could not be tried", scored.location.qualname)
+            continue
         scored.mutation = evidence
     if any(s.mutation is not None and s.mutation.fixed for s in chosen):
         for scored in chosen:

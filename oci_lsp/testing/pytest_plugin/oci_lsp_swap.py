@@ -7,8 +7,8 @@ f``, a method on a class) sees the candidate without re-importing anything.
 
 Only what is safe is swapped; anything else is refused with a reason, and the worker verifies
 that candidate the slow way (its own collection):
-- the target is a module-level function or a method of a module-level class, with the same
-  decorators as before;
+- the target is a module-level function or a method of a module-level class (a property's
+  getter, a cached_property's function), with the same decorators as before;
 - the rest of the module is unchanged, apart from new imports, functions, classes and
   assignments (the helpers a reply brings along), which run in the module's namespace;
 - the new code has the same closure variables (``super()`` in both or in neither).
@@ -24,6 +24,7 @@ from __future__ import annotations
 import __future__
 
 import ast
+import functools
 import inspect
 import os
 import sys
@@ -217,9 +218,15 @@ def _modules_of(target: str) -> list[types.ModuleType]:
 
 
 def _plain(obj: Any) -> Any:
-    """The function under staticmethod/classmethod and functools.wraps wrappers, or None."""
+    """The function under staticmethod/classmethod, a property's getter (the first def of
+    its name, which _locate finds), functools.cached_property and functools.wraps wrappers,
+    or None."""
     if isinstance(obj, (staticmethod, classmethod)):
         obj = obj.__func__
+    elif isinstance(obj, property):
+        obj = obj.fget
+    elif isinstance(obj, functools.cached_property):
+        obj = obj.func
     try:
         obj = inspect.unwrap(obj)
     except ValueError:
