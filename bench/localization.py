@@ -76,7 +76,7 @@ from tests.corpus.workspace import Workspace, materialize, project_env
 
 SPACED = Path("my projects") / "naïve ü"
 FORMULA = "ochiai"
-RULES = ("old", "new", "dstar", "mutants", "no_undo")
+RULES = ("old", "new", "dstar", "mutants", "no_undo", "lift")
 
 Function = tuple[str, str]  # (real path, qualname)
 
@@ -121,6 +121,7 @@ class Outcome:
     # change tried that gives back the pristine function (what a real bug's fix would not be)
     mutants: Rule | None = None
     no_undo: Rule | None = None
+    lift: Rule | None = None  # the same changes, weighed by _lift
     fix: dict[str, bool] = field(default_factory=dict)  # localization -> fixed
     fix_seconds: dict[str, float] = field(default_factory=dict)
     fix_said: dict[str, str] = field(default_factory=dict)  # the --fix report's groups
@@ -207,6 +208,7 @@ async def localize_one(
             outcome.dstar = replace(old) if "dstar" in formulas else None
             if sandbox is not None:
                 outcome.mutants, outcome.no_undo = replace(old), replace(old)
+                outcome.lift = replace(old)
         spec = replace(spec, seed=result.seed)  # the session's: the first run's order
         if sandbox is not None:
             sandbox.seed = result.seed
@@ -226,8 +228,8 @@ async def localize_one(
             )
             if formula == FORMULA:
                 outcome.new = rules[0]
-                if len(rules) == 3:
-                    outcome.mutants, outcome.no_undo = rules[1], rules[2]
+                if len(rules) == 4:
+                    outcome.mutants, outcome.no_undo, outcome.lift = rules[1:]
             else:
                 outcome.dstar = rules[0]
     finally:
@@ -256,19 +258,62 @@ async def rank_one(
     spec = replace(spec, selection=files, record=True)
     recording = await localize.record(spec, failing, launcher)
     if recording is None:
-        return [Rule()] * (3 if sandbox is not None else 1)
+        return [Rule()] * (4 if sandbox is not None else 1)
     rankings = [await localize.rank_recording(recording, locator, formula)]
     if sandbox is not None:
 
         async def get() -> Sandbox:
             return sandbox
 
-        for runner in (SandboxMutants(get), _NoUndo(SandboxMutants(get), pristine)):
+        remembered = _Remembered(SandboxMutants(get))
+        for runner in (remembered, _NoUndo(SandboxMutants(get), pristine)):
             ranked = await localize.rank_recording(
                 recording, locator, formula, mutants=runner, timeout=spec.timeout
             )
             rankings.append(ranked)
+        # The other way to weigh the same changes' outcomes (run once: remembered).
+        shipped = localize.combine
+        try:
+            localize.combine = _lift
+            ranked = await localize.rank_recording(
+                recording, locator, formula, mutants=remembered, timeout=spec.timeout
+            )
+            rankings.append(ranked)
+        finally:
+            localize.combine = shipped
     return [_judge(suspects, failing, mutated, target) for suspects in rankings]
+
+
+def _lift(tried: Sequence[Any]) -> None:
+    """The variant: a partial fix closes its share of its function's distance to 1, and
+    nothing is lowered (a function whose changes fixed nothing keeps its spectrum score)."""
+    for scored in tried:
+        if scored.mutation is not None and scored.mutation.fixed:
+            scored.score += (1.0 - scored.score) * scored.mutation.score
+
+
+class _Remembered:
+    """A MutantRunner that runs each question once (a second ranking asks it again)."""
+
+    def __init__(self, inner: SandboxMutants) -> None:
+        self.inner = inner
+        self.answers: dict[Any, list[Mapping[str, bool] | None]] = {}
+
+    async def run_mutants(
+        self,
+        target: Path,
+        base: str,
+        qualname: str,
+        sources: Sequence[str],
+        tests: Sequence[str],
+        timeout: float,
+    ) -> list[Mapping[str, bool] | None]:
+        key = (target, qualname, tuple(sources), tuple(tests))
+        if key not in self.answers:
+            self.answers[key] = await self.inner.run_mutants(
+                target, base, qualname, sources, tests, timeout
+            )
+        return self.answers[key]
 
 
 class _NoUndo:
@@ -360,7 +405,7 @@ def line(o: Outcome) -> str:
     return (
         f"  {o.id} [{o.shows}, {o.failing} failing, {o.seconds:.1f}s]"
         f" old {said(o.old)} new {said(o.new)} mutants {said(o.mutants)}"
-        f" no-undo {said(o.no_undo)} {o.note}"
+        f" no-undo {said(o.no_undo)} lift {said(o.lift)} {o.note}"
     )
 
 
@@ -422,6 +467,7 @@ def report(outcomes: list[Outcome]) -> str:
         "dstar": "ranking (dstar)",
         "mutants": f"ranking ({FORMULA}) + mutants",
         "no_undo": f"ranking ({FORMULA}) + mutants, no undo",
+        "lift": f"ranking ({FORMULA}) + mutants, lift only",
     }
     for name, label in labels.items():
         rows = [(o, r) for o in outcomes if (r := getattr(o, name)) is not None]
@@ -469,7 +515,7 @@ def report(outcomes: list[Outcome]) -> str:
                 f"| {mode} | {len(tried)} | {rate(sum(o.fix[mode] for o in tried), len(tried))}"
                 f" | {rate(sum(o.fix[mode] for o in hidden), len(hidden))} |"
             )
-    for name in ("new", "mutants", "no_undo"):
+    for name in ("new", "mutants", "no_undo", "lift"):
         misses = [(o, r) for o in outcomes if (r := getattr(o, name)) is not None and not r.top1]
         if misses:
             out += ["", f"Misses (top-1) of {labels[name]}:", ""]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import textwrap
 
-from oci_lsp.code.mutants import mutants_of, swap_unit
+from oci_lsp.code.mutants import module_level, mutants_of
 
 MODULE = textwrap.dedent(
     '''\
@@ -93,8 +93,9 @@ def test_lines_choose_the_spots_in_their_order_and_limit_caps() -> None:
     assert mutants_of("def f(:\n", 1) == []  # mid-edit: nothing
 
 
-def test_the_swap_unit_is_the_function_or_the_def_that_holds_it() -> None:
-    assert swap_unit(MODULE, 7) == "Range.__init__"
-    assert swap_unit(MODULE, 15) == "Range.has"  # nested: its outer method carries it
-    assert swap_unit(MODULE, 20) == "naïve"
-    assert swap_unit(MODULE, 1) is None
+def test_module_level_functions_and_methods_can_be_swapped_nested_ones_cannot() -> None:
+    assert module_level(MODULE, 7)  # Range.__init__
+    assert module_level(MODULE, 12)  # Range.has
+    assert not module_level(MODULE, 15)  # has.inner
+    assert module_level(MODULE, 20)  # naïve
+    assert not module_level(MODULE, 1)  # no def there

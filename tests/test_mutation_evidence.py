@@ -82,7 +82,7 @@ async def test_a_change_that_fixes_the_failing_test_and_breaks_nothing_scores_1(
             _fixed(SPAN): {"f": True, "p": True},
         }
     )
-    evidence = await weigh(runner, "span.py", SPAN, 2, [4, 3], ["f"], ["p"])
+    evidence = await weigh(runner, "span.py", SPAN, "Range.__init__", 2, [4, 3], ["f"], ["p"])
     assert evidence is not None
     assert (evidence.score, evidence.line, evidence.change) == (1.0, 4, "`1` to `0`")
     assert evidence.describe() == (
@@ -97,10 +97,12 @@ async def test_breaking_passing_tests_lowers_the_score_and_fixing_nothing_is_zer
     runner = Scripted(
         {SPAN: {"f": False, "p": True, "q": True}, _fixed(SPAN): {"f": True, "p": False}}
     )
-    evidence = await weigh(runner, "span.py", SPAN, 2, [4], ["f"], ["p", "q"])
+    evidence = await weigh(runner, "span.py", SPAN, "Range.__init__", 2, [4], ["f"], ["p", "q"])
     assert evidence is not None and evidence.broke == 2
     assert evidence.score == pytest.approx(1 / 3**0.5)
-    nothing = await weigh(Scripted({SPAN: {"f": False}}), "span.py", SPAN, 2, [4], ["f"], [])
+    nothing = await weigh(
+        Scripted({SPAN: {"f": False}}), "span.py", SPAN, "Range.__init__", 2, [4], ["f"], []
+    )
     assert nothing is not None and nothing.score == 0 and nothing.fixed == 0
     assert nothing.describe().startswith("none of ")
 
@@ -108,14 +110,14 @@ async def test_breaking_passing_tests_lowers_the_score_and_fixing_nothing_is_zer
 async def test_the_control_run_decides_what_counts() -> None:
     # A failing test that passes unchanged (flaky, order-dependent here) is no evidence ...
     flaky = Scripted({SPAN: {"f": True}, _fixed(SPAN): {"f": True}})
-    assert await weigh(flaky, "span.py", SPAN, 2, [4], ["f"], []) is None
+    assert await weigh(flaky, "span.py", SPAN, "Range.__init__", 2, [4], ["f"], []) is None
     # ... and a passing test that fails unchanged is not broken by a change.
     shaky = Scripted({SPAN: {"f": False, "p": False}, _fixed(SPAN): {"f": True}})
-    evidence = await weigh(shaky, "span.py", SPAN, 2, [4], ["f"], ["p"])
+    evidence = await weigh(shaky, "span.py", SPAN, "Range.__init__", 2, [4], ["f"], ["p"])
     assert evidence is not None and (evidence.score, evidence.passing) == (1.0, 0)
     # A control that did not finish: nothing can be said.
     gone = Scripted({SPAN: None})
-    assert await weigh(gone, "span.py", SPAN, 2, [4], ["f"], []) is None
+    assert await weigh(gone, "span.py", SPAN, "Range.__init__", 2, [4], ["f"], []) is None
 
 
 async def _locate(root: Path, sandbox: Sandbox | None) -> list[tuple[str, float, str]]:
@@ -158,3 +160,60 @@ async def test_an_init_fault_the_spectra_put_second_comes_first(tmp_path: Path) 
     assert score > other
     assert "`1` to `0` on line 4 made 1 of 1 failing test pass, broke 0 of 2 passing" in why
     assert (root / "span.py").read_text() == SPAN  # the changes ran in memory only
+
+
+DECORATED = """\
+def plus(f):
+    def wrapper(*args):
+        return f(*args) + 1  # the fault: f(*args)
+    return wrapper
+
+
+@plus
+def double(x):
+    return x * 2
+
+
+@plus
+def half(x):
+    return x / 2
+"""
+DECORATED_TESTS = """\
+from calc import double, half
+
+
+def test_double():
+    assert double(2) == 4
+
+
+def test_half_is_positive():
+    assert half(4) > 0
+"""
+
+
+async def test_a_nested_function_s_changes_run_in_a_fresh_import(tmp_path: Path) -> None:
+    # The wrapper the decorator made at import: swapping `plus` into the imported module
+    # would leave it as it was, so its changes run alone (and they do fix the test).
+    root = write_files(
+        tmp_path / "ws", {"calc.py": DECORATED, "tests/test_calc.py": DECORATED_TESTS}
+    )
+    collected = Collected()
+    await run_tests(RunSpec(root, sys.executable), collected)
+    [failing] = collected.failing
+    locator = FailureLocator(root, lambda p: Path(p).read_text(), ModuleIndex(root))
+    spec = RunSpec(root, sys.executable, selection=["tests/test_calc.py"])
+    sandbox = Sandbox(root, sys.executable)
+
+    async def get() -> Sandbox:
+        return sandbox
+
+    try:
+        spectra = await locate(spec, [failing], locator)
+        ranked = await locate(spec, [failing], locator, mutants=SandboxMutants(get))
+    finally:
+        await sandbox.close()
+    # Spectra: double ran only in the failing test, the wrapper in the passing one too.
+    assert [s.qualname for s in spectra[failing.test_id]][:2] == ["double", "plus.wrapper"]
+    first, second = ranked[failing.test_id][:2]
+    assert (first.qualname, second.qualname) == ("plus.wrapper", "double")
+    assert "`1` to `0` on line 3 made 1 of 1 failing test pass, broke 0 of 1 passing" in first.why

@@ -78,22 +78,18 @@ class Mutant:
     source: str  # the whole module's text with the change
 
 
-def swap_unit(source: str, def_line: int) -> str | None:
-    """The qualname of what the sandbox swaps to try a change of the function at def_line:
-    the function itself, or the module-level function or method that holds it when it is
-    nested (its code object carries the nested one's). None when it is neither."""
+def module_level(source: str, def_line: int) -> bool:
+    """Whether the def at def_line is a module-level function or a method of a module-level
+    class: what the sandbox can swap into modules already imported. A nested function's
+    closures were made by its outer function's earlier calls (at import, for a decorator's
+    wrapper), so a change of it takes effect only in a fresh import."""
     tree = parse(source)
-    if tree is None:
-        return None
-    for qualname, node in iter_definitions(tree):
-        if not isinstance(node, _FUNCTION_TYPES):
-            continue
-        if node.lineno <= def_line <= (node.end_lineno or node.lineno):
-            parts = qualname.split(".")
-            top = next((n for n in tree.body if getattr(n, "name", None) == parts[0]), None)
-            keep = 2 if isinstance(top, ast.ClassDef) and len(parts) > 1 else 1
-            return ".".join(parts[:keep])
-    return None
+    for node in tree.body if tree is not None else []:
+        members = node.body if isinstance(node, ast.ClassDef) else [node]
+        for member in members:
+            if isinstance(member, _FUNCTION_TYPES) and member.lineno == def_line:
+                return True
+    return False
 
 
 def mutants_of(

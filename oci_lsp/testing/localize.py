@@ -383,6 +383,7 @@ async def _weigh_mutants(
                 runner,
                 scored.path,
                 source,
+                scored.location.qualname,
                 scored.location.def_line,
                 lines,
                 failing,
@@ -393,8 +394,13 @@ async def _weigh_mutants(
             log.exception("changes of %s could not be tried", scored.location.qualname)
             continue
         scored.mutation = evidence
-    if any(s.mutation is not None and s.mutation.fixed for s in chosen):
-        for scored in chosen:
+    combine(chosen)
+
+
+def combine(tried: Sequence[_Scored]) -> None:
+    """The scores of the suspects whose changes were tried (the rule of _weigh_mutants)."""
+    if any(s.mutation is not None and s.mutation.fixed for s in tried):
+        for scored in tried:
             if scored.mutation is not None:
                 scored.score = (scored.score + scored.mutation.score) / 2
 

@@ -28,7 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from oci_lsp.code.mutants import Mutant, mutants_of, swap_unit
+from oci_lsp.code.mutants import Mutant, module_level, mutants_of
+
+# Changes tried per function: with the control, one sandbox round (isolation._MAX_ROUND);
+# fewer when each runs alone.
+SWAPPED = 31
+ALONE = 8
 
 # The passing tests of a function run against each change: enough to see a change that
 # breaks what works, few enough that a round of changes stays a matter of seconds.
@@ -78,26 +83,31 @@ async def weigh(
     runner: MutantRunner,
     path: str,
     source: str,
+    qualname: str,
     def_line: int,
     lines: Sequence[int],
     failing: Sequence[str],
     passing: Sequence[str],
     *,
-    limit: int = 31,
     timeout: float = 30.0,
 ) -> MutationEvidence | None:
-    """Try up to `limit` changes of the function at def_line (at spots on `lines`, most
+    """Try changes of the function `qualname` at def_line (at spots on `lines`, most
     suspicious first) against its failing and passing tests; None when nothing could be
-    tried (no spot to change, or the control run did not finish)."""
-    unit = swap_unit(source, def_line)
+    tried (no spot to change, or the control run did not finish).
+
+    A module-level function or method is swapped into one collection of its tests, so up to
+    SWAPPED changes are tried; a nested function cannot be (the closures its outer function
+    made at import stay as they were), so each of its changes runs a collection of its own,
+    and only up to ALONE of them are tried."""
+    limit = SWAPPED if module_level(source, def_line) else ALONE
     mutants = mutants_of(source, def_line, lines, limit)
-    if unit is None or not mutants or not failing:
+    if not mutants or not failing:
         return None
     passing = list(passing)[:PASSING_TESTS]
     outcomes = await runner.run_mutants(
         Path(path),
         source,
-        unit,
+        qualname,
         [source, *(m.source for m in mutants)],
         [*failing, *passing],
         timeout,
