@@ -76,7 +76,7 @@ from tests.corpus.workspace import Workspace, materialize, project_env
 
 SPACED = Path("my projects") / "naïve ü"
 FORMULA = "ochiai"
-RULES = ("old", "new", "dstar", "mutants", "no_undo", "lift")
+RULES = ("old", "new", "dstar", "mutants", "no_undo", "mean")
 
 Function = tuple[str, str]  # (real path, qualname)
 
@@ -121,7 +121,7 @@ class Outcome:
     # change tried that gives back the pristine function (what a real bug's fix would not be)
     mutants: Rule | None = None
     no_undo: Rule | None = None
-    lift: Rule | None = None  # the same changes, weighed by _lift
+    mean: Rule | None = None  # the same changes, weighed by _mean
     fix: dict[str, bool] = field(default_factory=dict)  # localization -> fixed
     fix_seconds: dict[str, float] = field(default_factory=dict)
     fix_said: dict[str, str] = field(default_factory=dict)  # the --fix report's groups
@@ -208,7 +208,7 @@ async def localize_one(
             outcome.dstar = replace(old) if "dstar" in formulas else None
             if sandbox is not None:
                 outcome.mutants, outcome.no_undo = replace(old), replace(old)
-                outcome.lift = replace(old)
+                outcome.mean = replace(old)
         spec = replace(spec, seed=result.seed)  # the session's: the first run's order
         if sandbox is not None:
             sandbox.seed = result.seed
@@ -229,7 +229,7 @@ async def localize_one(
             if formula == FORMULA:
                 outcome.new = rules[0]
                 if len(rules) == 4:
-                    outcome.mutants, outcome.no_undo, outcome.lift = rules[1:]
+                    outcome.mutants, outcome.no_undo, outcome.mean = rules[1:]
             else:
                 outcome.dstar = rules[0]
     finally:
@@ -274,7 +274,7 @@ async def rank_one(
         # The other way to weigh the same changes' outcomes (run once: remembered).
         shipped = localize.combine
         try:
-            localize.combine = _lift
+            localize.combine = _mean
             ranked = await localize.rank_recording(
                 recording, locator, formula, mutants=remembered, timeout=spec.timeout
             )
@@ -284,12 +284,14 @@ async def rank_one(
     return [_judge(suspects, failing, mutated, target) for suspects in rankings]
 
 
-def _lift(tried: Sequence[Any]) -> None:
-    """The variant: a partial fix closes its share of its function's distance to 1, and
-    nothing is lowered (a function whose changes fixed nothing keeps its spectrum score)."""
-    for scored in tried:
-        if scored.mutation is not None and scored.mutation.fixed:
-            scored.score += (1.0 - scored.score) * scored.mutation.score
+def _mean(tried: Sequence[Any]) -> None:
+    """The variant: when some change fixed a failing test, each suspect tried scores the
+    mean of its spectrum and mutation scores (a function whose changes fixed nothing is
+    lowered below one a change fixed)."""
+    if any(s.mutation is not None and s.mutation.fixed for s in tried):
+        for scored in tried:
+            if scored.mutation is not None:
+                scored.score = (scored.score + scored.mutation.score) / 2
 
 
 class _Remembered:
@@ -405,7 +407,7 @@ def line(o: Outcome) -> str:
     return (
         f"  {o.id} [{o.shows}, {o.failing} failing, {o.seconds:.1f}s]"
         f" old {said(o.old)} new {said(o.new)} mutants {said(o.mutants)}"
-        f" no-undo {said(o.no_undo)} lift {said(o.lift)} {o.note}"
+        f" no-undo {said(o.no_undo)} mean {said(o.mean)} {o.note}"
     )
 
 
@@ -467,7 +469,7 @@ def report(outcomes: list[Outcome]) -> str:
         "dstar": "ranking (dstar)",
         "mutants": f"ranking ({FORMULA}) + mutants",
         "no_undo": f"ranking ({FORMULA}) + mutants, no undo",
-        "lift": f"ranking ({FORMULA}) + mutants, lift only",
+        "mean": f"ranking ({FORMULA}) + mutants, the mean rule",
     }
     for name, label in labels.items():
         rows = [(o, r) for o in outcomes if (r := getattr(o, name)) is not None]
@@ -515,7 +517,7 @@ def report(outcomes: list[Outcome]) -> str:
                 f"| {mode} | {len(tried)} | {rate(sum(o.fix[mode] for o in tried), len(tried))}"
                 f" | {rate(sum(o.fix[mode] for o in hidden), len(hidden))} |"
             )
-    for name in ("new", "mutants", "no_undo", "lift"):
+    for name in ("new", "mutants", "no_undo", "mean"):
         misses = [(o, r) for o in outcomes if (r := getattr(o, name)) is not None and not r.top1]
         if misses:
             out += ["", f"Misses (top-1) of {labels[name]}:", ""]

@@ -358,11 +358,13 @@ async def _weigh_mutants(
 ) -> None:
     """Mutation evidence for the first MUTATED suspects; the ranking is made again with it.
 
-    When a change of some suspect fixed a failing test, each suspect tried scores the mean
-    of its spectrum's score and its mutation score (Metallaxis and Ochiai given equal say):
-    a partial fix lifts its function over a caller the spectra put first, and a function
-    whose changes fixed nothing drops below it. When none did (a fault no small change
-    undoes: a wrong return value, a missing statement) the spectra's order stands."""
+    A partial fix closes its share (the mutation score) of its function's distance to 1, as
+    a traceback's evidence does, and a tie goes to the higher mutation score: a function a
+    clean partial fix names reaches 1 and goes first. Nothing is lowered: a function whose
+    changes fixed nothing keeps its spectrum's score, since most faults (a wrong return
+    value, a missing statement) have no small change that undoes them, and on the corpus
+    lowering such a function below a caller some change happened to help cost more than it
+    gained (bench/RESULTS.md)."""
     chosen = [ranking.functions[key] for key in ranking.order()[:MUTATED]]
     if mutating is not None:
         mutating([scored.location.qualname for scored in chosen])
@@ -399,10 +401,9 @@ async def _weigh_mutants(
 
 def combine(tried: Sequence[_Scored]) -> None:
     """The scores of the suspects whose changes were tried (the rule of _weigh_mutants)."""
-    if any(s.mutation is not None and s.mutation.fixed for s in tried):
-        for scored in tried:
-            if scored.mutation is not None:
-                scored.score = (scored.score + scored.mutation.score) / 2
+    for scored in tried:
+        if scored.mutation is not None and scored.mutation.fixed:
+            scored.score += (1.0 - scored.score) * scored.mutation.score
 
 
 class _Recording(Collected):
