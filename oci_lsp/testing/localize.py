@@ -344,8 +344,10 @@ async def rank_recording(
 
 
 # How many of the first suspects are changed to see what the changes do to their tests:
-# the spectra's top three hold the fault 92% of the time on the corpus (bench/RESULTS.md).
+# the spectra's top three hold the fault 92% of the time on the corpus (bench/RESULTS.md),
+# so three; when no change of theirs fixed anything, the next ones too, up to MUTATED_MAX.
 MUTATED = 3
+MUTATED_MAX = 5
 
 
 async def _weigh_mutants(
@@ -356,7 +358,8 @@ async def _weigh_mutants(
     timeout: float,
     mutating: Callable[[Sequence[str]], None] | None,
 ) -> None:
-    """Mutation evidence for the first MUTATED suspects; the ranking is made again with it.
+    """Mutation evidence for the first MUTATED suspects (up to MUTATED_MAX while none of
+    their changes fixed anything); the ranking is made again with it.
 
     A partial fix closes its share (the mutation score) of its function's distance to 1, as
     a traceback's evidence does, and a tie goes to the higher mutation score: a function a
@@ -365,10 +368,17 @@ async def _weigh_mutants(
     value, a missing statement) have no small change that undoes them, and on the corpus
     lowering such a function below a caller some change happened to help cost more than it
     gained (bench/RESULTS.md)."""
-    chosen = [ranking.functions[key] for key in ranking.order()[:MUTATED]]
+    order = [ranking.functions[key] for key in ranking.order()[:MUTATED_MAX]]
     if mutating is not None:
-        mutating([scored.location.qualname for scored in chosen])
-    for scored in chosen:
+        mutating([s.location.qualname for s in order[:MUTATED]])
+    chosen: list[_Scored] = []
+    for scored in order:
+        if len(chosen) >= MUTATED:
+            if any(s.mutation and s.mutation.fixed for s in chosen):
+                break
+            if mutating is not None:  # the next suspect too
+                mutating([s.location.qualname for s in [*chosen, scored]])
+        chosen.append(scored)
         source = locator.read(scored.path)
         if source is None:
             continue
