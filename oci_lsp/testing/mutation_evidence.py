@@ -22,6 +22,7 @@ MutantRunner): this module knows nothing of processes.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -100,7 +101,9 @@ async def weigh(
     made at import stay as they were), so each of its changes runs a collection of its own,
     and only up to ALONE of them are tried."""
     limit = SWAPPED if module_level(source, def_line) else ALONE
-    mutants = mutants_of(source, def_line, lines, limit)
+    # Each change is parsed to check it: for a module of thousands of lines that is seconds,
+    # which the server's event loop must not wait for.
+    mutants = await asyncio.to_thread(mutants_of, source, def_line, lines, limit)
     if not mutants or not failing:
         return None
     passing = list(passing)[:PASSING_TESTS]
