@@ -321,3 +321,74 @@ async def test_what_the_failure_report_runs_is_not_the_tests(tmp_path: Path, whi
     assert ran["test_assert_fails"] == at(root / "point.py", ["init", "eq"])
     assert ran["test_assert_equal_fails"] == at(root / "point.py", ["init", "eq"])
     assert ran["test_repr"] == at(root / "point.py", ["init", "repr"])
+
+
+CACHED = {
+    "width.py": """
+        import functools
+
+
+        def _measure(text):
+            return len(text)  # measure
+
+
+        @functools.lru_cache(maxsize=100)
+        def width(text):
+            return _measure(text)  # width
+
+
+        class Table:
+            @staticmethod
+            @functools.cache
+            def rows(n):
+                return list(range(n))  # rows
+
+            @functools.lru_cache
+            def cell(self, n):
+                return n * 2  # cell
+
+
+        TABLE = Table()
+        """,
+    "tests/test_width.py": """
+        import functools
+        from width import TABLE, Table, width
+
+        @functools.lru_cache
+        def expected():
+            return 5  # expected
+
+        def test_first():
+            assert width("hello") == expected()
+            assert Table.rows(2) == [0, 1]
+            assert TABLE.cell(3) == 6
+
+        def test_second():
+            assert width("hello") == expected()
+            assert Table.rows(2) == [0, 1]
+            assert TABLE.cell(3) == 6
+        """,
+}
+
+
+@pytest.mark.parametrize("which", ["ours", "3.12.1"], ids=["ours", "3.12"])
+async def test_a_cached_function_is_recorded_in_every_test_that_calls_it(
+    tmp_path: Path, which: str
+) -> None:
+    """functools.lru_cache and functools.cache run a function once per arguments: without
+    clearing them before each recorded test, the second test would record neither `width`
+    nor the `_measure` it calls, and a fault there would be blamed on its callers."""
+    root = write_files(tmp_path / "ws", CACHED)
+    collected = Collected()
+    result = await run_tests(RunSpec(root, interpreter(which), record=True), collected)
+    assert result.status == "completed", result.output_tail
+    assert {r.outcome for r in collected.reports} == {"passed"}
+    width = str(root / "width.py")
+    lines = at(root / "width.py", ["measure", "width", "rows", "cell"])
+    for test in ("test_first", "test_second"):
+        assert collected.spectra[f"tests/test_width.py::{test}"][width] == lines, test
+    # The test file's own cache is not the workspace's code under test: not cleared.
+    tests = str(root / "tests/test_width.py")
+    [expected] = at(root / "tests/test_width.py", ["expected"])
+    assert expected in collected.spectra["tests/test_width.py::test_first"][tests]
+    assert expected not in collected.spectra["tests/test_width.py::test_second"][tests]

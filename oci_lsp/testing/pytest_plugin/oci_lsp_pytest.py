@@ -345,6 +345,10 @@ def pytest_ignore_collect(collection_path: Any, config: pytest.Config) -> bool |
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
+    recorder = spectra.current()
+    if recorder is not None:
+        functions = (item for item in session.items if isinstance(item, pytest.Function))
+        recorder.collected({item.module.__name__ for item in functions if item.module})
     if dirs.loops or dirs.unreadable:
         _emit({"e": "skipped", "loops": list(dirs.loops), "unreadable": list(dirs.unreadable)})
     _emit({"e": "collected", "count": len(session.items)})

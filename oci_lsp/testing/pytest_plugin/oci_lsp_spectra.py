@@ -23,6 +23,11 @@ compared values, unittest's assertEqual builds its message), and that calls the 
 function. Lines first met while a frame of that reporting code is on the stack are not
 recorded (`_Reporting`); the same line run by the test itself is.
 
+A memo cache (functools.lru_cache, functools.cache) of a workspace function runs it in the
+first test that calls it with those arguments only: the tests after it would not record it,
+nor what it calls, and a fault in it would be blamed on its callers. Such caches are cleared
+before each recorded test (`_Caches`), so each test records what its outcome depends on.
+
 Whatever tracer or profiler was there before (coverage's) is put back after each test, and a
 tool id taken is given back when the session ends. The state is the run's own: a standby
 supervisor forks runs, and nothing is set up before pytest_sessionstart of the run.
@@ -30,6 +35,8 @@ supervisor forks runs, and nothing is set up before pytest_sessionstart of the r
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import sys
 import threading
@@ -287,12 +294,71 @@ class _Monitor:
         return self._disable
 
 
+class _Caches:
+    """The memo caches of the workspace's own functions: functools.lru_cache and
+    functools.cache wrappers held by its modules, at module level or in their classes' bodies
+    (a static or class method's too). A cached function is pure, or its cache is a bug, so
+    clearing changes what runs, not what a test sees; a test that counts the cache's hits may
+    fail here, and is then neither failing nor passing evidence. Test modules and conftest
+    files are not the code under test: their caches (test data) are kept."""
+
+    def __init__(self, workspace: _Workspace) -> None:
+        self.workspace = workspace
+        self._kind: Any = getattr(functools, "_lru_cache_wrapper", None)  # CPython's type
+        self._modules = -1  # len(sys.modules) at the last look: a test may import more
+        self._looked: set[str] = set()  # module names looked into, or not to look into
+        self._wrappers: dict[int, Any] = {}
+
+    def tests(self, modules: set[str]) -> None:
+        """The test modules of the run (after collection): their caches are kept."""
+        self._looked |= modules
+
+    def clear(self) -> None:
+        if self._kind is None:
+            return
+        if len(sys.modules) != self._modules:
+            self._look()
+        for wrapper in self._wrappers.values():
+            with contextlib.suppress(Exception):  # a cache of the project's: its tests will say
+                wrapper.cache_clear()
+
+    def _look(self) -> None:
+        modules = list(sys.modules.items())
+        self._modules = len(modules)
+        for name, module in modules:
+            if name in self._looked:
+                continue
+            self._looked.add(name)
+            filename = getattr(module, "__file__", None)
+            if not isinstance(filename, str) or self.workspace.own(filename) is None:
+                continue
+            if os.path.basename(filename) == "conftest.py":
+                continue
+            try:
+                values = list(vars(module).values())
+            except TypeError:
+                continue
+            for value in values:
+                self._keep(value)
+                if isinstance(value, type) and value.__module__ == name:
+                    for member in list(vars(value).values()):
+                        self._keep(getattr(member, "__func__", member))
+
+    def _keep(self, value: Any) -> None:
+        if not isinstance(value, self._kind):
+            return
+        code = getattr(getattr(value, "__wrapped__", None), "__code__", None)
+        if code is not None and self.workspace.own(code.co_filename) is not None:
+            self._wrappers[id(value)] = value
+
+
 class Recorder:
     """One run's recording: begin() before a test's setup, end() after its teardown, and
     resume()/pause() around each of its phases (setup, call, teardown)."""
 
     def __init__(self, rootdir: str) -> None:
         self.workspace = _Workspace(rootdir)
+        self._caches = _Caches(self.workspace)
         reporting = _Reporting()
         tool = _Monitor.take_tool()
         self._way: _Tracer | _Monitor = (
@@ -301,7 +367,11 @@ class Recorder:
             else _Tracer(self.workspace, reporting)
         )
 
+    def collected(self, test_modules: set[str]) -> None:
+        self._caches.tests(test_modules)
+
     def begin(self) -> None:
+        self._caches.clear()
         self._way.begin()
 
     def resume(self) -> None:
