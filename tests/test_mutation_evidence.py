@@ -18,7 +18,7 @@ from oci_lsp.refine.isolation import Sandbox
 from oci_lsp.refine.mutant_runs import SandboxMutants
 from oci_lsp.testing.failures import FailureLocator
 from oci_lsp.testing.localize import locate
-from oci_lsp.testing.mutation_evidence import weigh
+from oci_lsp.testing.mutation_evidence import FAILING_TESTS, failing_tests, weigh
 from oci_lsp.testing.results import Collected
 from oci_lsp.testing.runner import RunSpec, run_tests
 from tests.conftest import write_files
@@ -219,3 +219,100 @@ async def test_a_nested_function_s_changes_run_in_a_fresh_import(tmp_path: Path)
     first, second = ranked[failing.test_id][:2]
     assert (first.qualname, second.qualname) == ("plus.wrapper", "double")
     assert "`1` to `0` on line 3 made 1 of 1 failing test pass, broke 0 of 1 passing" in first.why
+
+
+async def test_the_run_s_other_failing_tests_count_as_not_fixed() -> None:
+    # The function ran in 1 of the run's 3 failing tests: fixing it is a third of the fault.
+    runner = Scripted({SPAN: {"f": False}, _fixed(SPAN): {"f": True}})
+    evidence = await weigh(
+        runner, "span.py", SPAN, "Range.__init__", 2, [4], ["f"], [], run_failing=3
+    )
+    assert evidence is not None and evidence.score == pytest.approx(1 / 3**0.5)
+    assert evidence.describe() == (
+        "`1` to `0` on line 4 made 1 of 1 failing test pass (3 failing in all),"
+        " broke 0 of 0 passing"
+    )
+
+
+async def test_a_sample_of_the_failing_tests_stands_for_all_of_them() -> None:
+    ran = [f"t{n:03}" for n in range(200)]
+    sample = failing_tests(ran)
+    assert len(sample) == FAILING_TESTS and sample[0] == "t000" and sample[-1] > "t190"
+    assert failing_tests(ran[:5]) == ran[:5]
+    # The change fixes half of the sample: half of the 200, all of the run's.
+    half = {t: i % 2 == 0 for i, t in enumerate(sample)}
+    runner = Scripted({SPAN: dict.fromkeys(sample, False), _fixed(SPAN): half})
+    evidence = await weigh(
+        runner, "span.py", SPAN, "Range.__init__", 2, [4], sample, [], ran=200, run_failing=200
+    )
+    assert evidence is not None and evidence.fixed == FAILING_TESTS // 2
+    assert evidence.score == pytest.approx(100 / (200 * 100) ** 0.5)
+
+
+HEADING = """\
+def norm(angle):
+    return angle % 180  # the fault: 360, which no small change makes
+
+
+def heading(angle):
+    a = norm(angle)
+    if a > 180:
+        return "west"
+    return "east"
+"""
+HEADING_TESTS = """\
+from geo import heading, norm
+
+
+def test_heading_west():
+    assert heading(270) == "west"
+
+
+def test_heading_east():
+    assert heading(90) == "east"
+
+
+def test_norm_200():
+    assert norm(200) == 200
+
+
+def test_norm_300():
+    assert norm(300) == 300
+
+
+def test_norm_90():
+    assert norm(90) == 90
+"""
+
+
+async def test_a_caller_s_change_that_undoes_one_symptom_does_not_outrank_the_fault(
+    tmp_path: Path,
+) -> None:
+    """`a > 180` negated makes test_heading_west pass (and breaks test_heading_east):
+    one of the run's three failing tests. Scored over heading's own failing test alone it was
+    a full fix and put heading first for that test; over the run's three, norm, which all
+    three ran, stays first."""
+    root = write_files(tmp_path / "ws", {"geo.py": HEADING, "tests/test_geo.py": HEADING_TESTS})
+    collected = Collected()
+    await run_tests(RunSpec(root, sys.executable), collected)
+    failing = collected.failing
+    assert len(failing) == 3
+    locator = FailureLocator(root, lambda p: Path(p).read_text(), ModuleIndex(root))
+    spec = RunSpec(root, sys.executable, selection=["tests/test_geo.py"])
+    sandbox = Sandbox(root, sys.executable)
+
+    async def get() -> Sandbox:
+        return sandbox
+
+    try:
+        ranked = await locate(spec, failing, locator, mutants=SandboxMutants(get))
+    finally:
+        await sandbox.close()
+    west = ranked["tests/test_geo.py::test_heading_west"]
+    assert [s.qualname for s in west] == ["norm", "heading"]
+    assert (
+        "the condition negated on line 7 made 1 of 1 failing test pass (3 failing in all),"
+        " broke 1 of 1 passing"
+    ) in west[1].why
+    for test_id in ("tests/test_geo.py::test_norm_200", "tests/test_geo.py::test_norm_300"):
+        assert [s.qualname for s in ranked[test_id]] == ["norm"]

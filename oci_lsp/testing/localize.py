@@ -39,10 +39,12 @@ are never suspects.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import math
 import os
+import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,6 +57,7 @@ from oci_lsp.testing.mutation_evidence import (
     PASSING_TESTS,
     MutantRunner,
     MutationEvidence,
+    failing_tests,
     weigh,
 )
 from oci_lsp.testing.results import Collected, Spectrum, TestReport
@@ -64,9 +67,11 @@ log = logging.getLogger(__name__)
 
 Formula = Literal["ochiai", "dstar"]
 
-# Beyond this many failing tests the fault is not one (an import broke, the environment is
+# Beyond this many failing tests the fault is hardly one (an import broke, the environment is
 # wrong), and recording their files again would cost a second whole run: today's rule stays.
-LOCATE_MAX_FAILING = 200
+# One fault can fail hundreds, though: a base class's `__init__` (cachetools' Cache, 352 of
+# its tests) or a helper every formatter calls (humanize's _date_and_delta, 265).
+LOCATE_MAX_FAILING = 1000
 
 
 def worth_locating(failing: Sequence[TestReport]) -> bool:
@@ -337,17 +342,25 @@ async def rank_recording(
 ) -> dict[str, list[Suspect]]:
     """The ranking of `locate` from its recording (`timeout`: a run's, the most one change's
     run may take)."""
-    ranking = _score(recording.failing, recording.spectra, recording.passed, locator, formula)
+    # Hundreds of failing tests' spectra take a while to rank: not on the server's event loop.
+    ranking = await asyncio.to_thread(
+        _score, recording.failing, recording.spectra, recording.passed, locator, formula
+    )
     if mutants is not None and ranking.functions:
         await _weigh_mutants(ranking, locator, mutants, recording.seconds, timeout, mutating)
-    return ranking.suspects(locator, limit)
+    return await asyncio.to_thread(ranking.suspects, locator, limit)
 
 
 # How many of the first suspects are changed to see what the changes do to their tests:
 # the spectra's top three hold the fault 92% of the time on the corpus (bench/RESULTS.md),
-# so three; when no change of theirs fixed anything, the next ones too, up to MUTATED_MAX.
+# so three; while no change of theirs is a convincing fix (a mutation score of CONVINCING: a
+# change that breaks nothing and fixes a quarter of the run's failing tests), the next ones
+# too, up to MUTATED_MAX, while the stage has taken less than STAGE_SECONDS or twice the
+# recorded tests' time (a nested function's changes each run a collection: minutes).
 MUTATED = 3
-MUTATED_MAX = 5
+MUTATED_MAX = 8
+CONVINCING = 0.5
+STAGE_SECONDS = 60.0
 
 
 async def _weigh_mutants(
@@ -358,8 +371,8 @@ async def _weigh_mutants(
     timeout: float,
     mutating: Callable[[Sequence[str]], None] | None,
 ) -> None:
-    """Mutation evidence for the first MUTATED suspects (up to MUTATED_MAX while none of
-    their changes fixed anything); the ranking is made again with it.
+    """Mutation evidence for the first MUTATED suspects (more while none of their changes
+    convinces); the ranking is made again with it.
 
     A partial fix closes its share (the mutation score) of its function's distance to 1, as
     a traceback's evidence does, and a tie goes to the higher mutation score: a function a
@@ -369,12 +382,15 @@ async def _weigh_mutants(
     lowering such a function below a caller some change happened to help cost more than it
     gained (bench/RESULTS.md)."""
     order = [ranking.functions[key] for key in ranking.order()[:MUTATED_MAX]]
+    budget_s = max(STAGE_SECONDS, 2 * sum(seconds.values()))
+    began = time.monotonic()
     if mutating is not None:
         mutating([s.location.qualname for s in order[:MUTATED]])
     chosen: list[_Scored] = []
     for scored in order:
         if len(chosen) >= MUTATED:
-            if any(s.mutation and s.mutation.fixed for s in chosen):
+            best = max((s.mutation.score for s in chosen if s.mutation), default=0.0)
+            if best >= CONVINCING or time.monotonic() - began > budget_s:
                 break
             if mutating is not None:  # the next suspect too
                 mutating([s.location.qualname for s in [*chosen, scored]])
@@ -383,7 +399,7 @@ async def _weigh_mutants(
         if source is None:
             continue
         lines = [line for _, line in sorted(scored.lines, key=lambda v: (-v[0], v[1]))]
-        failing = sorted(scored.failing)
+        failing = failing_tests(sorted(scored.failing))
         passing = sorted(scored.passing_tests)[:PASSING_TESTS]
         # Each change's run: its tests' time in the locate run (recorded, so slower than
         # they run here), with room for a slower change; a change that loops is no evidence
@@ -401,6 +417,8 @@ async def _weigh_mutants(
                 failing,
                 passing,
                 timeout=budget,
+                ran=len(scored.failing),
+                run_failing=len(ranking.recorded),
             )
         except Exception:  # the spectra's ranking stands: nothing here may cost it
             log.exception("changes of %s could not be tried", scored.location.qualname)

@@ -8,13 +8,20 @@ that makes failing tests pass without breaking passing ones is a partial fix, an
 fixes are found where the fault is far more often than elsewhere.
 
 For one function: its changes on the lines the failing tests ran (most suspicious first),
-run in the sandbox against the failing tests that ran it and the passing tests that ran it
-(at most PASSING_TESTS of them), together with the unchanged module as a control (a failing
-test that passes unchanged there, being order-dependent or flaky, is no evidence, nor is a
-passing test that fails unchanged). A change scores Ochiai over the tests it moved:
-`fixed / sqrt(F * (fixed + broke))` (fixed: failing tests that pass, F: failing tests run,
-broke: passing tests that fail); the function scores its best change's. A change that fixes
-nothing scores 0, whatever it breaks: only fixes are evidence here, not a change of message.
+run in the sandbox against the failing tests that ran it (at most FAILING_TESTS, spread over
+them) and the passing tests that ran it (at most PASSING_TESTS), together with the unchanged
+module as a control (a failing test that passes unchanged there, being order-dependent or
+flaky, is no evidence, nor is a passing test that fails unchanged).
+
+A change scores Ochiai over the tests it moved: `fixed / sqrt(F * (fixed + broke))` (fixed:
+failing tests that pass, broke: passing tests that fail), where F is all the run's failing
+tests, as in MUSE and Metallaxis: the failing tests that did not run the function count as
+not fixed, so a change that fixes the one failing test of ten that ran it is a tenth of the
+evidence, not all of it (a caller's change that undoes one test's symptom, against the callee
+that all ten ran). A sample of a function's failing tests stands for all of them: `fixed` is
+scaled by their number over the sample's. The function scores its best change's. A change
+that fixes nothing scores 0, whatever it breaks: only fixes are evidence here, not a change
+of message.
 
 What runs the changes is the caller's (the sandbox's round, refine/isolation.py, behind
 MutantRunner): this module knows nothing of processes.
@@ -39,6 +46,10 @@ ALONE = 8
 # The passing tests of a function run against each change: enough to see a change that
 # breaks what works, few enough that a round of changes stays a matter of seconds.
 PASSING_TESTS = 24
+
+# The failing tests run against each change: a sample of a run's hundreds still tells which
+# share of them a change fixes.
+FAILING_TESTS = 64
 
 
 class MutantRunner(Protocol):
@@ -69,14 +80,16 @@ class MutationEvidence:
     broke: int  # passing tests it made fail
     passing: int  # passing tests run
     tried: int  # changes run
+    in_all: int = 0  # the run's failing tests (more than `failing`: some did not run it)
 
     def describe(self) -> str:
         if not self.fixed:
             return f"none of {self.tried} changes made a failing test pass"
         tests = "test" if self.failing == 1 else "tests"
+        more = f" ({self.in_all} failing in all)" if self.in_all > self.failing else ""
         return (
             f"{self.change} on line {self.line} made {self.fixed} of {self.failing} failing"
-            f" {tests} pass, broke {self.broke} of {self.passing} passing"
+            f" {tests} pass{more}, broke {self.broke} of {self.passing} passing"
         )
 
 
@@ -91,10 +104,14 @@ async def weigh(
     passing: Sequence[str],
     *,
     timeout: float = 30.0,
+    ran: int | None = None,
+    run_failing: int | None = None,
 ) -> MutationEvidence | None:
     """Try changes of the function `qualname` at def_line (at spots on `lines`, most
-    suspicious first) against its failing and passing tests; None when nothing could be
-    tried (no spot to change, or the control run did not finish).
+    suspicious first) against its failing tests (a sample of the `ran` that ran it, the
+    module's docstring) and passing tests, scored over the `run_failing` failing tests of the
+    run (default: `failing` is all of them); None when nothing could be tried (no spot to
+    change, or the control run did not finish).
 
     A module-level function or method is swapped into one collection of its tests, so up to
     SWAPPED changes are tried; a nested function cannot be (the closures its outer function
@@ -123,7 +140,9 @@ async def weigh(
     still_passing = [t for t in passing if control.get(t, False)]
     if not still_failing:
         return None
-    return _best(mutants, results, still_failing, still_passing)
+    stands_for = (ran or len(failing)) / len(failing)
+    in_all = max(run_failing or 0, len(still_failing))
+    return _best(mutants, results, still_failing, still_passing, stands_for, in_all)
 
 
 def _best(
@@ -131,6 +150,8 @@ def _best(
     results: Sequence[Mapping[str, bool] | None],
     failing: Sequence[str],
     passing: Sequence[str],
+    stands_for: float,
+    in_all: int,
 ) -> MutationEvidence:
     best = MutationEvidence(0.0, 0, "", 0, len(failing), 0, len(passing), len(mutants))
     for mutant, result in zip(mutants, results, strict=True):
@@ -139,7 +160,8 @@ def _best(
         broke = sum(not passed.get(t, False) for t in passing)
         if not fixed:
             continue
-        score = fixed / math.sqrt(len(failing) * (fixed + broke))
+        share = min(fixed * stands_for, in_all)  # of the run's failing tests
+        score = share / math.sqrt(in_all * (share + broke))
         if (score, -broke) > (best.score, -best.broke):
             best = MutationEvidence(
                 score,
@@ -150,5 +172,14 @@ def _best(
                 broke,
                 len(passing),
                 len(mutants),
+                in_all,
             )
     return best
+
+
+def failing_tests(ran: Sequence[str]) -> list[str]:
+    """The failing tests to run against a function's changes: those that ran it, at most
+    FAILING_TESTS spread evenly over them."""
+    if len(ran) <= FAILING_TESTS:
+        return list(ran)
+    return [ran[i * len(ran) // FAILING_TESTS] for i in range(FAILING_TESTS)]
