@@ -7,6 +7,7 @@ locate run, the sandbox's rounds (refine/mutant_runs.py), and the ranking that r
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,12 +17,14 @@ import pytest
 from oci_lsp.code.modules import ModuleIndex
 from oci_lsp.refine.isolation import Sandbox
 from oci_lsp.refine.mutant_runs import SandboxMutants
+from oci_lsp.testing import localize
 from oci_lsp.testing.failures import FailureLocator
-from oci_lsp.testing.localize import locate
+from oci_lsp.testing.localize import Recording, locate, rank_recording
 from oci_lsp.testing.mutation_evidence import FAILING_TESTS, failing_tests, weigh
-from oci_lsp.testing.results import Collected
+from oci_lsp.testing.results import Collected, TestReport
 from oci_lsp.testing.runner import RunSpec, run_tests
 from tests.conftest import write_files
+from tests.test_failures import locator
 
 SPAN = """\
 class Range:
@@ -316,3 +319,92 @@ async def test_a_caller_s_change_that_undoes_one_symptom_does_not_outrank_the_fa
     ) in west[1].why
     for test_id in ("tests/test_geo.py::test_norm_200", "tests/test_geo.py::test_norm_300"):
         assert [s.qualname for s in ranked[test_id]] == ["norm"]
+
+
+EIGHT = "".join(f"def f{k}(x):\n    return x < {k}\n\n\n" for k in range(1, 9))
+
+
+def eight_spectra(path: str) -> dict[str, dict[str, frozenset[int]]]:
+    """t_fail ran every f_k's return line; p_j ran those of f_k for k > j."""
+    returns = {k: 4 * k - 2 for k in range(1, 9)}
+    return {
+        "t_fail": {path: frozenset(returns.values())},
+        **{f"p{j}": {path: frozenset(returns[k] for k in range(j + 1, 9))} for j in range(1, 8)},
+    }
+
+
+class ByFunction:
+    """Fixes the failing test by any change of `fixer`; a change of `breaker` fixes it too
+    but breaks every passing test (a test double of the sandbox)."""
+
+    def __init__(self, fixer: str, breaker: str, passing: Sequence[str]) -> None:
+        self.fixer, self.breaker, self.passing = fixer, breaker, list(passing)
+        self.asked: list[str] = []
+
+    async def run_mutants(
+        self,
+        target: Path,
+        base: str,
+        qualname: str,
+        sources: Sequence[str],
+        tests: Sequence[str],
+        timeout: float,
+    ) -> list[Mapping[str, bool] | None]:
+        self.asked.append(qualname)
+        await asyncio.sleep(0.01)  # a round takes time
+        control = {"t_fail": False, **dict.fromkeys(self.passing, True)}
+        if qualname == self.fixer:
+            changed = {**control, "t_fail": True}
+        elif qualname == self.breaker:
+            changed = {"t_fail": True, **dict.fromkeys(self.passing, False)}
+        else:
+            changed = control
+        return [control, *([changed] * (len(sources) - 1))]
+
+
+async def test_suspects_are_tried_past_the_third_until_a_change_convinces(tmp_path: Path) -> None:
+    """f1..f8 rank in that order (f_k ran in k-1 passing tests). f5's change fixes the failing
+    test but breaks its 4 passing ones (0.45: not convincing), so the search goes on to f7,
+    whose change fixes it cleanly; f8 is never tried, and f7 comes first."""
+    root = write_files(tmp_path / "ws", {"m.py": EIGHT, "tests/test_m.py": "def t_fail(): pass\n"})
+    path = str((root / "m.py").resolve())
+    passing = [f"p{j}" for j in range(1, 8)]
+    spectra = eight_spectra(path)
+    report = TestReport(
+        "t_fail", "failed", path=str(root / "tests/test_m.py"), line=1, message="boom"
+    )
+    recording = Recording([report], spectra, passing, {})
+    runner = ByFunction("f7", "f5", passing)
+    told: list[Sequence[str]] = []
+    ranked = await rank_recording(
+        recording, locator(root), "ochiai", 8, runner, lambda names: told.append(list(names))
+    )
+    assert runner.asked == ["f1", "f2", "f3", "f4", "f5", "f6", "f7"]
+    assert told[0] == ["f1", "f2", "f3"] and told[-1] == ["f1", "f2", "f3", "f4", "f5", "f6", "f7"]
+    suspects = ranked["t_fail"]
+    assert [s.qualname for s in suspects][:3] == ["f7", "f1", "f2"]
+    assert "made 1 of 1 failing test pass, broke 0 of 6 passing" in suspects[0].why
+    # f5 is lifted, though less: 0.45 + (1 - 0.45) * 0.45.
+    [f5] = [s for s in suspects if s.qualname == "f5"]
+    assert f5.score == pytest.approx(0.694, abs=0.001) and "broke 4 of 4 passing" in f5.why
+
+
+async def test_past_the_third_only_while_the_stage_has_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same ranking, with the stage's minute already spent after the first three: f7's
+    convincing change is never tried, and the spectra's order stands."""
+    monkeypatch.setattr(localize, "STAGE_SECONDS", 0.0)
+    root = write_files(tmp_path / "ws", {"m.py": EIGHT, "tests/test_m.py": "def t_fail(): pass\n"})
+    path = str((root / "m.py").resolve())
+    passing = [f"p{j}" for j in range(1, 8)]
+    spectra = eight_spectra(path)
+    report = TestReport(
+        "t_fail", "failed", path=str(root / "tests/test_m.py"), line=1, message="boom"
+    )
+    runner = ByFunction("f7", "f5", passing)
+    ranked = await rank_recording(
+        Recording([report], spectra, passing, {"t_fail": 0.0}), locator(root), "ochiai", 8, runner
+    )
+    assert runner.asked == ["f1", "f2", "f3"]
+    assert [s.qualname for s in ranked["t_fail"]][:3] == ["f1", "f2", "f3"]
