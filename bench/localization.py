@@ -309,11 +309,13 @@ class _Remembered:
         sources: Sequence[str],
         tests: Sequence[str],
         timeout: float,
+        *,
+        fresh: bool = False,
     ) -> list[Mapping[str, bool] | None]:
-        key = (target, qualname, tuple(sources), tuple(tests))
+        key = (target, qualname, tuple(sources), tuple(tests), fresh)
         if key not in self.answers:
             self.answers[key] = await self.inner.run_mutants(
-                target, base, qualname, sources, tests, timeout
+                target, base, qualname, sources, tests, timeout, fresh=fresh
             )
         return self.answers[key]
 
@@ -339,11 +341,15 @@ class _NoUndo:
         sources: Sequence[str],
         tests: Sequence[str],
         timeout: float,
+        *,
+        fresh: bool = False,
     ) -> list[Mapping[str, bool] | None]:
         undone = [self._undoes(source) for source in sources]
         kept = [base if undo else source for source, undo in zip(sources, undone, strict=True)]
         self.dropped += sum(undone)
-        return await self.inner.run_mutants(target, base, qualname, kept, tests, timeout)
+        return await self.inner.run_mutants(
+            target, base, qualname, kept, tests, timeout, fresh=fresh
+        )
 
 
 def _judge(

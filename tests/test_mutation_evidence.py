@@ -67,6 +67,8 @@ class Scripted:
         sources: Sequence[str],
         tests: Sequence[str],
         timeout: float,
+        *,
+        fresh: bool = False,
     ) -> list[Mapping[str, bool] | None]:
         self.asked.append((qualname, list(sources), list(tests)))
         return [self.answer.get(source, {}) for source in sources]
@@ -349,6 +351,8 @@ class ByFunction:
         sources: Sequence[str],
         tests: Sequence[str],
         timeout: float,
+        *,
+        fresh: bool = False,
     ) -> list[Mapping[str, bool] | None]:
         self.asked.append(qualname)
         await asyncio.sleep(0.01)  # a round takes time
@@ -408,3 +412,71 @@ async def test_past_the_third_only_while_the_stage_has_time(
     )
     assert runner.asked == ["f1", "f2", "f3"]
     assert [s.qualname for s in ranked["t_fail"]][:3] == ["f1", "f2", "f3"]
+
+
+CHOICES = """\
+class Choices:
+    def __init__(self, *names):
+        self._db = {}
+        self._process(names)
+
+    def _process(self, names):
+        for i, name in enumerate(names):
+            self._db[name] = i + 1  # the fault: i
+
+    def __getattr__(self, name):
+        try:
+            return self.__dict__["_db"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+"""
+CHOICES_TESTS = """\
+import unittest
+
+from choices import Choices
+
+
+class ChoicesTests(unittest.TestCase):
+    STATUS = Choices("DRAFT", "PUBLISHED")  # made at the module's import
+
+    def test_draft(self):
+        self.assertEqual(self.STATUS.DRAFT, 0)
+
+    def test_published(self):
+        self.assertEqual(self.STATUS.PUBLISHED, 1)
+
+    def test_fresh(self):
+        self.assertEqual(Choices("A").A, 0)
+
+    def test_missing(self):
+        with self.assertRaises(AttributeError):
+            Choices().B
+"""
+
+
+async def test_a_fault_in_what_a_test_module_s_import_ran_is_found(tmp_path: Path) -> None:
+    """STATUS is made when the test module is imported: test_draft and test_published run
+    only `__getattr__`, which raises. What the import ran counts for the module's tests, and
+    the changes of `_process`, which ran there, each run in a collection of their own, where
+    `1` to `0` makes all three failing tests pass (swapped in after the collection, it would
+    fix test_fresh alone)."""
+    root = write_files(tmp_path / "ws", {"choices.py": CHOICES, "tests/test_c.py": CHOICES_TESTS})
+    collected = Collected()
+    await run_tests(RunSpec(root, sys.executable), collected)
+    failing = collected.failing
+    assert len(failing) == 3
+    locator = FailureLocator(root, lambda p: Path(p).read_text(), ModuleIndex(root))
+    spec = RunSpec(root, sys.executable, selection=["tests/test_c.py"])
+    sandbox = Sandbox(root, sys.executable)
+
+    async def get() -> Sandbox:
+        return sandbox
+
+    try:
+        ranked = await locate(spec, failing, locator, mutants=SandboxMutants(get))
+    finally:
+        await sandbox.close()
+    for report in failing:
+        first = ranked[report.test_id][0]
+        assert first.qualname == "Choices._process", (report.test_id, ranked[report.test_id])
+    assert "`1` to `0` on line 8 made 3 of 3 failing tests pass" in first.why

@@ -392,3 +392,67 @@ async def test_a_cached_function_is_recorded_in_every_test_that_calls_it(
     [expected] = at(root / "tests/test_width.py", ["expected"])
     assert expected in collected.spectra["tests/test_width.py::test_first"][tests]
     assert expected not in collected.spectra["tests/test_width.py::test_second"][tests]
+
+
+IMPORTED = {
+    "choices.py": """
+        def make(*names):
+            table = {}  # make
+            for i, name in enumerate(names):  # make-loop
+                table[name] = i  # make-item
+            return table  # make-return
+
+
+        def other():
+            return 1  # other
+
+
+        DEFAULT = make()  # the library's own import: no test's
+        """,
+    "tests/test_choices.py": """
+        import pytest
+        from choices import make, other
+
+        STATUS = make("DRAFT", "PUBLISHED")
+
+        class TestStatus:
+            LEVELS = make("LOW")
+
+            def test_draft(self):
+                assert STATUS["DRAFT"] == 0
+
+        @pytest.mark.parametrize("n", [other()])
+        def test_other(n):
+            assert n == 1
+        """,
+    "tests/test_plain.py": """
+        from choices import make
+
+        def test_plain():
+            assert make() == {}
+        """,
+}
+
+
+@pytest.mark.parametrize("which", ["ours", "3.12.1"], ids=["ours", "3.12"])
+async def test_what_a_test_module_s_import_runs_is_its_collection_spectrum(
+    tmp_path: Path, which: str
+) -> None:
+    """A module-level `STATUS = make(...)`, a class body's and a parametrize list's calls run
+    for the module's tests, at its import; the library's own top level (`DEFAULT = make()`)
+    runs for no test, whichever test module imported it first."""
+    root = write_files(tmp_path / "ws", IMPORTED)
+    collected = Collected()
+    result = await run_tests(RunSpec(root, interpreter(which), record=True), collected)
+    assert result.status == "completed", result.output_tail
+    choices = str(root / "choices.py")
+    module = collected.module_spectra[str(root / "tests/test_choices.py")]
+    assert module[choices] == at(
+        root / "choices.py", ["make", "make-loop", "make-item", "make-return", "other"]
+    )
+    # test_plain's module runs make() only inside its test: none of choices.py at its import
+    # (its own lines are recorded, as test files' are: the ranking leaves them out).
+    assert choices not in collected.module_spectra[str(root / "tests/test_plain.py")]
+    assert collected.spectra["tests/test_plain.py::test_plain"][choices] == at(
+        root / "choices.py", ["make", "make-loop", "make-return"]
+    )

@@ -3,11 +3,14 @@
 testing/mutation_evidence.py decides which changes to try and what their outcomes mean; this
 runs them the way candidates are verified (refine/isolation.py): one round per function, the
 tests collected once and each change forked from there with its function swapped in, every
-change confined and time-limited like any generated code.
+change confined and time-limited like any generated code. A function that ran while the
+tests were imported (`fresh`) has each change run alone, in a collection of its own: swapped
+in after the collection, it would change nothing of what the import made.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -40,6 +43,8 @@ class SandboxMutants:
         sources: Sequence[str],
         tests: Sequence[str],
         timeout: float,
+        *,
+        fresh: bool = False,
     ) -> list[Mapping[str, bool] | None]:
         runs = [
             CandidateRun(target, source, tests, stop_at_first_failure=False) for source in sources
@@ -48,9 +53,12 @@ class SandboxMutants:
         outcomes: list[CandidateOutcome] = []
         try:
             sandbox = await self._sandbox()
-            for start in range(0, len(runs), _ROUND):
-                chunk = runs[start : start + _ROUND]
-                outcomes += await sandbox.run_round(chunk, base, qualname, limits)
+            if fresh:
+                outcomes = list(await asyncio.gather(*(sandbox.run(r, limits) for r in runs)))
+            else:
+                for start in range(0, len(runs), _ROUND):
+                    chunk = runs[start : start + _ROUND]
+                    outcomes += await sandbox.run_round(chunk, base, qualname, limits)
         except SandboxError as exc:
             log.warning("changes of %s could not run: %s", qualname, exc)
             return [None] * len(sources)

@@ -158,6 +158,7 @@ def rank(
 class _Ranking:
     functions: dict[FunctionKey, _Scored] = field(default_factory=dict)
     executed: dict[str, set[FunctionKey]] = field(default_factory=dict)  # by failing test
+    at_import: set[FunctionKey] = field(default_factory=set)  # ran in a test module's import
     recorded: list[TestReport] = field(default_factory=list)  # the failing tests ranked
     passing: int = 0  # passing tests recorded
 
@@ -189,6 +190,7 @@ def _score(
     passed: Collection[str],
     locator: FailureLocator,
     formula: Formula,
+    imported: Mapping[str, Spectrum] | None = None,
 ) -> _Ranking:
     score_line = FORMULAS[formula]
     recorded = [r for r in failing if r.test_id in spectra]
@@ -260,6 +262,14 @@ def _score(
             if better or not scored.best_line:
                 scored.spectrum, scored.best_line, scored.best_counts = value, line, (ef, ep)
 
+    for spectrum in (imported or {}).values():
+        for path, lines in spectrum.items():
+            of_line = owners.of(path, None)
+            for line in lines:
+                location = of_line.get(line)
+                if location is not None and (path, location.def_line) in functions:
+                    ranking.at_import.add((path, location.def_line))
+
     for report in recorded:
         _weigh_evidence(report, functions, owners)
     for scored in functions.values():
@@ -303,9 +313,10 @@ class Recording:
     """What the locate run saw."""
 
     failing: list[TestReport]  # the failing tests being explained that failed again
-    spectra: Mapping[str, Spectrum]
+    spectra: Mapping[str, Spectrum]  # each test's, with what its module's import ran for it
     passed: list[str]
     seconds: Mapping[str, float]  # each test's duration
+    imported: Mapping[str, Spectrum] = field(default_factory=dict)  # by test module
 
 
 async def record(
@@ -322,12 +333,32 @@ async def record(
     wanted = {r.test_id for r in failing}
     return Recording(
         [r for r in listener.reports if r.failed and r.test_id in wanted],
-        listener.spectra,
+        _with_imports(listener),
         # Other failing tests of the run (order-dependent ones) are neither failing nor
         # passing evidence here; the passing ones are.
         [r.test_id for r in listener.reports if r.outcome == "passed"],
         {r.test_id: r.duration for r in listener.reports},
+        listener.module_spectra,
     )
+
+
+def _with_imports(listener: Collected) -> dict[str, Spectrum]:
+    """Each test's spectrum, with what its module's import ran for the tests (a class body's
+    `STATUS = Choices(...)`: the tests use what it made, and no test's own spectrum has it)."""
+    spectra = dict(listener.spectra)
+    if not listener.module_spectra:
+        return spectra
+    for report in listener.reports:
+        spectrum = spectra.get(report.test_id)
+        if spectrum is None or report.path is None or report.doctest:
+            continue
+        imported = listener.module_spectra.get(os.path.realpath(report.path))
+        if imported:
+            merged = dict(spectrum)
+            for path, lines in imported.items():
+                merged[path] = merged.get(path, frozenset()) | lines
+            spectra[report.test_id] = merged
+    return spectra
 
 
 async def rank_recording(
@@ -344,7 +375,13 @@ async def rank_recording(
     run may take)."""
     # Hundreds of failing tests' spectra take a while to rank: not on the server's event loop.
     ranking = await asyncio.to_thread(
-        _score, recording.failing, recording.spectra, recording.passed, locator, formula
+        _score,
+        recording.failing,
+        recording.spectra,
+        recording.passed,
+        locator,
+        formula,
+        recording.imported,
     )
     if mutants is not None and ranking.functions:
         await _weigh_mutants(ranking, locator, mutants, recording.seconds, timeout, mutating)
@@ -419,6 +456,7 @@ async def _weigh_mutants(
                 timeout=budget,
                 ran=len(scored.failing),
                 run_failing=len(ranking.recorded),
+                fresh=(scored.path, scored.location.def_line) in ranking.at_import,
             )
         except Exception:  # the spectra's ranking stands: nothing here may cost it
             log.exception("changes of %s could not be tried", scored.location.qualname)

@@ -63,10 +63,14 @@ class MutantRunner(Protocol):
         sources: Sequence[str],
         tests: Sequence[str],
         timeout: float,
+        *,
+        fresh: bool = False,
     ) -> list[Mapping[str, bool] | None]:
         """Per source (the module's whole text, `qualname` changed in `base`): test id ->
         whether it passed; None when the run did not finish (a timeout, a crash). A test
-        without an answer did not pass."""
+        without an answer did not pass. `fresh`: each source runs in a collection of its
+        own (a nested function, or one that ran while the tests were imported: a change
+        swapped in after the collection would come too late)."""
         ...
 
 
@@ -106,18 +110,21 @@ async def weigh(
     timeout: float = 30.0,
     ran: int | None = None,
     run_failing: int | None = None,
+    fresh: bool = False,
 ) -> MutationEvidence | None:
     """Try changes of the function `qualname` at def_line (at spots on `lines`, most
     suspicious first) against its failing tests (a sample of the `ran` that ran it, the
     module's docstring) and passing tests, scored over the `run_failing` failing tests of the
     run (default: `failing` is all of them); None when nothing could be tried (no spot to
-    change, or the control run did not finish).
+    change, or the control run did not finish). `fresh`: the function ran in a test module's
+    import, so each change runs in a collection of its own, as a nested function's do.
 
     A module-level function or method is swapped into one collection of its tests, so up to
     SWAPPED changes are tried; a nested function cannot be (the closures its outer function
     made at import stay as they were), so each of its changes runs a collection of its own,
     and only up to ALONE of them are tried."""
-    limit = SWAPPED if module_level(source, def_line) else ALONE
+    alone = fresh or not module_level(source, def_line)
+    limit = ALONE if alone else SWAPPED
     # Each change is parsed to check it: for a module of thousands of lines that is seconds,
     # which the server's event loop must not wait for.
     mutants = await asyncio.to_thread(mutants_of, source, def_line, lines, limit)
@@ -131,6 +138,7 @@ async def weigh(
         [source, *(m.source for m in mutants)],
         [*failing, *passing],
         timeout,
+        fresh=alone,
     )
     control, results = outcomes[0], outcomes[1:]
     if control is None:

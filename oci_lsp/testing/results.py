@@ -96,6 +96,8 @@ class Collected:
         self.reports: list[TestReport] = []
         self.errors: list[CollectionError] = []
         self.spectra: dict[str, Spectrum] = {}  # by test id, in a run that records them
+        # By test module (real path): what its import ran for its tests, in such a run.
+        self.module_spectra: dict[str, Spectrum] = {}
 
     def collected(self, count: int) -> None:
         pass
@@ -114,6 +116,9 @@ class Collected:
 
     def spectrum(self, test_id: str, spectrum: Spectrum) -> None:
         self.spectra[test_id] = spectrum
+
+    def module_spectrum(self, path: str, spectrum: Spectrum) -> None:
+        self.module_spectra[path] = spectrum
 
     @property
     def failing(self) -> list[TestReport]:

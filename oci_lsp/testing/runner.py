@@ -67,6 +67,10 @@ class RunListener(Protocol):
     def spectrum(self, test_id: str, spectrum: Spectrum) -> None:
         """What one test executed of the workspace's code (only in a run with record)."""
 
+    def module_spectrum(self, path: str, spectrum: Spectrum) -> None:
+        """What the import of one test module (its path) executed of the workspace's code
+        for its tests: its own top level's calls (only in a run with record)."""
+
 
 @dataclass(frozen=True)
 class RunSpec:
@@ -450,14 +454,21 @@ class EventReader:
         elif kind == "skipped":
             self.skipped = skipped_directories(event.get("loops"), event.get("unreadable"))
         elif kind == "spectrum":
-            spectrum: dict[str, frozenset[int]] = {}
-            for path, lines in (event.get("lines") or {}).items():
-                where = self._abs(path)
-                if where is not None:
-                    # Already frozen when a big event was decoded in a thread (then this is
-                    # the same set again, no copy).
-                    spectrum[where] = frozenset(lines)
-            self.listener.spectrum(event["nodeid"], spectrum)
+            self.listener.spectrum(event["nodeid"], self._spectrum(event))
+        elif kind == "module-spectrum":
+            module = self._abs(event.get("path"))
+            if module is not None:
+                self.listener.module_spectrum(module, self._spectrum(event))
+
+    def _spectrum(self, event: dict[str, Any]) -> Spectrum:
+        spectrum: dict[str, frozenset[int]] = {}
+        for path, lines in (event.get("lines") or {}).items():
+            where = self._abs(path)
+            if where is not None:
+                # Already frozen when a big event was decoded in a thread (then this is the
+                # same set again, no copy).
+                spectrum[where] = frozenset(lines)
+        return spectrum
 
     def _result(self, event: dict[str, Any]) -> None:
         nodeid = event["nodeid"]

@@ -532,3 +532,6 @@ class _Collector:
 
     def spectrum(self, test_id: str, spectrum: Spectrum) -> None:
         pass  # runs on save do not record (issue 15: only the run that locates a fault)
+
+    def module_spectrum(self, path: str, spectrum: Spectrum) -> None:
+        pass  # the same

@@ -160,7 +160,12 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: Any, args
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_make_collect_report(collector: pytest.Collector) -> Any:
-    outcome = yield
+    recording = _collection_recorded(collector)
+    try:
+        outcome = yield
+    finally:
+        if recording is not None:
+            _emit_collection_spectrum(collector, recording)
     report = outcome.get_result()
     if not report.failed:
         return
@@ -191,6 +196,30 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Any:
         )
         return
     _emit_collect_error(collector.nodeid, event_path, value, value.__traceback__, report)
+
+
+def _collection_recorded(collector: pytest.Collector) -> Any:
+    """In a run that records: a test module's collection (its import) starts recording what
+    its top level runs; the recorder, else None. A doctest module is the workspace's own
+    module, not a test module: its import runs for no test."""
+    recorder = spectra.current()
+    if recorder is None or not isinstance(collector, pytest.Module):
+        return None
+    if type(collector).__name__ == "DoctestModule":
+        return None
+    path = _real(str(collector.path))
+    recorder.collecting(path)
+    recorder.begin()
+    recorder.resume()
+    return recorder
+
+
+def _emit_collection_spectrum(collector: pytest.Collector, recorder: Any) -> None:
+    recorder.pause()
+    lines = recorder.end()
+    recorder.collecting(None)
+    if lines:
+        _emit({"e": "module-spectrum", "path": _real(str(collector.path)), "lines": lines})
 
 
 def _emit_collect_error(

@@ -23,6 +23,12 @@ compared values, unittest's assertEqual builds its message), and that calls the 
 function. Lines first met while a frame of that reporting code is on the stack are not
 recorded (`_Reporting`); the same line run by the test itself is.
 
+A test module's import runs code of the workspace for its tests: a class body's
+`STATUS = Choices(...)`, a module-level table, a parametrize list. That is recorded too, as
+the module's collection spectrum (`Recorder.collecting`), each of its lines only when the
+nearest module frame above it is the test module's own (the import of a library module, and
+what its top level runs, belongs to no test).
+
 A memo cache (functools.lru_cache, functools.cache) of a workspace function runs it in the
 first test that calls it with those arguments only: the tests after it would not record it,
 nor what it calls, and a fault in it would be blamed on its callers. Such caches are cleared
@@ -141,6 +147,33 @@ class _Reporting:
         return False
 
 
+class _From:
+    """Whether a frame runs for a test module's own top level: the nearest module frame
+    above it is that module's (a library's import runs under the library's)."""
+
+    def __init__(self, workspace: _Workspace, module_path: str) -> None:
+        self.workspace = workspace
+        self.module_path = module_path
+
+    def __call__(self, frame: Any) -> bool:
+        while frame is not None:
+            code = frame.f_code
+            if code.co_name == "<module>":
+                return self.workspace.own(code.co_filename) == self.module_path
+            frame = frame.f_back
+        return False
+
+
+def _counts(frame: Any, only_from: _From | None, reporting: _Reporting) -> bool:
+    """Whether a line a frame runs is recorded: in a test, unless it runs for a failure's
+    report; in a test module's import, when that module's own top level runs it (no failure
+    is reported there, and pytest's assertion rewriter, whose frames are on the stack of
+    every test module's import, would pass for a report)."""
+    if only_from is not None:
+        return only_from(frame)
+    return not reporting(frame)
+
+
 _UNKNOWN: Any = object()
 
 
@@ -156,6 +189,7 @@ class _Tracer:
         self.workspace = workspace
         self.reporting = reporting
         self.lines: Lines = {}
+        self.only_from: _From | None = None
         self._outside: dict[str, None] = {}  # file names of no workspace code, for every test
         self._trace: Any = None
         self._before: Any = None
@@ -202,11 +236,12 @@ class _Tracer:
             return None
         seen = self.lines.setdefault(filename, set())
         reporting = self.reporting
+        only_from = self.only_from
 
         def local(frame: Any, event: str, arg: Any) -> Any:
             if event == "line":
                 line = frame.f_lineno
-                if line not in seen and not reporting(frame):
+                if line not in seen and _counts(frame, only_from, reporting):
                     seen.add(line)
             return local
 
@@ -227,6 +262,7 @@ class _Monitor:
         self.tool = tool
         self.lines: Lines = {}
         self.recording = False
+        self.only_from: _From | None = None
         # Code objects with LINE events on, by id (a code object's hash is computed from its
         # contents on every call); kept alive here, so an id is never reused.
         self._watched: dict[int, Any] = {}
@@ -285,8 +321,8 @@ class _Monitor:
         return self._disable  # this code object's start, until the next test
 
     def _line(self, code: Any, line: int) -> Any:
-        if not self.recording or self.reporting(sys._getframe(1)):
-            return None  # not this test's own: fires again, for the test to record it
+        if not self.recording or not _counts(sys._getframe(1), self.only_from, self.reporting):
+            return None  # not this test's (module's) own: fires again, for it to record it
         lines = self.lines.get(code.co_filename)
         if lines is None:
             lines = self.lines[code.co_filename] = set()
@@ -369,6 +405,11 @@ class Recorder:
 
     def collected(self, test_modules: set[str]) -> None:
         self._caches.tests(test_modules)
+
+    def collecting(self, module_path: str | None) -> None:
+        """The import of a test module (its real path) begins; None: it ended. Between the
+        two, begin/resume ... pause/end record what its own top level runs."""
+        self._way.only_from = None if module_path is None else _From(self.workspace, module_path)
 
     def begin(self) -> None:
         self._caches.clear()
