@@ -8,7 +8,11 @@ ranked by spectrum-based fault localization instead, the family FauxPy found bes
 Python bugs:
 
 - A test's spectrum is the set of lines of the workspace's own code it executed (recorded
-  by the plugin in the *locate run*, RunSpec.record). A line that runs in every failing test
+  by the plugin in the *locate run*, RunSpec.record, memo caches cleared before each test).
+  What its test module's own top level ran at import (a class body's `STATUS = Choices(...)`)
+  is not in it, since the module's passing tests would share it whether they use it or not;
+  it makes a function a suspect of the module's failing tests, and its small changes are
+  run against them (`imports`, `imported_by`). A line that runs in every failing test
   and in few passing ones is suspicious: Ochiai, ef / sqrt(F * (ef + ep)) (ef, ep: failing and
   passing tests that ran it; F: failing tests), or DStar (* = 2), ef² / (ep + F - ef), shown
   as d / (d + 1) to read on the same 0..1 scale. Lines, not functions: a mutated branch runs
@@ -158,7 +162,9 @@ def rank(
 class _Ranking:
     functions: dict[FunctionKey, _Scored] = field(default_factory=dict)
     executed: dict[str, set[FunctionKey]] = field(default_factory=dict)  # by failing test
-    at_import: set[FunctionKey] = field(default_factory=set)  # ran in a test module's import
+    # What the failing test's module ran at its import, and the other way round.
+    imports: dict[str, set[FunctionKey]] = field(default_factory=dict)
+    imported_by: dict[FunctionKey, set[str]] = field(default_factory=dict)
     recorded: list[TestReport] = field(default_factory=list)  # the failing tests ranked
     passing: int = 0  # passing tests recorded
 
@@ -171,7 +177,8 @@ class _Ranking:
         result: dict[str, list[Suspect]] = {}
         failing = len(self.recorded)
         for report in self.recorded:
-            mine = sorted(self.executed[report.test_id], key=place.__getitem__)[:limit]
+            ran = self.executed[report.test_id] | self.imports.get(report.test_id, set())
+            mine = sorted(ran, key=place.__getitem__)[:limit]
             if not mine:
                 continue
             chosen = []
@@ -192,6 +199,7 @@ def _score(
     formula: Formula,
     imported: Mapping[str, Spectrum] | None = None,
 ) -> _Ranking:
+    """The spectra's ranking; `imported`: what each failing test's module ran at import."""
     score_line = FORMULAS[formula]
     recorded = [r for r in failing if r.test_id in spectra]
     passing = [(t, spectra[t]) for t in passed if t in spectra]
@@ -262,13 +270,15 @@ def _score(
             if better or not scored.best_line:
                 scored.spectrum, scored.best_line, scored.best_counts = value, line, (ef, ep)
 
-    for spectrum in (imported or {}).values():
-        for path, lines in spectrum.items():
-            of_line = owners.of(path, None)
+    for report in recorded:
+        for path, lines in (imported or {}).get(report.test_id, {}).items():
+            of_line = owners.of(path, report)
             for line in lines:
                 location = of_line.get(line)
-                if location is not None and (path, location.def_line) in functions:
-                    ranking.at_import.add((path, location.def_line))
+                owner = (path, location.def_line) if location is not None else None
+                if owner is not None and owner in functions:
+                    ranking.imports.setdefault(report.test_id, set()).add(owner)
+                    ranking.imported_by.setdefault(owner, set()).add(report.test_id)
 
     for report in recorded:
         _weigh_evidence(report, functions, owners)
@@ -313,10 +323,11 @@ class Recording:
     """What the locate run saw."""
 
     failing: list[TestReport]  # the failing tests being explained that failed again
-    spectra: Mapping[str, Spectrum]  # each test's, with what its module's import ran for it
+    spectra: Mapping[str, Spectrum]
     passed: list[str]
     seconds: Mapping[str, float]  # each test's duration
-    imported: Mapping[str, Spectrum] = field(default_factory=dict)  # by test module
+    # By failing test: what its test module's own top level ran at import.
+    imported: Mapping[str, Spectrum] = field(default_factory=dict)
 
 
 async def record(
@@ -333,32 +344,25 @@ async def record(
     wanted = {r.test_id for r in failing}
     return Recording(
         [r for r in listener.reports if r.failed and r.test_id in wanted],
-        _with_imports(listener),
+        listener.spectra,
         # Other failing tests of the run (order-dependent ones) are neither failing nor
         # passing evidence here; the passing ones are.
         [r.test_id for r in listener.reports if r.outcome == "passed"],
         {r.test_id: r.duration for r in listener.reports},
-        listener.module_spectra,
+        _imports(listener, wanted),
     )
 
 
-def _with_imports(listener: Collected) -> dict[str, Spectrum]:
-    """Each test's spectrum, with what its module's import ran for the tests (a class body's
-    `STATUS = Choices(...)`: the tests use what it made, and no test's own spectrum has it)."""
-    spectra = dict(listener.spectra)
-    if not listener.module_spectra:
-        return spectra
+def _imports(listener: Collected, wanted: Collection[str]) -> dict[str, Spectrum]:
+    """What each failing test's module ran at its import (a doctest's module is the
+    workspace's own: its import runs for no test)."""
+    found: dict[str, Spectrum] = {}
     for report in listener.reports:
-        spectrum = spectra.get(report.test_id)
-        if spectrum is None or report.path is None or report.doctest:
-            continue
-        imported = listener.module_spectra.get(os.path.realpath(report.path))
-        if imported:
-            merged = dict(spectrum)
-            for path, lines in imported.items():
-                merged[path] = merged.get(path, frozenset()) | lines
-            spectra[report.test_id] = merged
-    return spectra
+        if report.test_id in wanted and report.path is not None and not report.doctest:
+            spectrum = listener.module_spectra.get(os.path.realpath(report.path))
+            if spectrum:
+                found[report.test_id] = spectrum
+    return found
 
 
 async def rank_recording(
@@ -436,7 +440,12 @@ async def _weigh_mutants(
         if source is None:
             continue
         lines = [line for _, line in sorted(scored.lines, key=lambda v: (-v[0], v[1]))]
-        failing = failing_tests(sorted(scored.failing))
+        key = (scored.path, scored.location.def_line)
+        # The failing tests it ran in, and those whose module's import ran it: a change
+        # reaches the latter only in a collection of its own (`fresh`).
+        through_import = ranking.imported_by.get(key, set()) - scored.failing
+        ran = sorted(scored.failing | through_import)
+        failing = failing_tests(ran)
         passing = sorted(scored.passing_tests)[:PASSING_TESTS]
         # Each change's run: its tests' time in the locate run (recorded, so slower than
         # they run here), with room for a slower change; a change that loops is no evidence
@@ -454,9 +463,9 @@ async def _weigh_mutants(
                 failing,
                 passing,
                 timeout=budget,
-                ran=len(scored.failing),
+                ran=len(ran),
                 run_failing=len(ranking.recorded),
-                fresh=(scored.path, scored.location.def_line) in ranking.at_import,
+                fresh=bool(through_import),
             )
         except Exception:  # the spectra's ranking stands: nothing here may cost it
             log.exception("changes of %s could not be tried", scored.location.qualname)
