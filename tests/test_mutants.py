@@ -99,3 +99,25 @@ def test_module_level_functions_and_methods_can_be_swapped_nested_ones_cannot() 
     assert not module_level(MODULE, 15)  # has.inner
     assert module_level(MODULE, 20)  # naïve
     assert not module_level(MODULE, 1)  # no def there
+
+
+DEFAULTS = textwrap.dedent(
+    """\
+    def span(lo, hi=10, *, step=-1, name="x", key=lambda v: v + 1):
+        return range(lo, hi, step)
+    """
+)
+
+
+def test_default_values_are_changed_after_the_body_whatever_the_lines() -> None:
+    """A default is evaluated when the def runs: no test's spectrum has its line, yet every
+    call that leaves the parameter out uses it."""
+    found = [(m.line, m.change) for m in mutants_of(DEFAULTS, 1, [2])]
+    assert found == [
+        (1, "`10` to `11`"),
+        (1, "`10` to `9`"),
+        (1, "`1` to `2`"),  # -1 to -2
+        (1, "`1` to `0`"),
+    ]
+    eleven = mutants_of(DEFAULTS, 1, [2])[0].source
+    assert eleven.startswith("def span(lo, hi=(11), *, step=-1,")  # the lambda's `1` is its own

@@ -480,3 +480,67 @@ async def test_a_fault_in_what_a_test_module_s_import_ran_is_found(tmp_path: Pat
         first = ranked[report.test_id][0]
         assert first.qualname == "Choices._process", (report.test_id, ranked[report.test_id])
     assert "`1` to `0` on line 8 made 3 of 3 failing tests pass" in first.why
+
+
+DEFAULTED = """\
+class Duration:
+    def __init__(self, days=0, seconds=1):  # the fault: seconds=0
+        self.days = days
+        self.seconds = seconds
+
+    def __neg__(self):
+        return Duration(-self.days, -self.seconds)
+
+    def total(self):
+        return self.days * 86400 + self.seconds
+"""
+DEFAULTED_TESTS = """\
+from duration import Duration
+
+
+def test_total():
+    assert Duration(1).total() == 86400
+
+
+def test_neg_default():
+    assert (-Duration(1)).total() == -86400
+
+
+def test_neg():
+    assert (-Duration(2, 5)).total() == -172805
+
+
+def test_explicit():
+    assert Duration(0, 3).total() == 3
+"""
+
+
+async def test_a_wrong_default_value_is_found_by_changing_it(tmp_path: Path) -> None:
+    """No line of `__init__`'s body is wrong and every test runs it; `86400` to `86399` in
+    total() happens to fix both failing tests (and breaks one passing test). Changing the
+    default itself fixes them cleanly: `__init__` comes first."""
+    root = write_files(
+        tmp_path / "ws", {"duration.py": DEFAULTED, "tests/test_duration.py": DEFAULTED_TESTS}
+    )
+    collected = Collected()
+    await run_tests(RunSpec(root, sys.executable), collected)
+    failing = collected.failing
+    assert len(failing) == 2
+    locator = FailureLocator(root, lambda p: Path(p).read_text(), ModuleIndex(root))
+    spec = RunSpec(root, sys.executable, selection=["tests/test_duration.py"])
+    sandbox = Sandbox(root, sys.executable)
+
+    async def get() -> Sandbox:
+        return sandbox
+
+    try:
+        ranked = await locate(spec, failing, locator, mutants=SandboxMutants(get))
+    finally:
+        await sandbox.close()
+    for report in failing:
+        assert [s.qualname for s in ranked[report.test_id]][:2] == [
+            "Duration.__init__",
+            "Duration.total",
+        ]
+    why = ranked[failing[0].test_id][0].why
+    assert "`1` to `0` on line 2 made 2 of 2 failing tests pass, broke 0 of 2 passing" in why

@@ -8,13 +8,18 @@ failing test pass without breaking a passing one is evidence that the fault is o
 (testing/mutation_evidence.py weighs it).
 
 The changes are the classic mutation operators, each at one spot of the function's own body
-(not its signature, decorators or nested functions, which are functions of their own):
+or of its parameters' default values (not its decorators or nested functions, which are
+functions of their own):
 
   comparison   an operator into its neighbour or opposite (< and <=, == and !=, in, is)
   constant     an integer plus or minus one; True and False swapped
   condition    an if/while/ternary test negated, or its `not` dropped
   boolean      `and` and `or` swapped
   arithmetic   + and -, / and //, * and / swapped; a unary minus dropped
+
+A default value is evaluated when the `def` runs, so no test's spectrum holds its line, yet
+every call that leaves the parameter out uses it (`def __init__(self, days=0, seconds=0)`):
+its spots come after the body's, whatever lines are asked for.
 
 Only the spot's text changes (the rest of the module keeps its layout, so the sandbox can
 swap the function into an imported module, refine/isolation.py), and the replacement is
@@ -24,7 +29,7 @@ parenthesized so that precedence never changes what surrounds it.
 from __future__ import annotations
 
 import ast
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from oci_lsp.code.functions import iter_definitions, parse
@@ -107,8 +112,11 @@ def mutants_of(
     for text in text_lines:
         starts.append(starts[-1] + len(text))
     order = {line: i for i, line in enumerate(lines)} if lines is not None else {}
-    spots = [spot for spot in _spots(function) if lines is None or spot[0].lineno in order]
+    spots = [
+        spot for spot in _spots(_own_nodes(function)) if lines is None or spot[0].lineno in order
+    ]
     spots.sort(key=lambda s: (order.get(s[0].lineno, 0), _position(s[0])))
+    spots += _spots(_default_nodes(function))
     found: list[Mutant] = []
     seen: set[str] = set()
     for node, replacement, change in spots:
@@ -152,9 +160,22 @@ def _own_nodes(function: ast.AST) -> Iterator[ast.AST]:
         stack.extend(reversed(list(ast.iter_child_nodes(node))))
 
 
-def _spots(function: ast.AST) -> Iterator[tuple[ast.expr, str, str]]:
+def _default_nodes(function: ast.FunctionDef | ast.AsyncFunctionDef) -> Iterator[ast.AST]:
+    """The nodes of the parameters' default values, in source order (lambdas left alone)."""
+    defaults = [*function.args.defaults, *(d for d in function.args.kw_defaults if d)]
+    for default in sorted(defaults, key=_position):
+        stack: list[ast.AST] = [default]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, (ast.Lambda, ast.JoinedStr)):
+                continue
+            yield node
+            stack.extend(reversed(list(ast.iter_child_nodes(node))))
+
+
+def _spots(nodes: Iterable[ast.AST]) -> Iterator[tuple[ast.expr, str, str]]:
     """(the expression replaced, its replacement's text, the change for people)."""
-    for node in _own_nodes(function):
+    for node in nodes:
         if isinstance(node, ast.Compare):
             for i, op in enumerate(node.ops):
                 for other in _COMPARISON.get(type(op), ()):
