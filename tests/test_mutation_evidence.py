@@ -99,12 +99,18 @@ async def test_a_change_that_fixes_the_failing_test_and_breaks_nothing_scores_1(
 
 
 async def test_breaking_passing_tests_lowers_the_score_and_fixing_nothing_is_zero() -> None:
+    passing = {"p": True, "q": True, "r": True}
     runner = Scripted(
-        {SPAN: {"f": False, "p": True, "q": True}, _fixed(SPAN): {"f": True, "p": False}}
+        {SPAN: {"f": False, **passing}, _fixed(SPAN): {**passing, "f": True, "p": False}}
     )
-    evidence = await weigh(runner, "span.py", SPAN, "Range.__init__", 2, [4], ["f"], ["p", "q"])
-    assert evidence is not None and evidence.broke == 2
-    assert evidence.score == pytest.approx(1 / 3**0.5)
+    evidence = await weigh(runner, "span.py", SPAN, "Range.__init__", 2, [4], ["f"], [*passing])
+    assert evidence is not None and evidence.broke == 1
+    # Ochiai over the tests it moved, times the share of passing tests it kept.
+    assert evidence.score == pytest.approx(1 / 2**0.5 * 2 / 3)
+    # A change that breaks every passing test of its function is no partial fix.
+    everything = Scripted({SPAN: {"f": False, **passing}, _fixed(SPAN): {"f": True}})
+    turned = await weigh(everything, "span.py", SPAN, "Range.__init__", 2, [4], ["f"], [*passing])
+    assert turned is not None and turned.score == 0 and turned.fixed == 0
     nothing = await weigh(
         Scripted({SPAN: {"f": False}}), "span.py", SPAN, "Range.__init__", 2, [4], ["f"], []
     )
@@ -273,10 +279,6 @@ def test_heading_west():
     assert heading(270) == "west"
 
 
-def test_heading_east():
-    assert heading(90) == "east"
-
-
 def test_norm_200():
     assert norm(200) == 200
 
@@ -293,10 +295,9 @@ def test_norm_90():
 async def test_a_caller_s_change_that_undoes_one_symptom_does_not_outrank_the_fault(
     tmp_path: Path,
 ) -> None:
-    """`a > 180` negated makes test_heading_west pass (and breaks test_heading_east):
-    one of the run's three failing tests. Scored over heading's own failing test alone it was
-    a full fix and put heading first for that test; over the run's three, norm, which all
-    three ran, stays first."""
+    """`a > 180` negated makes test_heading_west pass: one of the run's three failing tests.
+    Scored over heading's own failing test alone it was a full fix and put heading first for
+    that test; over the run's three, norm, which all three ran, stays first."""
     root = write_files(tmp_path / "ws", {"geo.py": HEADING, "tests/test_geo.py": HEADING_TESTS})
     collected = Collected()
     await run_tests(RunSpec(root, sys.executable), collected)
@@ -317,7 +318,7 @@ async def test_a_caller_s_change_that_undoes_one_symptom_does_not_outrank_the_fa
     assert [s.qualname for s in west] == ["norm", "heading"]
     assert (
         "the condition negated on line 7 made 1 of 1 failing test pass (3 failing in all),"
-        " broke 1 of 1 passing"
+        " broke 0 of 0 passing"
     ) in west[1].why
     for test_id in ("tests/test_geo.py::test_norm_200", "tests/test_geo.py::test_norm_300"):
         assert [s.qualname for s in ranked[test_id]] == ["norm"]
@@ -368,8 +369,8 @@ class ByFunction:
 
 async def test_suspects_are_tried_past_the_third_until_a_change_convinces(tmp_path: Path) -> None:
     """f1..f8 rank in that order (f_k ran in k-1 passing tests). f5's change fixes the failing
-    test but breaks its 4 passing ones (0.45: not convincing), so the search goes on to f7,
-    whose change fixes it cleanly; f8 is never tried, and f7 comes first."""
+    test but breaks its 4 passing ones (no partial fix), so the search goes on to f7, whose
+    change fixes it cleanly; f8 is never tried, and f7 comes first."""
     root = write_files(tmp_path / "ws", {"m.py": EIGHT, "tests/test_m.py": "def t_fail(): pass\n"})
     path = str((root / "m.py").resolve())
     passing = [f"p{j}" for j in range(1, 8)]
@@ -388,9 +389,11 @@ async def test_suspects_are_tried_past_the_third_until_a_change_convinces(tmp_pa
     suspects = ranked["t_fail"]
     assert [s.qualname for s in suspects][:3] == ["f7", "f1", "f2"]
     assert "made 1 of 1 failing test pass, broke 0 of 6 passing" in suspects[0].why
-    # f5 is lifted, though less: 0.45 + (1 - 0.45) * 0.45.
+    # f5 keeps its spectrum's score: 1 / sqrt(5).
     [f5] = [s for s in suspects if s.qualname == "f5"]
-    assert f5.score == pytest.approx(0.694, abs=0.001) and "broke 4 of 4 passing" in f5.why
+    assert f5.score == pytest.approx(0.447, abs=0.001) and f5.why == (
+        "line 18 ran in 1 of 1 failing test, 4 of 7 passing"
+    )
 
 
 async def test_past_the_third_only_while_the_stage_has_time(

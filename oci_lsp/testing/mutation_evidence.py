@@ -18,10 +18,13 @@ failing tests that pass, broke: passing tests that fail), where F is all the run
 tests, as in MUSE and Metallaxis: the failing tests that did not run the function count as
 not fixed, so a change that fixes the one failing test of ten that ran it is a tenth of the
 evidence, not all of it (a caller's change that undoes one test's symptom, against the callee
-that all ten ran). A sample of a function's failing tests stands for all of them: `fixed` is
-scaled by their number over the sample's. The function scores its best change's. A change
-that fixes nothing scores 0, whatever it breaks: only fixes are evidence here, not a change
-of message.
+that all ten ran). That is multiplied by the share of the function's passing tests the change
+did not break: Ochiai counts the broken ones, not how many there were to break, and a change
+that fixes a failing test while it breaks both passing tests of its function (a condition
+negated that turns everything over) is no partial fix, though one that breaks one of twenty
+is. A sample of a function's failing tests stands for all of them: `fixed` is scaled by
+their number over the sample's. The function scores its best change's. A change that fixes
+nothing scores 0, whatever it breaks: only fixes are evidence here, not a change of message.
 
 What runs the changes is the caller's (the sandbox's round, refine/isolation.py, behind
 MutantRunner): this module knows nothing of processes.
@@ -169,7 +172,8 @@ def _best(
         if not fixed:
             continue
         share = min(fixed * stands_for, in_all)  # of the run's failing tests
-        score = share / math.sqrt(in_all * (share + broke))
+        kept = 1.0 - broke / len(passing) if passing else 1.0
+        score = share / math.sqrt(in_all * (share + broke)) * kept
         if (score, -broke) > (best.score, -best.broke):
             best = MutationEvidence(
                 score,
