@@ -340,8 +340,11 @@ class ByFunction:
     """Fixes the failing test by any change of `fixer`; a change of `breaker` fixes it too
     but breaks every passing test (a test double of the sandbox)."""
 
-    def __init__(self, fixer: str, breaker: str, passing: Sequence[str]) -> None:
+    def __init__(
+        self, fixer: str, breaker: str, passing: Sequence[str], failing: Sequence[str] = ("t_fail",)
+    ) -> None:
         self.fixer, self.breaker, self.passing = fixer, breaker, list(passing)
+        self.failing = list(failing)
         self.asked: list[str] = []
 
     async def run_mutants(
@@ -357,11 +360,11 @@ class ByFunction:
     ) -> list[Mapping[str, bool] | None]:
         self.asked.append(qualname)
         await asyncio.sleep(0.01)  # a round takes time
-        control = {"t_fail": False, **dict.fromkeys(self.passing, True)}
+        control = {**dict.fromkeys(self.failing, False), **dict.fromkeys(self.passing, True)}
         if qualname == self.fixer:
-            changed = {**control, "t_fail": True}
+            changed = {**control, **dict.fromkeys(self.failing, True)}
         elif qualname == self.breaker:
-            changed = {"t_fail": True, **dict.fromkeys(self.passing, False)}
+            changed = {**dict.fromkeys(self.failing, True), **dict.fromkeys(self.passing, False)}
         else:
             changed = control
         return [control, *([changed] * (len(sources) - 1))]
@@ -547,3 +550,30 @@ async def test_a_wrong_default_value_is_found_by_changing_it(tmp_path: Path) -> 
         ]
     why = ranked[failing[0].test_id][0].why
     assert "`1` to `0` on line 2 made 2 of 2 failing tests pass, broke 0 of 2 passing" in why
+
+
+async def test_past_the_third_the_suspects_that_ran_in_the_most_failing_tests_go_first(
+    tmp_path: Path,
+) -> None:
+    """Five failing tests. f1..f5 each ran in one of them and in no passing test (0.45); f8
+    ran in all five and in 25 passing tests (0.41): last by the spectra. Past the first
+    three, f8 is tried first: one fault runs in every test it fails."""
+    root = write_files(tmp_path / "ws", {"m.py": EIGHT, "tests/test_m.py": "def t(): pass\n"})
+    path = str((root / "m.py").resolve())
+    failing = [f"t{n}" for n in range(1, 6)]
+    passing = [f"p{j}" for j in range(1, 26)]
+    f8 = 4 * 8 - 2
+    spectra: dict[str, dict[str, frozenset[int]]] = {
+        t: {path: frozenset({4 * (n + 1) - 2, f8})} for n, t in enumerate(failing)
+    }
+    spectra.update({p: {path: frozenset({f8})} for p in passing})
+    reports = [
+        TestReport(t, "failed", path=str(root / "tests/test_m.py"), line=1, message="boom")
+        for t in failing
+    ]
+    runner = ByFunction("f8", "none", passing, failing)
+    ranked = await rank_recording(
+        Recording(reports, spectra, passing, {}), locator(root), "ochiai", 8, runner
+    )
+    assert runner.asked[3] == "f8"
+    assert all(ranked[t][0].qualname == "f8" for t in failing)

@@ -395,9 +395,10 @@ async def rank_recording(
 # How many of the first suspects are changed to see what the changes do to their tests:
 # the spectra's top three hold the fault 92% of the time on the corpus (bench/RESULTS.md),
 # so three; while no change of theirs is a convincing fix (a mutation score of CONVINCING: a
-# change that breaks nothing and fixes a quarter of the run's failing tests), the next ones
-# too, up to MUTATED_MAX, while the stage has taken less than STAGE_SECONDS or twice the
-# recorded tests' time (a nested function's changes each run a collection: minutes).
+# change that breaks nothing and fixes a quarter of the run's failing tests), more (those
+# that ran in the most failing tests first, `_to_change`), up to MUTATED_MAX, while the stage
+# has taken less than STAGE_SECONDS or twice the recorded tests' time (a nested function's
+# changes each run a collection: minutes).
 MUTATED = 3
 MUTATED_MAX = 8
 CONVINCING = 0.5
@@ -422,7 +423,7 @@ async def _weigh_mutants(
     value, a missing statement) have no small change that undoes them, and on the corpus
     lowering such a function below a caller some change happened to help cost more than it
     gained (bench/RESULTS.md)."""
-    order = [ranking.functions[key] for key in ranking.order()[:MUTATED_MAX]]
+    order = _to_change(ranking)
     budget_s = max(STAGE_SECONDS, 2 * sum(seconds.values()))
     began = time.monotonic()
     if mutating is not None:
@@ -472,6 +473,22 @@ async def _weigh_mutants(
             continue
         scored.mutation = evidence
     combine(chosen)
+
+
+def _to_change(ranking: _Ranking) -> list[_Scored]:
+    """The suspects whose changes are tried, in order: the first MUTATED of the ranking, then
+    those that ran in the most failing tests (one fault is run by every test it fails: a
+    function that ran in one failing test of five explains one at most, however clean its
+    spectrum), up to MUTATED_MAX."""
+    ranked = [ranking.functions[key] for key in ranking.order()]
+    first, rest = ranked[:MUTATED], ranked[MUTATED:]
+
+    def reach(scored: _Scored) -> int:
+        key = (scored.path, scored.location.def_line)
+        return len(scored.failing | ranking.imported_by.get(key, set()))
+
+    rest.sort(key=lambda scored: -reach(scored))  # stable: ties keep the ranking's order
+    return [*first, *rest][:MUTATED_MAX]
 
 
 def combine(tried: Sequence[_Scored]) -> None:
