@@ -18,7 +18,7 @@ from oci_lsp.code.modules import ModuleIndex
 from oci_lsp.refine.isolation import Sandbox
 from oci_lsp.refine.mutant_runs import SandboxMutants
 from oci_lsp.testing import localize
-from oci_lsp.testing.failures import FailureLocator
+from oci_lsp.testing.failures import FailureLocator, Suspect
 from oci_lsp.testing.localize import Recording, locate, rank_recording
 from oci_lsp.testing.mutation_evidence import FAILING_TESTS, failing_tests, weigh
 from oci_lsp.testing.results import Collected, TestReport
@@ -260,6 +260,29 @@ async def test_a_sample_of_the_failing_tests_stands_for_all_of_them() -> None:
     assert evidence.score == pytest.approx(100 / (200 * 100) ** 0.5)
 
 
+async def located(
+    root: Path, test_file: str, failing_count: int
+) -> tuple[list[TestReport], dict[str, list[Suspect]]]:
+    """The workspace's failing tests (as many as said), and the suspects of the locate run of
+    their test file, with a real sandbox trying the changes."""
+    collected = Collected()
+    await run_tests(RunSpec(root, sys.executable), collected)
+    failing = collected.failing
+    assert len(failing) == failing_count
+    locator = FailureLocator(root, lambda p: Path(p).read_text(), ModuleIndex(root))
+    spec = RunSpec(root, sys.executable, selection=[test_file])
+    sandbox = Sandbox(root, sys.executable)
+
+    async def get() -> Sandbox:
+        return sandbox
+
+    try:
+        ranked = await locate(spec, failing, locator, mutants=SandboxMutants(get))
+    finally:
+        await sandbox.close()
+    return failing, ranked
+
+
 HEADING = """\
 def norm(angle):
     return angle % 180  # the fault: 360, which no small change makes
@@ -299,21 +322,7 @@ async def test_a_caller_s_change_that_undoes_one_symptom_does_not_outrank_the_fa
     Scored over heading's own failing test alone it was a full fix and put heading first for
     that test; over the run's three, norm, which all three ran, stays first."""
     root = write_files(tmp_path / "ws", {"geo.py": HEADING, "tests/test_geo.py": HEADING_TESTS})
-    collected = Collected()
-    await run_tests(RunSpec(root, sys.executable), collected)
-    failing = collected.failing
-    assert len(failing) == 3
-    locator = FailureLocator(root, lambda p: Path(p).read_text(), ModuleIndex(root))
-    spec = RunSpec(root, sys.executable, selection=["tests/test_geo.py"])
-    sandbox = Sandbox(root, sys.executable)
-
-    async def get() -> Sandbox:
-        return sandbox
-
-    try:
-        ranked = await locate(spec, failing, locator, mutants=SandboxMutants(get))
-    finally:
-        await sandbox.close()
+    _, ranked = await located(root, "tests/test_geo.py", 3)
     west = ranked["tests/test_geo.py::test_heading_west"]
     assert [s.qualname for s in west] == ["norm", "heading"]
     assert (
@@ -467,21 +476,7 @@ async def test_a_fault_in_what_a_test_module_s_import_ran_is_found(tmp_path: Pat
     `1` to `0` makes all three failing tests pass (swapped in after the collection, it would
     fix test_fresh alone)."""
     root = write_files(tmp_path / "ws", {"choices.py": CHOICES, "tests/test_c.py": CHOICES_TESTS})
-    collected = Collected()
-    await run_tests(RunSpec(root, sys.executable), collected)
-    failing = collected.failing
-    assert len(failing) == 3
-    locator = FailureLocator(root, lambda p: Path(p).read_text(), ModuleIndex(root))
-    spec = RunSpec(root, sys.executable, selection=["tests/test_c.py"])
-    sandbox = Sandbox(root, sys.executable)
-
-    async def get() -> Sandbox:
-        return sandbox
-
-    try:
-        ranked = await locate(spec, failing, locator, mutants=SandboxMutants(get))
-    finally:
-        await sandbox.close()
+    failing, ranked = await located(root, "tests/test_c.py", 3)
     for report in failing:
         first = ranked[report.test_id][0]
         assert first.qualname == "Choices._process", (report.test_id, ranked[report.test_id])
@@ -528,21 +523,7 @@ async def test_a_wrong_default_value_is_found_by_changing_it(tmp_path: Path) -> 
     root = write_files(
         tmp_path / "ws", {"duration.py": DEFAULTED, "tests/test_duration.py": DEFAULTED_TESTS}
     )
-    collected = Collected()
-    await run_tests(RunSpec(root, sys.executable), collected)
-    failing = collected.failing
-    assert len(failing) == 2
-    locator = FailureLocator(root, lambda p: Path(p).read_text(), ModuleIndex(root))
-    spec = RunSpec(root, sys.executable, selection=["tests/test_duration.py"])
-    sandbox = Sandbox(root, sys.executable)
-
-    async def get() -> Sandbox:
-        return sandbox
-
-    try:
-        ranked = await locate(spec, failing, locator, mutants=SandboxMutants(get))
-    finally:
-        await sandbox.close()
+    failing, ranked = await located(root, "tests/test_duration.py", 2)
     for report in failing:
         assert [s.qualname for s in ranked[report.test_id]][:2] == [
             "Duration.__init__",
