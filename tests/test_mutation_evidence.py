@@ -254,7 +254,16 @@ async def test_a_sample_of_the_failing_tests_stands_for_all_of_them() -> None:
     half = {t: i % 2 == 0 for i, t in enumerate(sample)}
     runner = Scripted({SPAN: dict.fromkeys(sample, False), _fixed(SPAN): half})
     evidence = await weigh(
-        runner, "span.py", SPAN, "Range.__init__", 2, [4], sample, [], ran=200, run_failing=200
+        runner,
+        "span.py",
+        SPAN,
+        "Range.__init__",
+        2,
+        [4],
+        sample,
+        [],
+        failing_that_ran=200,
+        run_failing=200,
     )
     assert evidence is not None and evidence.fixed == FAILING_TESTS // 2
     assert evidence.score == pytest.approx(100 / (200 * 100) ** 0.5)

@@ -464,7 +464,7 @@ async def _weigh_mutants(
                 failing,
                 passing,
                 timeout=budget,
-                ran=len(ran),
+                failing_that_ran=len(ran),
                 run_failing=len(ranking.recorded),
                 fresh=bool(through_import),
             )

@@ -111,12 +111,12 @@ async def weigh(
     passing: Sequence[str],
     *,
     timeout: float = 30.0,
-    ran: int | None = None,
+    failing_that_ran: int | None = None,
     run_failing: int | None = None,
     fresh: bool = False,
 ) -> MutationEvidence | None:
     """Try changes of the function `qualname` at def_line (at spots on `lines`, most
-    suspicious first) against its failing tests (a sample of the `ran` that ran it, the
+    suspicious first) against its failing tests (a sample of the `failing_that_ran` it, the
     module's docstring) and passing tests, scored over the `run_failing` failing tests of the
     run (default: `failing` is all of them); None when nothing could be tried (no spot to
     change, or the control run did not finish). `fresh`: the function ran in a test module's
@@ -151,7 +151,7 @@ async def weigh(
     still_passing = [t for t in passing if control.get(t, False)]
     if not still_failing:
         return None
-    stands_for = (ran or len(failing)) / len(failing)
+    stands_for = (failing_that_ran or len(failing)) / len(failing)
     in_all = max(run_failing or 0, len(still_failing))
     return _best(mutants, results, still_failing, still_passing, stands_for, in_all)
 
