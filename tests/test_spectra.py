@@ -350,6 +350,10 @@ CACHED = {
 
         TABLE = Table()
         """,
+    "tests/test_zz_later.py": """
+        def test_later():
+            pass
+        """,
     "tests/test_width.py": """
         import functools
         from width import TABLE, Table, width

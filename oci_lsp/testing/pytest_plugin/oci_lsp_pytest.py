@@ -209,8 +209,6 @@ def _collection_recorded(collector: pytest.Collector) -> Any:
         return None
     path = _real(str(collector.path))
     recorder.collecting(path)
-    recorder.begin()
-    recorder.resume()
     return recorder
 
 

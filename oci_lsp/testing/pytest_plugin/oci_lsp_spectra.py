@@ -407,9 +407,15 @@ class Recorder:
         self._caches.tests(test_modules)
 
     def collecting(self, module_path: str | None) -> None:
-        """The import of a test module (its real path) begins; None: it ended. Between the
-        two, begin/resume ... pause/end record what its own top level runs."""
-        self._way.only_from = None if module_path is None else _From(self.workspace, module_path)
+        """The import of a test module (its real path) begins, and is recorded until
+        pause/end; None: it ended. No cache is cleared (begin's): no test runs there, and a
+        test module imported by then would pass for the code under test."""
+        if module_path is None:
+            self._way.only_from = None
+            return
+        self._way.only_from = _From(self.workspace, module_path)
+        self._way.begin()
+        self._way.resume()
 
     def begin(self) -> None:
         self._caches.clear()
