@@ -227,6 +227,8 @@ async def _run(
             f" ({' '.join(command.argv)}, from {command.origin})"
         ) from None
     except OSError as exc:
+        if not cwd.is_dir():  # Popen names the program whichever of the two is missing
+            raise ToolError(f"{command.tool} cannot run in {cwd}: no such folder") from exc
         raise ToolError(
             f"{command.tool} could not be started: {command.argv[0]}:"
             f" {exc.strerror or exc} (from {command.origin}); {_remedy(command)}"
@@ -246,7 +248,7 @@ def _read(
         if done.returncode in (0, 1) or found:
             return found
         unreadable = None
-    said = last_line(done.stderr) or last_line(done.stdout)
+    said = _what_it_said(done)
     if done.returncode < 0:
         what = f"was killed by signal {-done.returncode} (a resource limit?)"
     elif done.returncode in (0, 1):
@@ -258,6 +260,24 @@ def _read(
         f"{command.tool} {what}{tail} (from {command.origin}: {' '.join(command.argv)});"
         " run it in the workspace to see why"
     )
+
+
+_CONFIG_FILES = ("pyproject.toml", "ruff.toml", "setup.cfg", "mypy.ini", "pyrightconfig.json")
+
+
+def _what_it_said(done: Completed) -> str:
+    """The last line of its stderr (else stdout), after the line that names a configuration
+    file when there is one: ruff's last line says what is wrong, not in which file."""
+    said = last_line(done.stderr) or last_line(done.stdout)
+    naming = next(
+        (
+            line.strip()
+            for line in done.stderr.splitlines()
+            if any(name in line for name in _CONFIG_FILES)
+        ),
+        "",
+    )
+    return f"{naming}: {said}" if naming and naming != said else said
 
 
 def _remedy(command: ToolCommand) -> str:

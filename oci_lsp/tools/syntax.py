@@ -39,7 +39,7 @@ error = None
 try:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        compile(text, sys.argv[1], "exec", dont_inherit=True)
+        compile(text, "<candidate>", "exec", dont_inherit=True)
 except SyntaxError as e:
     error = [type(e).__name__, e.msg, e.lineno, e.offset,
              getattr(e, "end_lineno", None), getattr(e, "end_offset", None)]
@@ -64,7 +64,7 @@ def syntax_error(path: Path, text: str) -> Finding | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # invalid escapes: the user's warnings, not ours
-            compile(text, str(path), "exec", dont_inherit=True)
+            compile(text, "<candidate>", "exec", dont_inherit=True)
     except SyntaxError as exc:
         return _finding(
             path,
