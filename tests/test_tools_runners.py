@@ -8,6 +8,7 @@ for the server); the module on disk is clean in `pkg/calc.py` and broken in `pkg
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import tempfile
@@ -19,6 +20,7 @@ import pytest
 
 from oci_lsp.tools import runners
 from oci_lsp.tools.findings import Finding
+from oci_lsp.tools.processes import run_limited
 from oci_lsp.tools.runners import (
     ToolCommand,
     ToolError,
@@ -348,6 +350,42 @@ async def test_a_tool_that_runs_too_long_is_stopped_with_its_children(tmp_path: 
     while processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert processes_with(marker) == []
+
+
+async def test_a_cancelled_check_kills_the_tool_with_its_children(tmp_path: Path) -> None:
+    marker = f"oci-lsp-cancelled-tool-{os.getpid()}-{time.monotonic_ns()}"
+    code = (
+        "import subprocess, sys, time\n"
+        f"subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)  # {marker}'])\n"
+        f"time.sleep(300)  # {marker}\n"
+    )
+    slow = ToolCommand("mypy", (sys.executable, "-c", code), "setting tools.mypy")
+    (tmp_path / "m.py").write_text("x = 1\n")
+    task = asyncio.ensure_future(check_text(slow, tmp_path, tmp_path / "m.py", "x = 1\n"))
+    deadline = time.monotonic() + 30
+    while len(processes_with(marker)) < 2 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert len(processes_with(marker)) == 2
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    deadline = time.monotonic() + 10
+    while processes_with(marker) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert processes_with(marker) == []
+    assert list(tmp_path.iterdir()) == [tmp_path / "m.py"]
+
+
+async def test_a_tool_past_its_memory_limit_fails_instead_of_taking_the_machine(
+    tmp_path: Path,
+) -> None:
+    hungry = "x = bytearray(512 * 2**20); print('[]')"
+    done = await run_limited(
+        [sys.executable, "-c", hungry], tmp_path, timeout=60, memory_bytes=256 * 2**20
+    )
+    assert done.returncode != 0 and "MemoryError" in done.stderr
+    done = await run_limited([sys.executable, "-c", hungry], tmp_path, timeout=60)
+    assert (done.returncode, done.stdout) == (0, "[]\n")
 
 
 def test_find_tool_takes_the_workspaces_interpreter_then_path_then_never_guesses(
