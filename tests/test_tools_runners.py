@@ -435,6 +435,12 @@ async def test_a_broken_override_or_configuration_is_a_tool_error_that_says_what
     with pytest.raises(ToolError, match="ruff gave output that cannot be read"):
         await check_text(garbled, tmp_path, tmp_path / "m.py", "x = 1\n")
 
+    absent = ToolCommand("mypy", (sys.executable, "-m", "no_mypy_here"), "setting tools.mypy")
+    with pytest.raises(ToolError) as raised:
+        await check_text(absent, tmp_path, tmp_path / "m.py", "x = 1\n")
+    assert "mypy exited with 1 (findings) but reported none" in str(raised.value)
+    assert "No module named no_mypy_here" in str(raised.value)
+
     (tmp_path / "pyproject.toml").write_text('[tool.ruff]\nline-length = "long"\n')
     with pytest.raises(ToolError) as raised:
         await check_text(tool("ruff"), tmp_path, tmp_path / "m.py", "x = 1\n")

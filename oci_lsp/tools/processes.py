@@ -22,7 +22,6 @@ from pathlib import Path
 # Generous: mypy on a large project takes 2-3 GB; node (pyright) runs within 2 GiB of address
 # space on small projects. The limit stops a runaway from taking the machine, nothing more.
 MEMORY_BYTES = 8 * 2**30
-_OUTPUT_LIMIT = 64 * 2**20  # a tool that prints more than this is broken or looping
 
 
 @dataclass(frozen=True)
@@ -59,7 +58,6 @@ async def run_limited(
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,
         preexec_fn=_limits(memory_bytes, cpu),
-        limit=_OUTPUT_LIMIT,
     )
     try:
         out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)

@@ -238,23 +238,26 @@ async def _run(
 def _read(
     command: ToolCommand, done: Completed, parse: Callable[[], list[Finding]]
 ) -> list[Finding]:
-    """The findings in a finished run's output; a ToolError when it failed: an exit code
-    other than 0 or 1 with no findings, or output that cannot be read."""
+    """The findings in a finished run's output; a ToolError when it failed: output that
+    cannot be read, an exit code of 1 ("findings") with none (`python -m mypy` where mypy
+    is not installed exits 1 too), or any other exit code with no findings."""
     try:
         found = parse()
     except (ValueError, KeyError, TypeError) as exc:
         unreadable: Exception | None = exc
     else:
-        if done.returncode in (0, 1) or found:
+        if done.returncode == 0 or (found and done.returncode in (1, 2)):
             return found
         unreadable = None
     said = _what_it_said(done)
     if done.returncode < 0:
         what = f"was killed by signal {-done.returncode} (a resource limit?)"
-    elif done.returncode in (0, 1):
+    elif done.returncode not in (0, 1):
+        what = f"exited with {done.returncode}"
+    elif unreadable is not None:
         what = f"gave output that cannot be read ({unreadable})"
     else:
-        what = f"exited with {done.returncode}"
+        what = "exited with 1 (findings) but reported none"
     tail = f": {said[:300]}" if said else ""
     raise ToolError(
         f"{command.tool} {what}{tail} (from {command.origin}: {' '.join(command.argv)});"
