@@ -32,6 +32,9 @@ TestScope = Literal["affected", "all", "affected-then-all"]
 # formula), or "off": today's rule alone, the traceback's deepest frame or the assert's call.
 Localization = Literal["ochiai", "dstar", "off"]
 
+# The tools whose findings a fix can be verified by (tools/runners.py runs them).
+TOOL_NAMES = ("ruff", "mypy", "pyright")
+
 # CTranslate2's compute types (ctranslate2.get_supported_compute_types lists a subset per device).
 COMPUTE_TYPES = (
     "auto",
@@ -149,6 +152,33 @@ class GenerationSettings:
     preload: bool = field(default=False, metadata=_check(_boolean))
 
 
+def _optional_tool_names(value: Any) -> bool:
+    return value is None or (
+        isinstance(value, list) and all(isinstance(v, str) and v in TOOL_NAMES for v in value)
+    )
+
+
+_optional_tool_names.__doc__ = 'null or a list of tool names ("ruff", "mypy", "pyright")'
+
+
+@dataclass(frozen=True)
+class ToolsSettings:
+    """The linters and type checkers whose findings oci-lsp fixes (issue 16)."""
+
+    # Which tools verify a fix of their findings and which `--fix --tools` runs by default;
+    # None: those of TOOL_NAMES that are installed. Not the actions' switch: a quick-fix is
+    # offered on any tool's diagnostic, verified by that tool when it is enabled here.
+    enabled: tuple[str, ...] | None = field(default=None, metadata=_check(_optional_tool_names))
+    # An argv that runs the tool in place of the one found (["uvx", "ruff"]).
+    ruff: tuple[str, ...] | None = field(default=None, metadata=_check(_optional_argv))
+    mypy: tuple[str, ...] | None = field(default=None, metadata=_check(_optional_argv))
+    pyright: tuple[str, ...] | None = field(default=None, metadata=_check(_optional_argv))
+
+    def override(self, tool: str) -> tuple[str, ...] | None:
+        value = getattr(self, tool, None) if tool in TOOL_NAMES else None
+        return value if isinstance(value, tuple) else None
+
+
 @dataclass(frozen=True)
 class Settings:
     model: str = field(default="auto", metadata=_check(_text))
@@ -161,6 +191,7 @@ class Settings:
     tests: TestSettings = field(default_factory=TestSettings)
     refine: RefineSettings = field(default_factory=RefineSettings)
     generation: GenerationSettings = field(default_factory=GenerationSettings)
+    tools: ToolsSettings = field(default_factory=ToolsSettings)
 
 
 @dataclass(frozen=True)
@@ -264,6 +295,7 @@ _NESTED: dict[str, type[Any]] = {
     "tests": TestSettings,
     "refine": RefineSettings,
     "generation": GenerationSettings,
+    "tools": ToolsSettings,
 }
 
 

@@ -28,7 +28,27 @@ def test_defaults_are_the_contracts() -> None:
         },
         "refine": {"maxRounds": 3, "candidates": 2, "temperature": 0.2, "verify": True},
         "generation": {"maxNewTokens": 1024, "preload": False},
+        "tools": {"enabled": None, "ruff": None, "mypy": None, "pyright": None},
     }
+
+
+def test_tools_settings_take_known_tools_and_argv_overrides() -> None:
+    settings, problems = resolve_settings(
+        [("pyproject.toml", {"tools": {"enabled": ["ruff", "mypy"], "ruff": ["uvx", "ruff"]}})]
+    )
+    assert problems == []
+    assert settings.tools.enabled == ("ruff", "mypy")
+    assert settings.tools.override("ruff") == ("uvx", "ruff")
+    assert settings.tools.override("mypy") is None
+    settings, problems = resolve_settings(
+        [("initializationOptions", {"tools": {"enabled": ["flake8"], "mypy": "mypy"}})]
+    )
+    assert settings.tools.enabled is None and settings.tools.mypy is None
+    assert [p.key for p in problems] == ["tools.enabled", "tools.mypy"]
+    assert "ruff" in problems[0].message and "flake8" in problems[0].message
+    # An empty list is a choice: no tool verifies.
+    settings, problems = resolve_settings([("x", {"tools": {"enabled": []}})])
+    assert settings.tools.enabled == () and problems == []
 
 
 def test_later_sources_win_per_key() -> None:
