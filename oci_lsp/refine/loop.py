@@ -19,11 +19,12 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
-from oci_lsp.code.functions import find_function, split_lines
+from oci_lsp.code.broken import function_span, stand_in
+from oci_lsp.code.functions import find_function, parse, split_lines
 from oci_lsp.config import RefineSettings, Settings
 from oci_lsp.engine.backend import Backend, Candidate, ChatMessage, GenerationOptions, Priority
 from oci_lsp.refine.extract import (
@@ -80,6 +81,23 @@ class TestPlan:
         return list(dict.fromkeys([*self.failing, *self.others]))
 
 
+@dataclass(frozen=True)
+class CheckOutcome:
+    """A candidate's verdict from a check that runs before its tests (a linter or type
+    checker on its text, issue 16)."""
+
+    passed: bool
+    feedback: str = ""  # what the model reads next when it did not pass
+    remaining: int = 0  # findings still there or new: fewer is a better failed candidate
+    summary: str = ""  # what the check confirmed, for the result's message ("mypy: clean")
+
+
+class Check(Protocol):
+    """What a candidate's whole module text must pass before its tests run."""
+
+    async def __call__(self, source: str) -> CheckOutcome: ...
+
+
 @dataclass
 class CandidateRecord:
     index: int
@@ -91,6 +109,7 @@ class CandidateRecord:
     more: dict[Path, str] = field(default_factory=dict)
     error: str | None = None  # why it could not be used or run
     outcome: CandidateOutcome | None = None
+    check: CheckOutcome | None = None  # the plan's check, when there is one
     # What of the original the reply lost and got back ("kept the docstring the reply left
     # out"), and whether it was refused for lines that could not be put back (keep.py).
     kept: tuple[str, ...] = ()
@@ -98,12 +117,33 @@ class CandidateRecord:
 
     @property
     def passed(self) -> bool:
-        return self.outcome is not None and self.outcome.verdict == "passed"
+        if self.check is not None and not self.check.passed:
+            return False
+        if self.outcome is None:
+            # No test exercises the function: the check's verdict is the only one there is.
+            return self.check is not None and self.source is not None
+        return self.outcome.verdict == "passed"
 
     @property
-    def score(self) -> tuple[int, int]:
-        """Higher is better: tests passed, then the earlier candidate."""
-        return (self.outcome.passed if self.outcome else -1, -self.index)
+    def score(self) -> tuple[int, int, int, int]:
+        """Higher is better: cleared the check, tests passed, fewer findings left, then the
+        earlier candidate."""
+        check = self.check
+        return (
+            int(check is None or check.passed),
+            self.outcome.passed if self.outcome else -1,
+            -(check.remaining if check else 0),
+            -self.index,
+        )
+
+    @property
+    def feedback(self) -> str:
+        """What this candidate did, as the next `Execution result:` turn says it."""
+        if self.check is not None and not self.check.passed:
+            return self.check.feedback
+        if self.outcome is not None:
+            return failure_feedback(self.outcome)
+        return self.error or "The reply had no code."
 
 
 @dataclass
@@ -141,11 +181,17 @@ class _Conversation:
 
 
 def _function_text(source: str, qualname: str) -> str | None:
-    location = find_function(source, qualname)
-    if location is None:
-        return None
-    lines = split_lines(source)
-    return "\n".join(lines[location.def_line - 1 : location.end_line])
+    if parse(source) is None:  # by indentation: an open bracket must not run to the end
+        span = function_span(source, qualname)
+        if span is None:
+            return None
+        start, end = span
+    else:
+        location = find_function(source, qualname)
+        if location is None:
+            return None
+        start, end = location.def_line, location.end_line
+    return "\n".join(split_lines(source)[start - 1 : end])
 
 
 def _digest(text: str | None) -> str:
@@ -264,6 +310,7 @@ class Refiner:
         mode: Mode,
         partners: Sequence[Target],
         related: Sequence[RelatedSource],
+        goal: str | None = None,
     ) -> list[ChatMessage]:
         """The task, and for a fix the current code with its failure."""
         if partners:
@@ -274,7 +321,13 @@ class Refiner:
         fix = mode == "fix"
         messages = [
             task_message(
-                relative, target.qualname, context, tests, fix=fix, related=related if fix else ()
+                relative,
+                target.qualname,
+                context,
+                tests,
+                fix=fix,
+                related=related if fix else (),
+                goal=goal,
             )
         ]
         if fix and plan.failure:
@@ -320,19 +373,39 @@ class Refiner:
         cancel: asyncio.Event | None = None,
         partners: Sequence[Target] = (),
         related: Sequence[RelatedSource] = (),
+        check: Check | None = None,
+        goal: str | None = None,
     ) -> RefineResult:
         """Refine `target` (with `partners`: those functions too, fixed together in one
-        reply); `related` are other suspects' sources, shown to the model as context."""
+        reply); `related` are other suspects' sources, shown to the model as context.
+
+        `check`: what each candidate must pass before its tests run (a tool's findings
+        cleared, issue 16); with it, a function no test exercises is verified by the check.
+        `goal`: the task's first sentence, in place of "so that its tests pass"."""
         started = time.monotonic()
         for each in (target, *partners):
             if find_function(each.source, each.qualname) is None:
                 return RefineResult(None, None, False, [], f"`{each.qualname}` is not in the file")
+        # A module that does not parse (a syntax error to fix): the candidates go in place of
+        # a stand-in that parses. The dialogue still shows the function as it is.
+        placed = target
+        if not partners and parse(target.source) is None:
+            parsed = stand_in(target.source, target.qualname)
+            if parsed is None:
+                return RefineResult(
+                    None,
+                    None,
+                    False,
+                    [],
+                    f"the module does not parse outside `{target.qualname}`: fix that first",
+                )
+            placed = replace(target, source=parsed)
         # A second request continues the dialogue.
         messages = self.conversations.get(target, partners)
         if messages is None:
             # Reads the tests' files and parses sources: not on the caller's event loop.
             messages = await asyncio.to_thread(
-                self._new_conversation, target, plan, mode, partners, related
+                self._new_conversation, target, plan, mode, partners, related, goal
             )
         if instruction and instruction.strip():
             messages.append(guidance_message(instruction))
@@ -342,10 +415,10 @@ class Refiner:
         for number in range(1, self.settings.max_rounds + 1):
             record = RoundRecord(number, feedback)
             rounds.append(record)
-            await self._generate(record, messages, target, partners, on_event, on_text, cancel)
+            await self._generate(record, messages, placed, partners, on_event, on_text, cancel)
             if cancel is not None and cancel.is_set():
                 return self._cancelled(rounds, started)
-            await self._verify(record, target, plan, bool(partners), on_event, cancel)
+            await self._verify(record, placed, plan, bool(partners), on_event, cancel, check)
             if cancel is not None and cancel.is_set():
                 return self._cancelled(rounds, started)
             winner = next((c for c in record.candidates if c.passed), None)
@@ -356,8 +429,7 @@ class Refiner:
                     winner.function,
                     True,
                     rounds,
-                    f"passed {winner.outcome.passed if winner.outcome else 0} test(s)"
-                    f" in round {number}" + kept_note(winner.kept),
+                    _passed_message(winner, number) + kept_note(winner.kept),
                     time.monotonic() - started,
                     kept=winner.kept,
                     more=winner.more,
@@ -366,20 +438,18 @@ class Refiner:
             round_best = max(usable, key=lambda c: c.score) if usable else None
             if round_best is not None and (best is None or round_best.score >= best.score):
                 best = round_best
-            if round_best is None or not plan.selection:
+            if round_best is None or (not plan.selection and check is None):
                 break  # nothing to run the code against: feedback would be invented
-            feedback = (
-                failure_feedback(round_best.outcome)
-                if round_best.outcome is not None
-                else round_best.error or "The reply had no code."
-            )
+            feedback = round_best.feedback
             messages.append(ChatMessage("assistant", round_best.reply))
             messages.append(feedback_message(feedback))
             if on_event is not None:
                 on_event("feedback", number, feedback)
         # Kept for the next request on this function, which continues from here.
         self.conversations.keep(target, messages, partners)
-        if not plan.selection:
+        if check is not None and not (best is not None and best.check and best.check.passed):
+            message = f"no candidate cleared the findings in {len(rounds)} round(s)"
+        elif not plan.selection:
             message = "no tests exercise it: the code is unverified"
         else:
             message = f"no candidate passed the tests in {len(rounds)} round(s)"
@@ -451,13 +521,25 @@ class Refiner:
         several: bool,
         on_event: OnEvent | None,
         cancel: asyncio.Event | None,
+        check: Check | None = None,
     ) -> None:
         runnable = [c for c in record.candidates if c.source is not None]
-        if not runnable or not plan.selection:
+        if not runnable or (not plan.selection and check is None):
             return
         if on_event is not None:
             on_event("verifying", record.number, len(runnable))
         began = time.monotonic()
+        if check is not None:
+            # The tool first: it is cheaper than the tests, and its findings are the point.
+            checked = await asyncio.gather(*(check(c.source or "") for c in runnable))
+            for candidate, verdict in zip(runnable, checked, strict=True):
+                candidate.check = verdict
+            runnable = [c for c in runnable if c.check is not None and c.check.passed]
+        if not runnable or not plan.selection or (cancel is not None and cancel.is_set()):
+            record.verification_seconds = time.monotonic() - began
+            if on_event is not None:
+                on_event("verified", record.number, list(record.candidates))
+            return
         # Candidates that are the same code are run once.
         by_source: dict[tuple[str, tuple[tuple[Path, str], ...]], list[CandidateRecord]] = {}
         for candidate in runnable:
@@ -495,6 +577,15 @@ def _fill_from_functions(candidate: CandidateRecord, reply: str, targets: Sequen
     candidate.more = {path: text for path, text in texts.items() if path != first.path}
     candidate.function = extracted[0].function
     candidate.kept = tuple(note for e in extracted for note in e.kept)
+
+
+def _passed_message(winner: CandidateRecord, number: int) -> str:
+    tests = winner.outcome.passed if winner.outcome else 0
+    checked = winner.check.summary if winner.check is not None else ""
+    if winner.outcome is None:
+        return f"{checked or 'checked'} in round {number}; no tests exercise it"
+    passed = f"passed {tests} test(s) in round {number}"
+    return f"{checked}; {passed}" if checked else passed
 
 
 def kept_note(kept: tuple[str, ...]) -> str:

@@ -193,12 +193,14 @@ def task_message(
     *,
     fix: bool,
     related: Sequence[RelatedSource] = (),
+    goal: str | None = None,
 ) -> ChatMessage:
     """The first user turn: what to write, with the module around it and its tests (and, for
-    a fix, the other suspicious functions the failing tests ran)."""
+    a fix, the other suspicious functions the failing tests ran). `goal` ends the first
+    sentence of a fix in place of "so that its tests pass" (a tool's findings, issue 16)."""
     name = qualname.split(".")[-1]
     what = (
-        f"Fix the function `{qualname}` in `{path}` so that its tests pass."
+        f"Fix the function `{qualname}` in `{path}` {goal or 'so that its tests pass'}."
         if fix
         else f"Complete the function `{qualname}` in `{path}`."
     )

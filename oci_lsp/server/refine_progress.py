@@ -53,7 +53,12 @@ class RefineProgress:
 def _verdict(candidate: CandidateRecord) -> str:
     """One candidate's result, as a progress message says it."""
     number = f"candidate {candidate.index + 1}"
-    outcome = candidate.outcome
+    outcome, check = candidate.outcome, candidate.check
+    if check is not None and not check.passed:  # a tool still reports something (issue 16)
+        left = f"{check.remaining} finding(s) left" if check.remaining else "not clean"
+        return f"{number} failed the check ({left})"
+    if outcome is None and check is not None and candidate.source is not None:
+        return f"{number} passed the check{kept_note(candidate.kept)}"
     if outcome is None:  # no usable code, or refused by the guard of the original's lines
         return f"{number}: {candidate.error or 'no code'}"
     if outcome.verdict == "passed":
