@@ -23,10 +23,11 @@ from oci_lsp.code.edits import LineEdit, line_edits, rebase
 from oci_lsp.code.functions import enclosing_function, find_function, split_lines
 from oci_lsp.code.scan import definitions
 from oci_lsp.code.stubs import stub_at, stub_in
-from oci_lsp.config import Settings
+from oci_lsp.config import TOOL_NAMES, Settings, ToolsSettings
 from oci_lsp.engine.backend import Backend, BackendError
 from oci_lsp.refine.isolation import Sandbox, SandboxError
 from oci_lsp.refine.loop import (
+    Check,
     Conversations,
     Refiner,
     RefineResult,
@@ -34,9 +35,13 @@ from oci_lsp.refine.loop import (
     TestPlan,
 )
 from oci_lsp.refine.prompts import related_sources
+from oci_lsp.refine.tool_check import ToolCheck
+from oci_lsp.server import finding_actions
 from oci_lsp.server.progress import Progress
 from oci_lsp.server.refine_progress import RefineProgress
 from oci_lsp.testing.failures import FailureMark, Suspect
+from oci_lsp.tools.findings import render_all
+from oci_lsp.tools.runners import ToolCommand, find_tool
 
 if TYPE_CHECKING:
     from oci_lsp.server.app import OciLanguageServer
@@ -49,6 +54,7 @@ COMMAND_GENERATE = "oci.generate"
 COMMAND_FIX = "oci.fix"
 COMMAND_FIX_WITH_INSTRUCTION = "oci.fixWithInstruction"  # registered by the editor clients
 COMMAND_APPLY_UNVERIFIED = "oci.applyUnverified"
+COMMAND_FIX_DIAGNOSTICS = finding_actions.COMMAND_FIX_DIAGNOSTICS
 FIXABLE = ("test-failed", "test-error", "test-timeout")
 ALTERNATIVES = 2  # "Fix `g` instead" actions: the suspects after the first
 
@@ -70,6 +76,10 @@ class Work:
     instruction: str | None = None
     # The failure's other suspects, shown to the model as context (a fix only).
     related: Sequence[Suspect] = ()
+    # A fix of tools' findings (issue 16): what a candidate must clear before its tests,
+    # and the task's goal in place of "so that its tests pass".
+    check: Check | None = None
+    goal: str | None = None
 
     @property
     def name(self) -> str:
@@ -124,6 +134,8 @@ class CodeActions:
             )
         for diagnostic in params.context.diagnostics:
             actions.extend(self._fixes_for(uri, diagnostic))
+        for group in finding_actions.by_function(source, params.context.diagnostics):
+            actions.extend(self._finding_fixes(uri, path, group))
         actions.extend(self._unverified_at(path, source, line))
         only = params.context.only
         if only:
@@ -186,6 +198,46 @@ class CodeActions:
                 )
             )
         return actions
+
+    def _finding_fixes(
+        self, uri: str, path: str, group: finding_actions.FunctionDiagnostics
+    ) -> list[types.CodeAction]:
+        """ "Fix `f`: CODE message" for the diagnostics of other tools in one function (and
+        oci-lsp's syntax error), with its instruction variant."""
+        commands = self.tool_commands(path, self._known_python(path))
+        tools = [finding_actions.tool_of(d) for d in group.diagnostics]
+        unverified = finding_actions.unverifiable(tools, lambda tool: tool in commands)
+        argument = finding_actions.argument(uri, group)
+        variants = [False, True] if self.server.prompt_for_instruction else [False]
+        actions = []
+        for instruction in variants:
+            title = finding_actions.title(group, unverified, instruction)
+            command = COMMAND_FIX_WITH_INSTRUCTION if instruction else COMMAND_FIX_DIAGNOSTICS
+            actions.append(
+                types.CodeAction(
+                    title=title,
+                    kind=types.CodeActionKind.QuickFix,
+                    diagnostics=list(group.diagnostics),
+                    command=types.Command(title, command, arguments=[argument]),
+                )
+            )
+        return actions
+
+    def tool_commands(self, path: str, python: str | None) -> dict[str, ToolCommand]:
+        """The enabled tools found for path's folder (`tools.enabled`; all installed ones
+        by default), by name."""
+        folder = self.server.folders.for_path(path)
+        settings = folder.settings.tools if folder is not None else ToolsSettings()
+        names = TOOL_NAMES if settings.enabled is None else settings.enabled
+        found = {name: find_tool(name, python, settings.override(name)) for name in names}
+        return {name: command for name, command in found.items() if command is not None}
+
+    def _known_python(self, path: str) -> str | None:
+        session = self.server.session_for(path)
+        if session is None:
+            return None
+        known = session.known_interpreter()
+        return known.path if known is not None else None
 
     def _unverified_at(self, path: str, source: str, line: int) -> list[types.CodeAction]:
         actions = []
@@ -285,6 +337,59 @@ class CodeActions:
         )
         return await self._run(work)
 
+    async def fix_diagnostics(self, argument: Any) -> dict[str, Any]:
+        """`oci.fixDiagnostics {uri, function, diagnostics, instruction?}`: fix a function
+        until the tools (and the parser) no longer report those diagnostics in it and its
+        tests still pass (issue 16)."""
+        uri, qualname = _text(argument, "uri"), _text(argument, "function")
+        instruction = _text(argument, "instruction")
+        path = self.path_of(uri) if uri else None
+        if uri is None or path is None or qualname is None:
+            return self._refused(f"{COMMAND_FIX_DIAGNOSTICS} needs {{uri, function, diagnostics}}")
+        findings = finding_actions.findings_of(argument.get("diagnostics"), Path(path))
+        if findings is None:
+            return self._refused(
+                f"{COMMAND_FIX_DIAGNOSTICS}: `diagnostics` must be a list of LSP diagnostics"
+            )
+        folder = self.server.folders.for_path(path)
+        session = self.server.session_for(path)
+        if folder is None or session is None:
+            return self._refused(f"{Path(path).name} is outside the workspace folders")
+        source = self.server.read(path)
+        if source is None:
+            return self._refused(f"cannot read {uri}")
+        if find_function(source, qualname) is None:
+            name = qualname.rpartition(".")[2]
+            return self._refused(f"`{name}` is no longer in {Path(path).name}")
+        python = (await session.interpreter()).path
+        enabled = self.tool_commands(path, python)
+        wanted = {f.tool for f in findings}
+        commands = {name: c for name, c in enabled.items() if name in wanted}
+        check = await ToolCheck.prepare(
+            session.root, Path(path), qualname, source, findings, commands
+        )
+        others = await session.tests_of(Path(path), qualname.rpartition(".")[2])
+        report = render_all(findings, session.root, {Path(path): source})
+        plan = TestPlan(failing=[], others=others, failure=report)
+        verifiers = check.tools or ["the parser"]
+        goal = f"so that {_and(verifiers)} no longer report the problems below in it"
+        if others:
+            goal += " and its tests still pass"
+        work = Work(
+            "fix",
+            self.server.uri_for(path),
+            path,
+            qualname,
+            folder,
+            session,
+            source,
+            plan,
+            instruction,
+            check=check,
+            goal=goal,
+        )
+        return await self._run(work)
+
     async def apply_unverified(self, argument: Any) -> dict[str, Any]:
         uri, qualname = _text(argument, "uri"), _text(argument, "function")
         path = self.path_of(uri) if uri else None
@@ -357,6 +462,8 @@ class CodeActions:
             on_text=reporter.text,
             cancel=cancel,
             related=related,
+            check=work.check,
+            goal=work.goal,
         )
 
     async def _backend(self, settings: Settings, cancel: asyncio.Event) -> Backend | None:
@@ -594,6 +701,10 @@ def _text_edit(original: str, edit: LineEdit) -> types.TextEdit:
 
 def _position(position: types.Position) -> dict[str, int]:
     return {"line": position.line, "character": position.character}
+
+
+def _and(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def _text(argument: Any, key: str) -> str | None:

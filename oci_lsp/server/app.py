@@ -29,6 +29,7 @@ from oci_lsp.refine.mutant_runs import SandboxMutants
 from oci_lsp.server.actions import (
     COMMAND_APPLY_UNVERIFIED,
     COMMAND_FIX,
+    COMMAND_FIX_DIAGNOSTICS,
     COMMAND_GENERATE,
     CodeActions,
 )
@@ -36,6 +37,7 @@ from oci_lsp.server.diagnostics import DiagnosticsPublisher
 from oci_lsp.server.documents import ClientUris
 from oci_lsp.server.progress import Progress
 from oci_lsp.server.protocol import OciProtocol
+from oci_lsp.server.syntax import SyntaxChecks
 from oci_lsp.server.transport import CHUNK, StdinChunks, serve
 from oci_lsp.server.workspaces import (
     Folder,
@@ -95,6 +97,13 @@ class OciLanguageServer(LanguageServer):
             codec=lambda: self.workspace.position_codec,
             uri_for=self.uri_for,
         )
+        self.syntax = SyntaxChecks(self.read, self._python_for, self.publisher.syntax_error)
+
+    async def _python_for(self, path: str) -> str | None:
+        """The interpreter that runs the tests of path's project; None outside the folders."""
+        await self.ready.wait()
+        session = self.session_for(path)
+        return (await session.interpreter()).path if session is not None else None
 
     # -- reading the workspace -------------------------------------------------------------
 
@@ -541,6 +550,7 @@ def create_server(command_line: Mapping[str, Any] | None = None) -> OciLanguageS
     async def shutdown(ls: OciLanguageServer, params: None) -> None:
         ls.stop()
         await ls.actions.close()
+        await ls.syntax.close()
         await ls.models.close()
 
     @server.feature(
@@ -572,12 +582,14 @@ def create_server(command_line: Mapping[str, Any] | None = None) -> OciLanguageS
             session.warm()
         if ls.marks_for_path(path):
             ls.publisher.publish_now(path, force=True)
+        ls.syntax.opened_or_saved(path)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: OciLanguageServer, params: types.DidCloseTextDocumentParams) -> None:
         path = _path_of(params.text_document.uri)
         if path is not None:
             ls.uris.closed(path)
+            ls.syntax.closed(path)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: OciLanguageServer, params: types.DidChangeTextDocumentParams) -> None:
@@ -588,6 +600,8 @@ def create_server(command_line: Mapping[str, Any] | None = None) -> OciLanguageS
         session = folder.session_for(path) if folder is not None and path is not None else None
         if session is not None:
             session.edited()
+        if path is not None:
+            ls.syntax.edited(path)
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
     async def did_save(ls: OciLanguageServer, params: types.DidSaveTextDocumentParams) -> None:
@@ -595,6 +609,7 @@ def create_server(command_line: Mapping[str, Any] | None = None) -> OciLanguageS
         path = _path_of(params.text_document.uri)
         if path is not None:
             ls.file_saved(path)
+            ls.syntax.opened_or_saved(path)
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     async def did_change_configuration(
@@ -623,6 +638,11 @@ def create_server(command_line: Mapping[str, Any] | None = None) -> OciLanguageS
     async def fix(ls: OciLanguageServer, *args: Any) -> dict[str, Any]:
         await ls.ready.wait()
         return await ls.actions.fix(args[0] if args else None)
+
+    @server.command(COMMAND_FIX_DIAGNOSTICS)
+    async def fix_diagnostics(ls: OciLanguageServer, *args: Any) -> dict[str, Any]:
+        await ls.ready.wait()
+        return await ls.actions.fix_diagnostics(args[0] if args else None)
 
     @server.command(COMMAND_APPLY_UNVERIFIED)
     async def apply_unverified(ls: OciLanguageServer, *args: Any) -> dict[str, Any]:

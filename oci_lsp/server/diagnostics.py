@@ -38,6 +38,7 @@ FLUSH_INTERVAL = 0.1
 FLUSH_TURN = 0.01  # seconds of work a flush does before it gives the loop back
 MAX_PER_FILE = 100  # failures shown in one file; the rest are counted by one summary
 SUMMARY_CODE = "more-failures"
+SYNTAX_CODE = "syntax-error"  # a module that does not parse (issue 16)
 
 
 def span_to_range(span: Span, line_text: str | None, codec: PositionCodec) -> types.Range:
@@ -82,6 +83,9 @@ class DiagnosticsPublisher:
         self._next_at: dict[str, float] = {}
         self._gap: dict[str, float] = {}
         self._deferred: set[str] = set()  # full lists kept as they are until the run's end
+        # Modules that do not parse, checked on open, save and edit (server/syntax.py):
+        # where the error is, and what the parser said.
+        self._syntax: dict[str, tuple[Span, str]] = {}
 
     # -- when ---------------------------------------------------------------------------------
 
@@ -165,6 +169,16 @@ class DiagnosticsPublisher:
             self._gap[path] = gap
             self._next_at[path] = self._clock() + gap
 
+    def syntax_error(self, path: str, error: tuple[Span, str] | None) -> None:
+        """The module at path does not parse (where, what), or parses again (None)."""
+        if self._syntax.get(path) == error:
+            return
+        if error is None:
+            self._syntax.pop(path, None)
+        else:
+            self._syntax[path] = error
+        self.changed([path])
+
     # -- what ---------------------------------------------------------------------------------
 
     def publish_now(self, path: str, force: bool = False) -> None:
@@ -191,9 +205,19 @@ class DiagnosticsPublisher:
     def diagnostics_for(self, path: str) -> list[types.Diagnostic]:
         """The first MAX_PER_FILE failures in path by line, and a summary of the rest."""
         marks = sorted(self._marks_for_path(path), key=FailureMark.order)
-        shown, hidden = marks[:MAX_PER_FILE], marks[MAX_PER_FILE:]
         ranges = _Ranges(self._line_of, self._codec(), self._uri_for)
-        out = [self._diagnostic(mark, ranges) for mark in shown]
+        out: list[types.Diagnostic] = []
+        syntax = self._syntax.get(path)
+        if syntax is not None:
+            out.append(_syntax_diagnostic(*syntax, ranges))
+            # The tests' collection error at the same line is the same fault, said twice.
+            marks = [
+                m
+                for m in marks
+                if not (m.kind == "collection-error" and m.span.line == syntax[0].line)
+            ]
+        shown, hidden = marks[:MAX_PER_FILE], marks[MAX_PER_FILE:]
+        out.extend(self._diagnostic(mark, ranges) for mark in shown)
         if hidden:
             out.append(self._summary(shown, hidden, ranges))
         return out
@@ -285,6 +309,17 @@ def _suspect(suspect: Suspect, ranges: _Ranges) -> dict[str, Any]:
         "score": round(suspect.score, 2),
         "why": suspect.why,
     }
+
+
+def _syntax_diagnostic(span: Span, message: str, ranges: _Ranges) -> types.Diagnostic:
+    return types.Diagnostic(
+        range=ranges(span),
+        severity=types.DiagnosticSeverity.Error,
+        source=SOURCE,
+        code=SYNTAX_CODE,
+        message=message,
+        data={"kind": SYNTAX_CODE},
+    )
 
 
 def _full(diagnostics: list[types.Diagnostic]) -> bool:

@@ -211,6 +211,10 @@ class Interpreters:
         self._last[root] = found
         return found
 
+    def last(self, root: Path) -> Interpreter | None:
+        """The last answer for root, without looking again (None before the first)."""
+        return self._last.get(root)
+
     # -- the cheap steps: a few stats ----------------------------------------------------------
 
     def before_tools(

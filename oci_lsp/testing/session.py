@@ -185,6 +185,11 @@ class TestSession:
         settings = self._settings()
         return await self.interpreters.find(self.root, settings.python, self.editor_python)
 
+    def known_interpreter(self) -> Interpreter | None:
+        """The interpreter the last run or warm-up found, without a search (what a code
+        action offered at every cursor move can afford)."""
+        return self.interpreters.last(self.root)
+
     def warm(self) -> None:
         """Start a pytest interpreter for the next run now, while nobody waits for it."""
         if self._warming is None or self._warming.done():

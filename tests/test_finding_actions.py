@@ -1,0 +1,119 @@
+"""The quick-fixes' pure part (server/finding_actions.py): which diagnostics of other tools get
+an action, grouped by function, with which title, and the command's argument back to findings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lsprotocol import types
+
+from oci_lsp.server import finding_actions
+
+SOURCE = """\
+import os
+
+
+class Box:
+    def size(self) -> int:
+        def inner() -> int:
+            return os.sep
+        return inner()
+
+
+def other():
+    return undefined_name
+"""
+
+
+def diagnostic(
+    line: int,
+    source: str | None = "mypy",
+    code: str | int | None = "return-value",
+    message: str = "Incompatible return value type",
+    severity: types.DiagnosticSeverity | None = types.DiagnosticSeverity.Error,
+) -> types.Diagnostic:
+    return types.Diagnostic(
+        range=types.Range(types.Position(line, 4), types.Position(line, 10)),
+        message=message,
+        source=source,
+        code=code,
+        severity=severity,
+    )
+
+
+def test_diagnostics_are_grouped_by_their_innermost_function() -> None:
+    inner, outer, other = diagnostic(6), diagnostic(7, code="no-any-return"), diagnostic(11)
+    groups = finding_actions.by_function(SOURCE, [inner, outer, other, diagnostic(0)])
+    assert [(g.function.qualname, len(g.diagnostics)) for g in groups] == [
+        ("Box.size.inner", 1),
+        ("Box.size", 1),
+        ("other", 1),
+    ]  # the import line is in no function: no action
+
+
+def test_test_diagnostics_and_hints_get_no_action_but_a_syntax_error_does() -> None:
+    ours = diagnostic(11, source="oci-lsp", code="test-failed")
+    hint = diagnostic(11, severity=types.DiagnosticSeverity.Hint)
+    syntax = diagnostic(11, source="oci-lsp", code="syntax-error", message="SyntaxError: x")
+    unknown_severity = diagnostic(11, severity=None)
+    groups = finding_actions.by_function(SOURCE, [ours, hint, syntax, unknown_severity])
+    assert [list(g.diagnostics) for g in groups] == [[syntax, unknown_severity]]
+
+
+def test_the_title_names_the_function_the_first_finding_and_how_many_more() -> None:
+    [group] = finding_actions.by_function(
+        SOURCE,
+        [
+            diagnostic(11, source="Ruff", code="F821", message="Undefined name `undefined_name`"),
+            diagnostic(11, source="pylint", code="E0602", message="x"),
+        ],
+    )
+    assert finding_actions.title(group, []) == (
+        "Fix `other`: F821 Undefined name `undefined_name` and 1 more (OpenCodeInterpreter)"
+    )
+    assert finding_actions.title(group, ["pylint"], instruction=True) == (
+        "Fix `other` with an instruction…: F821 Undefined name `undefined_name` and 1 more"
+        " (OpenCodeInterpreter; unverified by pylint)"
+    )
+    long = diagnostic(11, message="x" * 200 + "\nsecond line")
+    [group] = finding_actions.by_function(SOURCE, [long])
+    title = finding_actions.title(group, [])
+    assert "second line" not in title and "…" in title and len(title) < 120
+
+
+def test_the_argument_round_trips_to_findings() -> None:
+    sent = [
+        diagnostic(
+            11,
+            source="Pylance",
+            code="reportUndefinedVariable",
+            message='"undefined_name" is not defined',
+        ),
+        diagnostic(
+            11,
+            source="mypy",
+            code=None,
+            message='Name "undefined_name" is not defined  [name-defined]',
+        ),
+    ]
+    [group] = finding_actions.by_function(SOURCE, sent)
+    argument = finding_actions.argument("file:///w/m.py", group)
+    assert argument["function"] == "other"
+    findings = finding_actions.findings_of(argument["diagnostics"], Path("/w/m.py"))
+    assert findings is not None
+    assert [(f.tool, f.code, f.line, f.column) for f in findings] == [
+        ("pyright", "reportUndefinedVariable", 12, 5),
+        ("mypy", "name-defined", 12, 5),
+    ]
+    assert finding_actions.findings_of([{"message": "no range"}], Path("/w/m.py")) is None
+    assert finding_actions.findings_of("nonsense", Path("/w/m.py")) is None
+    assert finding_actions.findings_of([], Path("/w/m.py")) is None
+
+
+def test_which_tools_cannot_verify() -> None:
+    available = {"ruff", "mypy"}.__contains__
+    assert finding_actions.unverifiable(["ruff", "python", "mypy"], available) == []
+    assert finding_actions.unverifiable(["pyright", "pylint", "pylint"], available) == [
+        "pyright",
+        "pylint",
+    ]
