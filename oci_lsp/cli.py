@@ -67,6 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fix.add_argument("-k", metavar="EXPR", dest="keyword", help="only test ids containing EXPR")
     fix.add_argument(
+        "--tools",
+        nargs="?",
+        const="",
+        metavar="TOOLS",
+        help="also fix what these tools report inside functions (ruff,mypy,pyright; alone:"
+        " the enabled ones), and modules that do not parse, first",
+    )
+    fix.add_argument(
         "--allow-dirty", action="store_true", help="fix files with uncommitted changes too"
     )
     shared = parser.add_argument_group("model and backend (override settings files)")
@@ -154,6 +162,15 @@ def _fix_main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from oci_lsp.fix.driver import EXIT_CANNOT, FixOptions, fix_project
+    from oci_lsp.fix.tool_fixes import parse_tools
+
+    tools: list[str] | None = None
+    if args.tools is not None:
+        try:
+            tools = parse_tools(args.tools)
+        except ValueError as exc:
+            print(f"oci-lsp: {exc}", file=sys.stderr)
+            return EXIT_CANNOT
 
     options = FixOptions(
         root=Path(args.fix),
@@ -167,6 +184,7 @@ def _fix_main(args: argparse.Namespace) -> int:
         keyword=args.keyword,
         allow_dirty=args.allow_dirty,
         settings=command_line_settings(args),
+        tools=tools,
     )
 
     async def run() -> int:

@@ -24,13 +24,14 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from oci_lsp.code.functions import find_function
 from oci_lsp.code.modules import ModuleIndex
 from oci_lsp.config import Settings, read_pyproject_settings, resolve_settings
 from oci_lsp.engine.backend import Backend, BackendError
 from oci_lsp.engine.models import create_backend
+from oci_lsp.fix import tool_fixes
 from oci_lsp.fix.report import Display, GroupReport, Report, RoundReport
 from oci_lsp.fix.writes import FileProblem, TextFile, leftovers, read_text_file, write_atomic
 from oci_lsp.refine.isolation import CandidateRun, Sandbox, SandboxError
@@ -44,6 +45,8 @@ from oci_lsp.testing.interpreter import Interpreter, Interpreters
 from oci_lsp.testing.projects import find_projects, nested_in
 from oci_lsp.testing.results import Collected, TestReport
 from oci_lsp.testing.runner import RunResult, RunSpec, run_tests
+from oci_lsp.tools.findings import Finding
+from oci_lsp.tools.runners import ToolCommand
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +71,15 @@ class FixOptions:
     keyword: str | None = None
     allow_dirty: bool = False
     settings: Mapping[str, Any] = field(default_factory=dict)  # from the command line
+    # `--tools`: None, the tests alone; [] the enabled tools; or the tools named (issue 16).
+    tools: list[str] | None = None
+
+
+class _Written(Protocol):
+    """A fix written to disk: what its files were, and its line of the report."""
+
+    before: dict[Path, TextFile]
+    report: GroupReport
 
 
 class _Suite(Collected):
@@ -140,34 +152,40 @@ class _FixRun:
         self.python = await Interpreters().find(self.root, self.settings.tests.python)
         self.report.python = self.python.to_json()
         self.display.say(f"tests run with {self.python.path} ({self.python.reason})")
+        commands = self._tool_commands()
         for stale in leftovers(self.root):  # what a killed run left: never the user's files
             with contextlib.suppress(OSError):
                 stale.unlink()
+        tooled = self.options.tools is not None
+        # Modules that do not parse first: nothing else can run on them (issue 16).
+        finding_groups = await self._fix_syntax() if tooled else []
         self.display.status("running the tests")
-        first = await self._suite()
+        first = await self._suite(tests_required=not tooled)
         failing = [r for r in first.failing if self._selected(r.test_id)]
         self.report.failing_before = len(failing)
         for error in first.errors:
             self.report.unfixable.append(
                 {"test": error.collector, "why": f"collection error: {error.message}"}
             )
-        if not failing:
+        groups: list[_Group] = []
+        if failing:
+            groups = self._groups(failing, await self._locate(failing))
+            self.display.say(
+                f"{len(failing)} failing test(s); {len(groups)} function(s) to fix,"
+                f" {len(self.report.unfixable)} failure(s) with nothing of the project to fix"
+            )
+        elif not tooled:
             self.display.say(f"nothing to fix: {len(first.reports)} test(s) ran, none failing")
             return self._finish(EXIT_FAILURES if first.errors else EXIT_CLEAN)
-        groups = self._groups(failing, await self._locate(failing))
-        self.display.say(
-            f"{len(failing)} failing test(s); {len(groups)} function(s) to fix,"
-            f" {len(self.report.unfixable)} failure(s) with nothing of the project to fix"
-        )
-        if not groups:
-            return self._finish(EXIT_FAILURES)
-        self._check_clean([Path(s.path) for g in groups for s in _tried(g.suspects)])
-        await self._load_model()
-        await asyncio.to_thread(self.graph.build)
-        await self._sandbox()
-        jobs = asyncio.Semaphore(max(1, self.options.jobs))
-        await asyncio.gather(*(self._fix_group(group, jobs) for group in groups))
-        written = [g for g in groups if g.before]
+        if groups:
+            self._check_clean([Path(s.path) for g in groups for s in _tried(g.suspects)])
+            await self._ready_to_fix()
+            jobs = asyncio.Semaphore(max(1, self.options.jobs))
+            await asyncio.gather(*(self._fix_group(group, jobs) for group in groups))
+        if commands:
+            finding_groups += await self._fix_findings(commands)
+        done: list[_Written] = [*groups, *finding_groups]
+        written = [g for g in done if g.before]
         if written:
             await self._check_written(first, written)
         elif self.options.dry_run:
@@ -176,7 +194,76 @@ class _FixRun:
             self.report.failing_after = len(failing)
         left = self.report.failing_after
         remaining = len(failing) if left is None else left
-        return self._finish(EXIT_CLEAN if remaining == 0 and not first.errors else EXIT_FAILURES)
+        findings_left = any(g.report.status not in ("fixed", "skipped") for g in finding_groups)
+        findings_left = findings_left or any("tool" in item for item in self.report.unfixable)
+        clean = remaining == 0 and not first.errors and not findings_left
+        return self._finish(EXIT_CLEAN if clean else EXIT_FAILURES)
+
+    # -- the tools' findings (issue 16) -------------------------------------------------------
+
+    def _tool_commands(self) -> dict[str, ToolCommand]:
+        """The tools `--tools` runs, checked before the long test run; {} without it."""
+        if self.options.tools is None:
+            return {}
+        try:
+            commands = tool_fixes.commands_for(
+                self.options.tools,
+                self.python.path,
+                self.settings.tools.enabled,
+                self.settings.tools.override,
+            )
+        except tool_fixes.ToolsUnavailable as exc:
+            raise CannotRun(str(exc)) from None
+        if commands:
+            shown = ", ".join(f"{n} ({c.origin})" for n, c in commands.items())
+            self.display.say(f"tools: {shown}")
+        else:
+            self.display.say(
+                "tools: none of ruff, mypy, pyright is installed; only syntax errors are fixed"
+            )
+        return commands
+
+    async def _fix_syntax(self) -> list[tool_fixes.FindingGroup]:
+        self.display.status("checking that every module parses")
+        found = await tool_fixes.syntax_findings(self.python.path, _python_files(self.root))
+        return await self._fix_finding_groups(found, {}, "syntax error(s)")
+
+    async def _fix_findings(
+        self, commands: dict[str, ToolCommand]
+    ) -> list[tool_fixes.FindingGroup]:
+        self.display.status(f"running {', '.join(commands)}")
+        try:
+            found = await tool_fixes.findings_of(commands, self.root, self.settings.tests.timeout)
+        except tool_fixes.ToolsUnavailable as exc:
+            raise CannotRun(str(exc)) from None
+        return await self._fix_finding_groups(
+            found, commands, f"finding(s) of {', '.join(commands)}"
+        )
+
+    async def _fix_finding_groups(
+        self, found: list[Finding], commands: dict[str, ToolCommand], what: str
+    ) -> list[tool_fixes.FindingGroup]:
+        groups, outside = tool_fixes.group_findings(found, self.read, self.root)
+        self.report.unfixable += outside
+        self.report.groups += [g.report for g in groups]
+        if not found:
+            return []
+        self.display.say(
+            f"{len(found)} {what}; {len(groups)} function(s) to fix,"
+            f" {len(outside)} outside any function"
+        )
+        if groups:
+            self._check_clean([g.path for g in groups])
+            await self._ready_to_fix()
+            await tool_fixes.fix_all(self, groups, commands)
+        return groups
+
+    async def _ready_to_fix(self) -> None:
+        """The model, the import graph and the sandbox, once."""
+        if self.backend is None:
+            await self._load_model()
+            await asyncio.to_thread(self.graph.build)
+        await self._sandbox()
 
     def _finish(self, code: int) -> int:
         self.report.seconds = time.monotonic() - self.started
@@ -217,7 +304,9 @@ class _FixRun:
         for each in ([problem] if problem else []) + problems:
             self.display.say(str(each))
 
-    async def _suite(self) -> _Suite:
+    async def _suite(self, tests_required: bool = True) -> _Suite:
+        """The whole suite; `tests_required`: none found is an error (not with `--tools`,
+        where a project's findings are fixed with or without tests)."""
         tests = self.settings.tests
         # Projects below the root run from their own directories (testing/projects.py):
         # --fix there; here they are left out, as the server's runs leave them out.
@@ -244,7 +333,7 @@ class _FixRun:
             raise CannotRun(result.message or "the tests could not start")
         if result.status == "timeout":
             raise CannotRun(f"the test suite took longer than {tests.timeout:g} s (--timeout)")
-        if not suite.reports and not suite.errors:
+        if not suite.reports and not suite.errors and tests_required:
             raise CannotRun(f"no tests found under {self.root}")
         return suite
 
@@ -271,7 +360,7 @@ class _FixRun:
         files = sorted({os.path.relpath(r.path, self.root) for r in failing if r.path})
         self.display.status(f"locating the fault: recording the tests of {len(files)} file(s)")
         spec = self._spec(nested_in(self.root, find_projects(self.root)), files)
-        locator = FailureLocator(self.root, self._read, self.index)
+        locator = FailureLocator(self.root, self.read, self.index)
         mutants = SandboxMutants(self._sandbox) if tests.localization_mutants else None
 
         def mutating(names: Sequence[str]) -> None:
@@ -297,7 +386,7 @@ class _FixRun:
     ) -> list[_Group]:
         """The failing tests by their top suspect (the function under test by today's rule
         when a test has no ranking), each group with its tests' suspects merged."""
-        locator = FailureLocator(self.root, self._read, self.index)
+        locator = FailureLocator(self.root, self.read, self.index)
         groups: dict[tuple[str, str], _Group] = {}
         for report in failing:
             suspects = list(ranked.get(report.test_id, ()))
@@ -347,7 +436,7 @@ class _FixRun:
                 " openai --openai-base-url URL)"
             ) from None
 
-    def _read(self, path: str) -> str | None:
+    def read(self, path: str) -> str | None:
         cached = self.files.get(Path(path))
         if cached is not None:
             return cached.text
@@ -420,7 +509,7 @@ class _FixRun:
         others: list[str] = []
         for target in targets:
             name = target.qualname.rpartition(".")[2]
-            others += self.graph.tests_exercising(target.path, name, self._read)
+            others += self.graph.tests_exercising(target.path, name, self.read)
         plan = TestPlan(
             failing=failing,
             others=list(dict.fromkeys(others)),
@@ -446,7 +535,7 @@ class _FixRun:
 
         self.display.status(f"{label}: round 1")
         fixing = {s.dotted for s in attempt}
-        related = related_sources(group.suspects, self.root, self._read, fixing)
+        related = related_sources(group.suspects, self.root, self.read, fixing)
         result = await refiner.refine(
             targets[0], plan, on_event=event, partners=targets[1:], related=related
         )
@@ -466,39 +555,46 @@ class _FixRun:
     def _fixed(
         self, group: _Group, attempt: list[Suspect], targets: list[Target], result: RefineResult
     ) -> None:
-        """Write a verified fix (each file it changes; a dry run only prints it)."""
+        """Write a verified fix of a group of failing tests."""
         assert result.source is not None
         texts = {targets[0].path: result.source, **result.more}
         group.report.fixed = [s.dotted for s in attempt]
-        group.report.diff = "".join(
-            _diff(os.path.relpath(path, self.root), self.files[path].text, text)
-            for path, text in texts.items()
-        )
         group.report.kept = list(result.kept)
         notes = list(result.kept)
         if attempt != group.suspects[:1]:
             notes.insert(0, "fixed " + " and ".join(f"`{s.qualname}`" for s in attempt))
+        group.before = self.write_fix(group.report, texts, notes)
+        self.fixed.extend(s.qualname for s in attempt)
+
+    def write_fix(
+        self, report: GroupReport, texts: dict[Path, str], notes: list[str]
+    ) -> dict[Path, TextFile]:
+        """Write a verified fix: each file it changes, all or none (a dry run only prints
+        it). Returns the files as they were, for a roll-back ({} in a dry run)."""
+        report.diff = "".join(
+            _diff(os.path.relpath(path, self.root), self.files[path].text, text)
+            for path, text in texts.items()
+        )
         if self.options.dry_run:
-            print(group.report.diff, end="")
-            group.report.status = "fixed"
-            group.report.why = "; ".join(["dry run: not written", *notes])
+            print(report.diff, end="")
+            report.status = "fixed"
+            report.why = "; ".join(["dry run: not written", *notes])
             for path, text in texts.items():
                 self.files[path] = _replaced(self.files[path], text)
-        else:
-            written: dict[Path, TextFile] = {}
-            try:
-                for path, text in texts.items():
-                    write_atomic(self.files[path], text)
-                    written[path] = self.files[path]
-            except FileProblem:
-                for path, before in written.items():  # all of the fix or none of it
-                    write_atomic(read_text_file(path), before.text)
-                raise
-            group.before = written
-            for path in texts:
-                self.files[path] = read_text_file(path)
-            group.report.status, group.report.why = "fixed", "; ".join(notes)
-        self.fixed.extend(s.qualname for s in attempt)
+            return {}
+        written: dict[Path, TextFile] = {}
+        try:
+            for path, text in texts.items():
+                write_atomic(self.files[path], text)
+                written[path] = self.files[path]
+        except FileProblem:
+            for path, before in written.items():  # all of the fix or none of it
+                write_atomic(read_text_file(path), before.text)
+            raise
+        for path in texts:
+            self.files[path] = read_text_file(path)
+        report.status, report.why = "fixed", "; ".join(notes)
+        return written
 
     async def _pass_now(self, group: _Group, text: str, failing: list[str]) -> bool:
         """Whether the group's failing tests pass with the fixes made so far (in the sandbox:
@@ -510,7 +606,7 @@ class _FixRun:
 
     # -- after fixing -------------------------------------------------------------------------
 
-    async def _check_written(self, first: _Suite, written: list[_Group]) -> None:
+    async def _check_written(self, first: _Suite, written: Sequence[_Written]) -> None:
         """The whole suite once more; roll back the fixes that broke a test elsewhere."""
         self.display.status("running the tests again")
         second = await self._suite()
@@ -543,6 +639,8 @@ class _FixRun:
         still = {r.test_id for r in second.failing}
         fixed = [g.function for g in self.report.groups if g.status == "fixed"]
         for summary in self.report.groups:
+            if summary.tool is not None:
+                continue  # a tool's findings: its tests passed before as after
             if fixed and summary.status == "not-fixed" and not still & set(summary.tests):
                 summary.status = "skipped"
                 summary.why = "its tests pass after the fix of " + ", ".join(

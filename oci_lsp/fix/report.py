@@ -43,6 +43,19 @@ class GroupReport:
     # (`function` is the first); and those the fix changed: one, or two fixed together.
     suspects: list[str] = field(default_factory=list)
     fixed: list[str] = field(default_factory=list)
+    # A group of a tool's findings (`--tools`, issue 16): the tool ("python" for a syntax
+    # error) and its findings ({tool, path, code, message, line}, lines 1-based), in place of
+    # `tests` in the JSON report.
+    tool: str | None = None
+    diagnostics: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        if self.tool is None:
+            del out["tool"], out["diagnostics"]
+        else:
+            del out["tests"], out["suspects"]
+        return out
 
 
 @dataclass
@@ -50,7 +63,8 @@ class Report:
     root: str
     dry_run: bool
     groups: list[GroupReport] = field(default_factory=list)
-    unfixable: list[dict[str, str]] = field(default_factory=list)  # test, why
+    # test, why; or a finding outside any function (tool, path, code, message, line, why)
+    unfixable: list[dict[str, Any]] = field(default_factory=list)
     failing_before: int = 0
     failing_after: int | None = None
     seconds: float = 0.0
@@ -64,7 +78,9 @@ class Report:
         return counts
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "counts": self.counts()}
+        out = {**asdict(self), "counts": self.counts()}
+        out["groups"] = [g.to_json() for g in self.groups]
+        return out
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -74,19 +90,23 @@ class Report:
 
     def table(self) -> str:
         """The summary printed at the end."""
-        rows = [("status", "function", "tests", "rounds", "why")]
+        rows = [("status", "function", "found", "rounds", "why")]
         for group in self.groups:
+            what = f" ({group.tool})" if group.tool else ""
             rows.append(
                 (
                     group.status,
-                    f"{group.path}::{group.function}",
-                    str(len(group.tests)),
+                    f"{group.path}::{group.function}{what}",
+                    str(len(group.diagnostics) if group.tool else len(group.tests)),
                     str(len(group.rounds)),
                     group.why,
                 )
             )
         for item in self.unfixable:
-            rows.append(("skipped", item["test"], "1", "0", item["why"]))
+            where = item.get("test") or (
+                f"{item['path']}:{item['line']} {item['tool']} {item.get('code') or ''}".rstrip()
+            )
+            rows.append(("skipped", where, "1", "0", item["why"]))
         widths = [max(len(row[i]) for row in rows) for i in range(4)]
         lines = [
             "  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True))
