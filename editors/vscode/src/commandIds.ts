@@ -6,6 +6,7 @@
 export const SERVER = {
   generate: "oci.generate",
   fix: "oci.fix",
+  fixDiagnostics: "oci.fixDiagnostics",
   runTests: "oci.runTests",
   status: "oci.status",
   applyUnverified: "oci.applyUnverified",
@@ -31,5 +32,6 @@ export const PALETTE = {
 export const EDITING_COMMANDS: ReadonlySet<string> = new Set([
   SERVER.generate,
   SERVER.fix,
+  SERVER.fixDiagnostics,
   SERVER.applyUnverified,
 ]);

@@ -9,11 +9,12 @@ import { FIX_WITH_INSTRUCTION, PALETTE, SERVER } from "./commandIds";
 import {
   failingTestOf,
   failingTestsAt,
+  parseDiagnosticsArgument,
   parseFixArgument,
   shortFunctionName,
   shortTestName,
 } from "./failingTests";
-import type { DiagnosticLike, FailingTest, FixArgument } from "./failingTests";
+import type { DiagnosticLike, DiagnosticsArgument, FailingTest, FixArgument } from "./failingTests";
 import { pullModel } from "./modelPull";
 import { RESTRICTED_MESSAGE } from "./serverController";
 import type { ServerController } from "./serverController";
@@ -196,8 +197,16 @@ export class Commands {
     return found;
   }
 
-  /** `oci.fixWithInstruction {uri, test, function?}`: ask for one line, then `oci.fix`. */
+  /**
+   * `oci.fixWithInstruction {uri, test, function?}`: ask for one line, then `oci.fix`; on
+   * other tools' diagnostics, `{uri, function, diagnostics}`: then `oci.fixDiagnostics`.
+   */
   private async fixWithInstruction(value: unknown): Promise<void> {
+    const findings = parseDiagnosticsArgument(value);
+    if (findings !== undefined) {
+      await this.fixDiagnosticsWithInstruction(findings);
+      return;
+    }
     const argument = parseFixArgument(value);
     if (argument === undefined) {
       void vscode.window.showErrorMessage("oci-lsp: oci.fixWithInstruction needs {uri, test}.");
@@ -224,6 +233,23 @@ export class Commands {
       ...(argument.function !== undefined ? { function: argument.function } : {}),
       instruction: instruction.trim(),
     });
+  }
+
+  private async fixDiagnosticsWithInstruction(argument: DiagnosticsArgument): Promise<void> {
+    if ((await this.requireServer()) === undefined) {
+      return;
+    }
+    const first = argument.diagnostics[0];
+    const instruction = await vscode.window.showInputBox({
+      title: `Fix \`${shortFunctionName(argument.function)}\`: ${first?.message ?? ""}`,
+      prompt: "One line of guidance for the model, sent with the tool's report",
+      placeHolder: "e.g. return an empty string for None; keep the signature",
+      ignoreFocusOut: true,
+    });
+    if (instruction === undefined || instruction.trim() === "") {
+      return;
+    }
+    await vscode.commands.executeCommand(SERVER.fixDiagnostics, { ...argument, instruction: instruction.trim() });
   }
 
   private async runTests(uri: vscode.Uri | undefined): Promise<void> {

@@ -116,3 +116,24 @@ export function parseFixArgument(value: unknown): FixArgument | undefined {
   }
   return typeof fn === "string" ? { uri, test, function: fn } : { uri, test };
 }
+
+/** The argument of a fix of other tools' diagnostics (`oci.fixDiagnostics`), as the server sent it. */
+export interface DiagnosticsArgument {
+  uri: string;
+  function: string;
+  diagnostics: { message: string; [key: string]: unknown }[];
+}
+
+export function parseDiagnosticsArgument(value: unknown): DiagnosticsArgument | undefined {
+  if (typeof value !== "object" || value === null) {
+    return undefined;
+  }
+  const { uri, function: fn, diagnostics } = value as Record<string, unknown>;
+  if (typeof uri !== "string" || typeof fn !== "string" || !Array.isArray(diagnostics) || diagnostics.length === 0) {
+    return undefined;
+  }
+  if (!diagnostics.every((d) => typeof d === "object" && d !== null && typeof (d as { message?: unknown }).message === "string")) {
+    return undefined;
+  }
+  return { uri, function: fn, diagnostics: diagnostics as DiagnosticsArgument["diagnostics"] };
+}

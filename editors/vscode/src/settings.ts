@@ -28,6 +28,10 @@ export const SERVER_KEYS: readonly string[] = [
   "refine.verify",
   "generation.maxNewTokens",
   "generation.preload",
+  "tools.enabled",
+  "tools.ruff",
+  "tools.mypy",
+  "tools.pyright",
 ];
 
 /**

@@ -35,6 +35,10 @@ const CONTRACT_DEFAULTS: Record<string, unknown> = {
   "refine.verify": true,
   "generation.maxNewTokens": 1024,
   "generation.preload": false,
+  "tools.enabled": null,
+  "tools.ruff": null,
+  "tools.mypy": null,
+  "tools.pyright": null,
 };
 
 describe("contributes.configuration", () => {

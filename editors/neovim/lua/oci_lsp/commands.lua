@@ -28,7 +28,9 @@ end
 
 local function fix(client, argument, bufnr, name)
   local what = name and ("fix of `%s`"):format(name) or "fix"
-  clients.execute(client, "oci.fix", argument, bufnr, report(what))
+  -- A fix of other tools' diagnostics ({uri, function, diagnostics}) has its own command.
+  local command = argument.diagnostics and "oci.fixDiagnostics" or "oci.fix"
+  clients.execute(client, command, argument, bufnr, report(what))
 end
 
 -- Asks for one line; nothing at all happens when the user cancels or enters nothing.
@@ -48,8 +50,13 @@ end
 M.client = {
   ["oci.fixWithInstruction"] = function(command, ctx)
     local argument = (command.arguments or {})[1]
-    if type(argument) ~= "table" or not argument.uri or not argument.test then
-      vim.notify("oci-lsp: oci.fixWithInstruction needs {uri, test}", levels.ERROR)
+    local on_test = type(argument) == "table" and argument.uri and argument.test
+    local on_diagnostics = type(argument) == "table"
+      and argument.uri
+      and argument["function"]
+      and type(argument.diagnostics) == "table"
+    if not on_test and not on_diagnostics then
+      vim.notify("oci-lsp: oci.fixWithInstruction needs {uri, test} or {uri, function, diagnostics}", levels.ERROR)
       return
     end
     local client = vim.lsp.get_client_by_id(ctx.client_id)

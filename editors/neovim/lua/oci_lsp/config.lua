@@ -40,6 +40,7 @@ local setting_keys = {
   tests = true,
   refine = true,
   generation = true,
+  tools = true,
 }
 
 --- The options with defaults filled in; a wrong type is an error, an unknown key a warning.
@@ -66,18 +67,22 @@ function M.resolve(opts)
   return resolved
 end
 
--- vim.json encodes an empty Lua table as `[]`; every table in the settings object is an object
--- (the argv list `tests.command` is never empty), so say so for the empty ones.
-local function as_objects(value)
+-- vim.json encodes an empty Lua table as `[]`; the tables of the settings object are objects
+-- (the argv lists are never empty), so say so for the empty ones. The one list that may be
+-- empty is `tools.enabled` (no tool verifies): it stays a list.
+local LISTS = { ["tools.enabled"] = true }
+
+local function as_objects(value, key)
   if type(value) ~= "table" then
     return value
   end
   if next(value) == nil then
-    return vim.empty_dict()
+    return LISTS[key] and value or vim.empty_dict()
   end
   local out = {}
-  for key, item in pairs(value) do
-    out[key] = as_objects(item)
+  for name, item in pairs(value) do
+    local dotted = type(name) == "string" and (key and (key .. "." .. name) or name) or key
+    out[name] = as_objects(item, dotted)
   end
   return out
 end
