@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from lsprotocol import types
+from pygls.workspace import PositionCodec
 
+from oci_lsp.code.scan import definitions
 from oci_lsp.server import finding_actions
 
 SOURCE = """\
@@ -117,3 +119,24 @@ def test_which_tools_cannot_verify() -> None:
         "pyright",
         "pylint",
     ]
+
+
+def test_client_columns_become_the_texts_characters() -> None:
+    # An emoji is two UTF-16 units and one character: the finding's column is the text's.
+    line = 'x = "😀" + undefined_name\n'
+    codec = PositionCodec(types.PositionEncodingKind.Utf16)
+    sent = diagnostic(0, source="Ruff", code="F821", message="Undefined name")
+    sent.range = types.Range(types.Position(0, 11), types.Position(0, 25))
+    group = finding_actions.FunctionDiagnostics(definitions("def f():\n    pass\n")[0], (sent,))
+    sent_json = finding_actions.argument("file:///w/m.py", group)["diagnostics"]
+
+    def to_code_points(where: types.Range) -> types.Range:
+        server = codec.range_from_client_units([line], where)
+        return types.Range(
+            types.Position(server.start.line, server.start.character),
+            types.Position(server.end.line, server.end.character),
+        )
+
+    [finding] = finding_actions.findings_of(sent_json, Path("/w/m.py"), to_code_points) or []
+    assert line[finding.column - 1 :].startswith("undefined_name")
+    assert finding.end_column is not None and line[finding.end_column - 1] == "\n"

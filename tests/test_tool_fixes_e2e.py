@@ -266,3 +266,32 @@ async def test_a_syntax_error_is_shown_and_fixed(editor: Editor, tmp_path: Path)
         await editor.wait_for_diagnostics(
             report, lambda d: not any(x.code == "syntax-error" for x in d)
         )
+
+
+async def test_a_pylance_finding_is_verified_by_pyright(editor: Editor, tmp_path: Path) -> None:
+    root = write_files(tmp_path / "ws", LABELS)
+    # What Pylance publishes for `return n` (pyright's rule as the code).
+    pylance = types.Diagnostic(
+        range=types.Range(types.Position(RETURN_LINE, 11), types.Position(RETURN_LINE, 12)),
+        message='Type "int" is not assignable to return type "str"\n  "int" is not assignable to "str"',
+        severity=types.DiagnosticSeverity.Error,
+        source="Pylance",
+        code="reportReturnType",
+    )
+    # The half fix is refused by pyright itself; the right one comes after its report.
+    script = answering(
+        RIGHT_LABEL,
+        HALF_LABEL,
+        # pyright's words for the half fix: a falsy n is returned as the int 0.
+        lambda turn: "pyright reportReturnType" in turn and "Literal[0]" in turn,
+    )
+    with ScriptedOpenAIServer(script) as server:
+        await start(editor, root, settings(server, refine={"candidates": 1, "maxRounds": 2}))
+        actions = await editor.code_actions(root / "labels.py", RETURN_LINE, [pylance])
+        [fix] = [a for a in actions if a.title.startswith("Fix `label`: reportReturnType")]
+        assert "unverified" not in fix.title  # pyright is installed beside the interpreter
+        result = await run(editor, fix)
+        assert result["applied"] and result["verified"], result
+        assert "    return str(n)\n" in editor.text(root / "labels.py")
+        assert "pyright" in result["message"]
+        assert len(server.requests) == 2  # the half fix was refused by pyright's own report

@@ -95,8 +95,12 @@ def argument(uri: str, group: FunctionDiagnostics) -> dict[str, Any]:
     }
 
 
-def findings_of(value: Any, path: Path) -> list[Finding] | None:
-    """The command argument's diagnostics as findings; None when they are malformed."""
+def findings_of(
+    value: Any, path: Path, to_code_points: Callable[[types.Range], types.Range] | None = None
+) -> list[Finding] | None:
+    """The command argument's diagnostics as findings; None when they are malformed.
+    `to_code_points`: the client's positions (UTF-16 by default) to the text's characters,
+    which findings count in."""
     if not isinstance(value, list) or not value:
         return None
     found = []
@@ -104,6 +108,8 @@ def findings_of(value: Any, path: Path) -> list[Finding] | None:
         diagnostic = _diagnostic_from_json(item)
         if diagnostic is None:
             return None
+        if to_code_points is not None:
+            diagnostic.range = to_code_points(diagnostic.range)
         found.append(_finding(diagnostic, path))
     return found
 
