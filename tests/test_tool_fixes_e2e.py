@@ -295,3 +295,82 @@ async def test_a_pylance_finding_is_verified_by_pyright(editor: Editor, tmp_path
         assert "    return str(n)\n" in editor.text(root / "labels.py")
         assert "pyright" in result["message"]
         assert len(server.requests) == 2  # the half fix was refused by pyright's own report
+
+
+WORDS = {
+    "words.py": '''\
+def first_word(text: str | None) -> str:
+    """The first word of text; "" when there is none."""
+    return text.split()[0]
+
+
+def shout(word: str) -> str:
+    if not word:
+        return wrod
+    return word.upper()
+''',
+    # Both defects are out of the tests' sight: no None, no empty word.
+    "tests/test_words.py": """\
+from words import first_word, shout
+
+
+def test_first_word():
+    assert first_word("hello world") == "hello"
+
+
+def test_shout():
+    assert shout("hi") == "HI"
+""",
+}
+RIGHT_FIRST = (
+    '```python\ndef first_word(text: str | None) -> str:\n    """The first word of text; "" when'
+    ' there is none."""\n    if not text or not text.split():\n        return ""\n'
+    "    return text.split()[0]\n```"
+)
+RIGHT_SHOUT = (
+    "```python\ndef shout(word: str) -> str:\n    if not word:\n        return word\n"
+    "    return word.upper()\n```"
+)
+
+
+async def test_an_optional_not_handled_and_an_undefined_name(
+    editor: Editor, tmp_path: Path
+) -> None:
+    root = write_files(tmp_path / "ws", WORDS)
+
+    def model(body: dict[str, Any]) -> str:
+        turn = last_user_turn(body)
+        if "mypy [union-attr]" in turn and 'Item "None" of "str | None"' in turn:
+            return RIGHT_FIRST
+        if "ruff F821 Undefined name `wrod`" in turn:
+            return RIGHT_SHOUT
+        return "I cannot tell what is wrong."
+
+    with ScriptedOpenAIServer(model) as server:
+        await editor.start(root, init_options=settings(server))
+        path = root / "words.py"
+        editor.open(path)
+        await editor.wait_idle()
+        optional = types.Diagnostic(
+            range=types.Range(types.Position(2, 11), types.Position(2, 21)),
+            message='Item "None" of "str | None" has no attribute "split"',
+            severity=types.DiagnosticSeverity.Error,
+            source="mypy",
+            code="union-attr",
+        )
+        undefined = types.Diagnostic(
+            range=types.Range(types.Position(7, 15), types.Position(7, 19)),
+            message="Undefined name `wrod`",
+            severity=types.DiagnosticSeverity.Error,
+            source="Ruff",
+            code="F821",
+        )
+        for line, diagnostic, fixed in (
+            (2, optional, '        return ""\n'),
+            (7, undefined, "        return word\n"),
+        ):
+            actions = await editor.code_actions(path, line, [diagnostic])
+            [fix] = [a for a in actions if f": {diagnostic.code} " in a.title]
+            result = await run(editor, fix)
+            assert result["applied"] and result["verified"], result
+            assert fixed in editor.text(path)
