@@ -374,3 +374,18 @@ async def test_an_optional_not_handled_and_an_undefined_name(
             result = await run(editor, fix)
             assert result["applied"] and result["verified"], result
             assert fixed in editor.text(path)
+
+
+async def test_a_tool_that_cannot_run_is_said_and_the_tests_still_check(
+    editor: Editor, tmp_path: Path
+) -> None:
+    root = write_files(tmp_path / "ws", LABELS)
+    with ScriptedOpenAIServer([RIGHT_LABEL]) as server:
+        # A command that exits 1 and prints nothing is no verdict.
+        await start(editor, root, settings(server, tools={"mypy": ["/bin/false"]}))
+        actions = await editor.code_actions(root / "labels.py", RETURN_LINE, [mypy_diagnostic()])
+        [fix] = [a for a in actions if a.title.startswith("Fix `label`: return-value")]
+        result = await run(editor, fix)
+        assert result["applied"] and result["verified"], result
+        said = [m for m in editor.messages() if "checked by the parser and the tests only" in m]
+        assert said and "mypy" in said[0], editor.messages()

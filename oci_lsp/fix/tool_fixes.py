@@ -154,6 +154,8 @@ async def fix_group(run: _FixRun, group: FindingGroup, commands: dict[str, ToolC
     check = await ToolCheck.prepare(
         run.root, group.path, group.qualname, source, group.findings, verifying
     )
+    if check.failed:
+        raise ToolError("; ".join(check.failed.values()))
     # What the tool reports in the function now (an earlier fix in the file moved lines);
     # a syntax error as the parser says it now.
     targets = check.found or _syntax_now(group, source) or group.findings

@@ -66,6 +66,8 @@ class ToolCheck:
     baseline: Counter[_Key] = field(default_factory=Counter)
     silenced: int = 0  # the silencing comments the function had
     found: list[Finding] = field(default_factory=list)  # the tools' findings in it now
+    # The tools that could not run on the original, and why: left out of the check.
+    failed: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     async def prepare(
@@ -92,6 +94,7 @@ class ToolCheck:
                 if not isinstance(result, ToolError):
                     raise result
                 del check.commands[name]
+                check.failed[name] = str(result)
                 continue
             inside = in_function(result, original, qualname)
             check.found += inside
