@@ -6,8 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from lsprotocol import types
+from pygls.workspace import PositionCodec
 
 from oci_lsp.server import finding_actions
+from oci_lsp.tools.findings import render
 
 SOURCE = """\
 import os
@@ -108,6 +110,49 @@ def test_the_argument_round_trips_to_findings() -> None:
     assert finding_actions.findings_of([{"message": "no range"}], Path("/w/m.py")) is None
     assert finding_actions.findings_of("nonsense", Path("/w/m.py")) is None
     assert finding_actions.findings_of([], Path("/w/m.py")) is None
+
+
+def test_columns_are_read_in_the_clients_encoding() -> None:
+    # An emoji is two UTF-16 units and one code point: the editor's column of `n` is 22 on
+    # this line, mypy's and ours 21 (0-based). The feedback must show the tool's column and
+    # put the carets under `n`, not under the space after it.
+    source = 'def f(n: int) -> str:\n    s = "\U0001f600é"; return n\n'
+    sent = [
+        types.Diagnostic(
+            range=types.Range(types.Position(1, 22), types.Position(1, 23)),
+            message='Incompatible return value type (got "int", expected "str")',
+            source="mypy",
+            code="return-value",
+        )
+    ]
+    argument = finding_actions.argument(
+        "file:///w/m.py", finding_actions.by_function(source, sent)[0]
+    )
+    path = Path("/w/m.py")
+    [finding] = finding_actions.findings_of(
+        argument["diagnostics"], path, source, PositionCodec()
+    ) or [None]
+    assert finding is not None
+    assert (finding.line, finding.column, finding.end_column) == (2, 22, 23)
+    shown = render(finding, Path("/w"), source).splitlines()
+    assert shown[0].startswith("m.py:2:22: mypy [return-value]")
+    assert shown[2:4] == ['2 |     s = "\U0001f600é"; return n', "  | " + " " * 21 + "^"]
+    # The editor's position encoding is its own: UTF-32 columns are code points already.
+    [same] = finding_actions.findings_of(
+        [
+            {
+                **argument["diagnostics"][0],
+                "range": {
+                    "start": {"line": 1, "character": 21},
+                    "end": {"line": 1, "character": 22},
+                },
+            }
+        ],
+        path,
+        source,
+        PositionCodec(types.PositionEncodingKind.Utf32),
+    ) or [None]
+    assert same is not None and same.column == 22
 
 
 def test_which_tools_cannot_verify() -> None:

@@ -346,11 +346,6 @@ class CodeActions:
         path = self.path_of(uri) if uri else None
         if uri is None or path is None or qualname is None:
             return self._refused(f"{COMMAND_FIX_DIAGNOSTICS} needs {{uri, function, diagnostics}}")
-        findings = finding_actions.findings_of(argument.get("diagnostics"), Path(path))
-        if findings is None:
-            return self._refused(
-                f"{COMMAND_FIX_DIAGNOSTICS}: `diagnostics` must be a list of LSP diagnostics"
-            )
         folder = self.server.folders.for_path(path)
         session = self.server.session_for(path)
         if folder is None or session is None:
@@ -358,6 +353,14 @@ class CodeActions:
         source = self.server.read(path)
         if source is None:
             return self._refused(f"cannot read {uri}")
+        # The diagnostics' columns are the client's (UTF-16 unless negotiated otherwise).
+        findings = finding_actions.findings_of(
+            argument.get("diagnostics"), Path(path), source, self.server.workspace.position_codec
+        )
+        if findings is None:
+            return self._refused(
+                f"{COMMAND_FIX_DIAGNOSTICS}: `diagnostics` must be a list of LSP diagnostics"
+            )
         if find_function(source, qualname) is None:
             name = qualname.rpartition(".")[2]
             return self._refused(f"`{name}` is no longer in {Path(path).name}")
