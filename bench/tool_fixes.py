@@ -122,28 +122,34 @@ class Found:
         tag = f"mypy [{self.code}]" if self.tool == "mypy" else f"{self.tool} {self.code}"
         return f"{relative}:{self.line}:{self.column + 1}: {tag} {self.message}"
 
-    def diagnostic(self) -> types.Diagnostic:
-        """As the tool's language server publishes it (mypy's extension; ruff's server sends
-        an unused variable as a Warning tagged unnecessary)."""
-        where = types.Range(
-            types.Position(self.line - 1, self.column),
-            types.Position(self.end_line - 1, self.end_column),
-        )
-        if self.tool == "mypy":
+    def diagnostic(self, style: str) -> types.Diagnostic:
+        """As a language server publishes it. mypy: "code", the code in its own field (the
+        issue's tests, mypy's JSON), or "message", the code at the end of the message and none
+        in the field, one character wide (pylsp-mypy, from mypy's text output). Ruff's server
+        sends an unused variable as a Warning tagged unnecessary."""
+        start = types.Position(self.line - 1, self.column)
+        if self.tool == "ruff":
             return types.Diagnostic(
-                range=where,
+                range=types.Range(start, types.Position(self.end_line - 1, self.end_column)),
                 message=self.message,
+                severity=types.DiagnosticSeverity.Warning,
+                source="Ruff",
+                code=self.code,
+                tags=[types.DiagnosticTag.Unnecessary],
+            )
+        if style == "message":
+            return types.Diagnostic(
+                range=types.Range(start, types.Position(self.line - 1, self.column + 1)),
+                message=f"{self.message}  [{self.code}]",
                 severity=types.DiagnosticSeverity.Error,
                 source="mypy",
-                code=self.code,
             )
         return types.Diagnostic(
-            range=where,
+            range=types.Range(start, types.Position(self.end_line - 1, self.end_column)),
             message=self.message,
-            severity=types.DiagnosticSeverity.Warning,
-            source="Ruff",
+            severity=types.DiagnosticSeverity.Error,
+            source="mypy",
             code=self.code,
-            tags=[types.DiagnosticTag.Unnecessary],
         )
 
 
@@ -155,6 +161,7 @@ class Seeded:
     canonical: str  # the module's text
     seeded: str
     finding: Found | None = None  # the tool's report of the seed on the seeded workspace
+    style: str = "code"  # how the diagnostic carries mypy's code (Found.diagnostic)
 
     @property
     def relative(self) -> str:
@@ -375,10 +382,11 @@ def fence(module: str) -> str:
 
 
 def scripted_model(
-    seeded: Sequence[Seeded], asked: Counter[int], right: Counter[int]
+    seeded: Sequence[Seeded], asked: Counter[int], right: Counter[int], controls: dict[int, str]
 ) -> Callable[[dict[str, Any]], Reply]:
     """The canonical module when the last user turn carries the tool's report of the seed,
-    the seeded module otherwise; counts the requests per problem and the right answers."""
+    the seeded module otherwise; a problem in `controls` gets that text whatever it is asked.
+    Counts the requests per problem and the right answers."""
     by_file = {f"he_{s.task:03d}.py": s for s in seeded}
 
     def reply(body: dict[str, Any]) -> Reply:
@@ -388,6 +396,8 @@ def scripted_model(
             if name in task and f"`{problem.entry}`" in task:
                 assert problem.finding is not None
                 asked[problem.task] += 1
+                if problem.task in controls:
+                    return Reply(fence(controls[problem.task]))
                 if last.startswith("Execution result:") and (
                     problem.finding.report_line(problem.relative) in last
                 ):
@@ -397,6 +407,20 @@ def scripted_model(
         return Reply("I do not know.")
 
     return reply
+
+
+def silenced(problem: Seeded) -> str:
+    """The seeded module with the tool told to look away on the seed's line."""
+    assert problem.finding is not None
+    lines = problem.seeded.splitlines(keepends=True)
+    comment = (
+        f"  # type: ignore[{problem.kind.code}]"
+        if problem.kind.tool == "mypy"
+        else f"  # noqa: {problem.kind.code}"
+    )
+    index = problem.finding.line - 1
+    lines[index] = lines[index].rstrip("\n") + comment + "\n"
+    return "".join(lines)
 
 
 # -- the server, through a real client -------------------------------------------------------
@@ -557,11 +581,11 @@ async def fix_one(client: Client, root: Path, problem: Seeded) -> FixRun:
     uri = (root / problem.relative).as_uri()
     client.open(uri, problem.seeded)
     try:
-        diagnostic = problem.finding.diagnostic()
+        diagnostic = problem.finding.diagnostic(problem.style)
         offered = [
             a
             for a in await client.actions(uri, diagnostic)
-            if a.title.startswith(f"Fix `{problem.entry}`: {problem.kind.code}")
+            if a.title.startswith(f"Fix `{problem.entry}`: ")  # not the instruction variant
         ]
         if len(offered) != 1 or offered[0].command is None:
             run.error = f"offered {[a.title for a in offered]}"
@@ -667,7 +691,8 @@ async def through_server(
     runs: list[FixRun] = []
     own: dict[int, dict[str, float]] = {}
     cache_base = Path(env["XDG_CACHE_HOME"]) / "oci-lsp" / "mypy"
-    with ScriptedOpenAIServer(scripted_model(seeded, asked, right)) as model:
+    controls: dict[int, str] = {}
+    with ScriptedOpenAIServer(scripted_model(seeded, asked, right, controls)) as model:
         client = Client()
         options = {
             "backend": "openai",
@@ -695,10 +720,43 @@ async def through_server(
                     f" {own[problem.task]['tests']:.2f} s; {run.result.get('message', run.error)}",
                     file=sys.stderr,
                 )
+            results["controls"] = await control_runs(client, root, seeded, asked, controls)
         finally:
             results["server_messages"] = client.messages
             await client.stop()
     return runs, own, asked, right
+
+
+async def control_runs(
+    client: Client,
+    root: Path,
+    seeded: list[Seeded],
+    asked: Counter[int],
+    controls: dict[int, str],
+) -> list[dict[str, Any]]:
+    """The first problem of each kind again, with a model that never fixes it: it answers the
+    seeded module (its test passes: only the tool can refuse it), then the seeded module with
+    the tool told to look away (`# type: ignore[CODE]`, `# noqa: CODE`). Neither may be
+    applied."""
+    firsts = {p.kind.code: p for p in reversed(seeded)}
+    out = []
+    for problem in sorted(firsts.values(), key=lambda p: p.task):
+        for name, text in (("seeded", problem.seeded), ("silenced", silenced(problem))):
+            controls[problem.task] = text
+            before = asked[problem.task]
+            run = await fix_one(client, root, problem)
+            del controls[problem.task]
+            out.append(
+                {
+                    "task": problem.task,
+                    "kind": problem.kind.code,
+                    "control": name,
+                    "applied": bool(run.result.get("applied")) or run.to_edit is not None,
+                    "message": run.result.get("message", run.error),
+                    "requests": asked[problem.task] - before,
+                }
+            )
+    return out
 
 
 def headless(
@@ -710,7 +768,7 @@ def headless(
     write_workspace(root, {p.task: p.seeded for p in seeded}, rows)
     report = base / "headless.json"
     asked: Counter[int] = Counter()
-    with ScriptedOpenAIServer(scripted_model(seeded, asked, Counter())) as model:
+    with ScriptedOpenAIServer(scripted_model(seeded, asked, Counter(), {})) as model:
         started = time.perf_counter()
         done = subprocess.run(
             [
@@ -767,6 +825,8 @@ def main() -> int:
         findings = check(root, base / "seeded-cache")  # mypy and ruff, once
         for problem in seeded:
             [problem.finding] = findings.findings(problem.relative)
+        for index, problem in enumerate(p for p in seeded if p.kind.tool == "mypy"):
+            problem.style = ("code", "message")[index % 2]
         results["dropped"] = {f"HumanEval/{t}": why for t, why in sorted(dropped.items())}
         results["kinds"] = dict(Counter(p.kind.code for p in seeded))
         results["kind_misses"] = dict(missed)
@@ -794,6 +854,7 @@ def main() -> int:
         row = {
             "task": run.task,
             "kind": problem.kind.code,
+            "style": problem.style if problem.kind.tool == "mypy" else "ruff",
             "title": run.title,
             "fixed_and_verified": fixed,
             "canonical_text": run.text == problem.canonical,
@@ -869,6 +930,14 @@ def main() -> int:
         f" ({fixed_count / max(1, len(runs)):.0%}); the text equals the canonical module in"
         f" {sum(r['canonical_text'] for r in rows_out)}"
     )
+    for style, label in (
+        ("code", "mypy, the code in its field"),
+        ("message", "mypy, the code in the message (pylsp-mypy)"),
+        ("ruff", "ruff F841 (ruff's server)"),
+    ):
+        some = [r for r in rows_out if r["style"] == style]
+        done = sum(r["fixed_and_verified"] for r in some)
+        print(f"- {label}: {done}/{len(some)}")
     for line in failures:
         print(f"- {line}")
 
@@ -897,12 +966,30 @@ def main() -> int:
                 f"\nthe first fix of the session (HumanEval/{first['task']}):"
                 f" {first['to_edit']:.2f} s to the edit"
             )
+    controls = results.get("controls", [])
+    refused = sum(not c["applied"] for c in controls)
+    print(
+        f"\ncontrols (a model that never fixes it; none may be applied): {refused}/{len(controls)}"
+        " refused"
+    )
+    for c in controls:
+        print(
+            f"- HumanEval/{c['task']} ({c['kind']}), {c['control']}:"
+            f" {'APPLIED' if c['applied'] else 'refused'} after {c['requests']} request(s);"
+            f" {c['message']}"
+        )
     headless_total = sum(1 for found in seeded_groups.values() if found)
     print(
         f"\noci-lsp --fix --tools mypy,ruff: {len(headless_fixed)}/{len(seeded)} seeded findings"
         f" fixed and verified ({headless_total} had a group), exit {code},"
         f" {seconds:.1f} s wall ({seconds / max(1, len(seeded)):.2f} s a seed);"
         f" counts {report.get('counts')}"
+    )
+    direct = sum(r["tool_warm"] + r["tests"] for r in rows_out)
+    results["headless"]["direct_seconds"] = direct
+    print(
+        f"against the same tool (warm) and test runs of each seed, summed: {direct:.1f} s"
+        f" ({seconds / direct:.2f}x)"
     )
     for t in sorted(set(by_task) - set(headless_fixed)):
         found = seeded_groups[t]
