@@ -875,10 +875,14 @@ def main() -> int:
             )
     results["server"] = rows_out
     timed_rows = [r for r in rows_out if r["fixed_and_verified"]]
-    ratios: dict[str, list[float]] = {"warm": [], "cold": []}
+    ratios: dict[tuple[str, str], list[float]] = {}
     for r in timed_rows:
-        ratios["warm"].append(r["to_edit"] / (r["tool_warm"] + r["tests"]))
-        ratios["cold"].append(r["to_edit"] / (r["tool_cold"] + r["tests"]))
+        tool = "ruff" if r["kind"] == "F841" else "mypy"
+        for which in ("warm", "cold"):
+            ratio = r["to_edit"] / (r[f"tool_{which}"] + r["tests"])
+            ratios.setdefault(("all", which), []).append(ratio)
+            ratios.setdefault((tool, which), []).append(ratio)
+    results["ratios"] = {f"{tool} {which}": v for (tool, which), v in ratios.items()}
     groups = report.get("groups", [])
     seeded_groups = {
         t: [
@@ -958,8 +962,14 @@ def main() -> int:
             print(f"| {label} | {stats([r[key] for r in timed_rows])} |")
         print("\n| ratio, per problem | median | p90 | aim |")
         print("|---|---:|---:|---|")
-        print(f"| action / (tool warm + tests) | {stats(ratios['warm'])} | <= 1.5 |")
-        print(f"| action / (tool cold + tests) | {stats(ratios['cold'])} | <= 1.5 |")
+        for tool in ("all", "mypy", "ruff"):
+            for which in ("warm", "cold") if tool != "ruff" else ("warm",):
+                if (tool, which) in ratios:
+                    seeds = f"{tool} seeds" if tool != "all" else "all seeds"
+                    print(
+                        f"| {seeds} ({len(ratios[(tool, which)])}): action / (tool {which}"
+                        f" + tests) | {stats(ratios[(tool, which)])} | <= 1.5 |"
+                    )
         first = rows_out[0]
         if first["to_edit"] is not None:
             print(
