@@ -435,6 +435,8 @@ class FixRun:
     to_answer: float = 0.0  # to the command's answer
     text: str | None = None  # the buffer after the edit
     error: str = ""
+    requests: int = 0  # the model's requests for it
+    right_answers: int = 0  # of which it answered with the canonical module
 
 
 class Client:
@@ -594,9 +596,14 @@ async def fix_one(client: Client, root: Path, problem: Seeded) -> FixRun:
         assert action.command is not None
         run.title = action.title
         started = time.perf_counter()
-        run.result = await asyncio.wait_for(
-            client.command(action.command.command, *(action.command.arguments or [])), WAIT
-        )
+        try:
+            run.result = await asyncio.wait_for(
+                client.command(action.command.command, *(action.command.arguments or [])), WAIT
+            )
+        except TimeoutError:
+            run.error = f"no answer in {WAIT:g} s"
+        except Exception as exc:  # the server's error answer: a failure to report, not to stop
+            run.error = f"{type(exc).__name__}: {exc}"
         run.to_answer = time.perf_counter() - started
         if uri in client.edited:
             run.to_edit = client.edited.pop(uri) - started
@@ -685,7 +692,7 @@ async def through_server(
     seeded: list[Seeded],
     env: dict[str, str],
     results: dict[str, Any],
-) -> tuple[list[FixRun], dict[int, dict[str, float]], Counter[int], Counter[int]]:
+) -> tuple[list[FixRun], dict[int, dict[str, float]]]:
     asked: Counter[int] = Counter()
     right: Counter[int] = Counter()
     runs: list[FixRun] = []
@@ -705,6 +712,7 @@ async def through_server(
         try:
             for problem in seeded:
                 run = await fix_one(client, root, problem)
+                run.requests, run.right_answers = asked[problem.task], right[problem.task]
                 runs.append(run)
                 caches = sorted(cache_base.glob("*")) if cache_base.is_dir() else []
                 if problem.kind.tool == "mypy" and len(caches) != 1:
@@ -724,7 +732,7 @@ async def through_server(
         finally:
             results["server_messages"] = client.messages
             await client.stop()
-    return runs, own, asked, right
+    return runs, own
 
 
 async def control_runs(
@@ -830,7 +838,7 @@ def main() -> int:
         results["dropped"] = {f"HumanEval/{t}": why for t, why in sorted(dropped.items())}
         results["kinds"] = dict(Counter(p.kind.code for p in seeded))
         results["kind_misses"] = dict(missed)
-        runs, own, asked, right = asyncio.run(through_server(base, root, seeded, env, results))
+        runs, own = asyncio.run(through_server(base, root, seeded, env, results))
         results["load_after_server"] = _load()
         applied = {r.task: r.text for r in runs if r.text is not None}
         independent = verify(base, "server", applied, seeded, rows)
@@ -860,8 +868,8 @@ def main() -> int:
             "canonical_text": run.text == problem.canonical,
             "to_edit": run.to_edit,
             "to_answer": run.to_answer,
-            "requests": asked[run.task],
-            "right_answers": right[run.task],
+            "requests": run.requests,
+            "right_answers": run.right_answers,
             "message": run.result.get("message", run.error),
             "independent": why_not,
             **own[run.task],
@@ -932,7 +940,8 @@ def main() -> int:
     print(
         f"\nthrough the server: fixed and verified {fixed_count}/{len(runs)}"
         f" ({fixed_count / max(1, len(runs)):.0%}); the text equals the canonical module in"
-        f" {sum(r['canonical_text'] for r in rows_out)}"
+        f" {sum(r['canonical_text'] for r in rows_out)}; the model's requests per fix:"
+        f" {dict(sorted(Counter(r['requests'] for r in rows_out).items()))}"
     )
     for style, label in (
         ("code", "mypy, the code in its field"),
