@@ -276,6 +276,19 @@ def _helpers_used(source: str, test: str, entry: str) -> list[str]:
     return sorted(defined & used)
 
 
+def test_module(task: int, row: dict[str, str]) -> str:
+    """The test module of a problem: imports its entry point (and any helper its `check`
+    uses) from `solutions.he_NNN`, carries `check` and calls it from `test_ENTRY`."""
+    entry = row["entry_point"]
+    source = row["prompt"] + row["canonical_solution"]
+    names = ", ".join([entry, *_helpers_used(source, row["test"], entry)])
+    return (
+        f"from solutions.he_{task:03d} import {names}\n\n"
+        + row["test"].strip("\n")
+        + f"\n\n\ndef test_{entry}():\n    check({entry})\n"
+    )
+
+
 def build(root: Path) -> list[Problem]:
     """Write the workspace under `root`; the problems in task order."""
     rows = load_problems()
@@ -289,17 +302,12 @@ def build(root: Path) -> list[Problem]:
         row = rows[task]
         entry = row["entry_point"]
         source = row["prompt"] + row["canonical_solution"]
-        names = ", ".join([entry, *_helpers_used(source, row["test"], entry)])
         bug = bugs.get(task)
         if bug is not None:
             count = source.count(bug.old)
             assert count == 1, f"HumanEval/{task}: {bug.old!r} occurs {count} times"
             source = source.replace(bug.old, bug.new)
-        test = (
-            f"from solutions.he_{task:03d} import {names}\n\n"
-            + row["test"].strip("\n")
-            + f"\n\n\ndef test_{entry}():\n    check({entry})\n"
-        )
+        test = test_module(task, row)
         source_path = root / "solutions" / f"he_{task:03d}.py"
         test_path = root / "tests" / f"test_he_{task:03d}.py"
         source_path.write_text(source, encoding="utf-8")

@@ -8,8 +8,8 @@ from pathlib import Path
 from lsprotocol import types
 from pygls.workspace import PositionCodec
 
-from oci_lsp.code.scan import definitions
 from oci_lsp.server import finding_actions
+from oci_lsp.tools.findings import render
 
 SOURCE = """\
 import os
@@ -112,6 +112,49 @@ def test_the_argument_round_trips_to_findings() -> None:
     assert finding_actions.findings_of([], Path("/w/m.py")) is None
 
 
+def test_columns_are_read_in_the_clients_encoding() -> None:
+    # An emoji is two UTF-16 units and one code point: the editor's column of `n` is 22 on
+    # this line, mypy's and ours 21 (0-based). The feedback must show the tool's column and
+    # put the carets under `n`, not under the space after it.
+    source = 'def f(n: int) -> str:\n    s = "\U0001f600é"; return n\n'
+    sent = [
+        types.Diagnostic(
+            range=types.Range(types.Position(1, 22), types.Position(1, 23)),
+            message='Incompatible return value type (got "int", expected "str")',
+            source="mypy",
+            code="return-value",
+        )
+    ]
+    argument = finding_actions.argument(
+        "file:///w/m.py", finding_actions.by_function(source, sent)[0]
+    )
+    path = Path("/w/m.py")
+    [finding] = finding_actions.findings_of(
+        argument["diagnostics"], path, source, PositionCodec()
+    ) or [None]
+    assert finding is not None
+    assert (finding.line, finding.column, finding.end_column) == (2, 22, 23)
+    shown = render(finding, Path("/w"), source).splitlines()
+    assert shown[0].startswith("m.py:2:22: mypy [return-value]")
+    assert shown[2:4] == ['2 |     s = "\U0001f600é"; return n', "  | " + " " * 21 + "^"]
+    # The editor's position encoding is its own: UTF-32 columns are code points already.
+    [same] = finding_actions.findings_of(
+        [
+            {
+                **argument["diagnostics"][0],
+                "range": {
+                    "start": {"line": 1, "character": 21},
+                    "end": {"line": 1, "character": 22},
+                },
+            }
+        ],
+        path,
+        source,
+        PositionCodec(types.PositionEncodingKind.Utf32),
+    ) or [None]
+    assert same is not None and same.column == 22
+
+
 def test_which_tools_cannot_verify() -> None:
     available = {"ruff", "mypy"}.__contains__
     assert finding_actions.unverifiable(["ruff", "python", "mypy"], available) == []
@@ -119,24 +162,3 @@ def test_which_tools_cannot_verify() -> None:
         "pyright",
         "pylint",
     ]
-
-
-def test_client_columns_become_the_texts_characters() -> None:
-    # An emoji is two UTF-16 units and one character: the finding's column is the text's.
-    line = 'x = "😀" + undefined_name\n'
-    codec = PositionCodec(types.PositionEncodingKind.Utf16)
-    sent = diagnostic(0, source="Ruff", code="F821", message="Undefined name")
-    sent.range = types.Range(types.Position(0, 11), types.Position(0, 25))
-    group = finding_actions.FunctionDiagnostics(definitions("def f():\n    pass\n")[0], (sent,))
-    sent_json = finding_actions.argument("file:///w/m.py", group)["diagnostics"]
-
-    def to_code_points(where: types.Range) -> types.Range:
-        server = codec.range_from_client_units([line], where)
-        return types.Range(
-            types.Position(server.start.line, server.start.character),
-            types.Position(server.end.line, server.end.character),
-        )
-
-    [finding] = finding_actions.findings_of(sent_json, Path("/w/m.py"), to_code_points) or []
-    assert line[finding.column - 1 :].startswith("undefined_name")
-    assert finding.end_column is not None and line[finding.end_column - 1] == "\n"

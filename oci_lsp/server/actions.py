@@ -346,24 +346,21 @@ class CodeActions:
         path = self.path_of(uri) if uri else None
         if uri is None or path is None or qualname is None:
             return self._refused(f"{COMMAND_FIX_DIAGNOSTICS} needs {{uri, function, diagnostics}}")
+        folder = self.server.folders.for_path(path)
+        session = self.server.session_for(path)
+        if folder is None or session is None:
+            return self._refused(f"{Path(path).name} is outside the workspace folders")
         source = self.server.read(path)
         if source is None:
             return self._refused(f"cannot read {uri}")
-        lines = source.splitlines(keepends=True)
-        codec = self.server.workspace.position_codec
+        # The diagnostics' columns are the client's (UTF-16 unless negotiated otherwise).
         findings = finding_actions.findings_of(
-            argument.get("diagnostics"),
-            Path(path),
-            lambda where: _code_points(codec.range_from_client_units(lines, where)),
+            argument.get("diagnostics"), Path(path), source, self.server.workspace.position_codec
         )
         if findings is None:
             return self._refused(
                 f"{COMMAND_FIX_DIAGNOSTICS}: `diagnostics` must be a list of LSP diagnostics"
             )
-        folder = self.server.folders.for_path(path)
-        session = self.server.session_for(path)
-        if folder is None or session is None:
-            return self._refused(f"{Path(path).name} is outside the workspace folders")
         if find_function(source, qualname) is None:
             name = qualname.rpartition(".")[2]
             return self._refused(f"`{name}` is no longer in {Path(path).name}")
@@ -710,14 +707,6 @@ def _text_edit(original: str, edit: LineEdit) -> types.TextEdit:
 
 def _position(position: types.Position) -> dict[str, int]:
     return {"line": position.line, "character": position.character}
-
-
-def _code_points(server: Any) -> types.Range:
-    """pygls's ServerTextRange (code points) as an LSP Range of the same numbers."""
-    start, end = server.start, server.end
-    return types.Range(
-        types.Position(start.line, start.character), types.Position(end.line, end.character)
-    )
 
 
 def _and(items: Sequence[str]) -> str:

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
+from pygls.workspace import PositionCodec
 
-from oci_lsp.code.scan import Definition, definitions
+from oci_lsp.code.scan import Definition, definitions, split_lines
 from oci_lsp.server.diagnostics import SOURCE, SYNTAX_CODE
 from oci_lsp.tools.findings import Finding
 from oci_lsp.tools.lsp_source import finding_from_diagnostic, verifying_tool
@@ -96,11 +97,12 @@ def argument(uri: str, group: FunctionDiagnostics) -> dict[str, Any]:
 
 
 def findings_of(
-    value: Any, path: Path, to_code_points: Callable[[types.Range], types.Range] | None = None
+    value: Any, path: Path, source: str | None = None, codec: PositionCodec | None = None
 ) -> list[Finding] | None:
-    """The command argument's diagnostics as findings; None when they are malformed.
-    `to_code_points`: the client's positions (UTF-16 by default) to the text's characters,
-    which findings count in."""
+    """The command argument's diagnostics as findings; None when they are malformed. With
+    the module's text and the client's position codec, columns come in the client's
+    encoding (UTF-16 by default) and go to code points, as the tools count them; without,
+    they are taken as code points."""
     if not isinstance(value, list) or not value:
         return None
     found = []
@@ -108,10 +110,21 @@ def findings_of(
         diagnostic = _diagnostic_from_json(item)
         if diagnostic is None:
             return None
-        if to_code_points is not None:
-            diagnostic.range = to_code_points(diagnostic.range)
+        if source is not None and codec is not None:
+            diagnostic.range = _code_points(diagnostic.range, split_lines(source), codec)
         found.append(_finding(diagnostic, path))
     return found
+
+
+def _code_points(where: types.Range, lines: list[str], codec: PositionCodec) -> types.Range:
+    def convert(position: types.Position) -> types.Position:
+        # The codec answers line 0 for a line past the end: such a position stays as it is.
+        if position.line >= len(lines) or lines[position.line].isascii():
+            return position
+        moved = codec.position_from_client_units(lines, position)
+        return types.Position(position.line, moved.character)
+
+    return types.Range(convert(where.start), convert(where.end))
 
 
 def unverifiable(tools: Sequence[str], available: Callable[[str], bool]) -> list[str]:
