@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -28,6 +28,7 @@ from oci_lsp.engine.backend import Backend, BackendError
 from oci_lsp.refine.isolation import Sandbox, SandboxError
 from oci_lsp.refine.loop import (
     Check,
+    CheckOutcome,
     Conversations,
     Refiner,
     RefineResult,
@@ -368,16 +369,18 @@ class CodeActions:
         enabled = self.tool_commands(path, python)
         wanted = {f.tool for f in findings}
         commands = {name: c for name, c in enabled.items() if name in wanted}
-        check = await ToolCheck.prepare(
-            session.root, Path(path), qualname, source, findings, commands
+        # The tools' run on the function as it is goes on while the model writes: the first
+        # candidate waits for it, the first token does not (bench/RESULTS.md, issue 16).
+        check = _Preparing(
+            ToolCheck.prepare(session.root, Path(path), qualname, source, findings, commands),
+            lambda why: self._tell(
+                f"oci-lsp: {why}; the fix is checked by the parser and the tests only"
+            ),
         )
-        for why in check.failed.values():
-            # The title promised this tool's verdict: say why there will be none.
-            self._tell(f"oci-lsp: {why}; the fix is checked by the parser and the tests only")
         others = await session.tests_of(Path(path), qualname.rpartition(".")[2])
         report = render_all(findings, session.root, {Path(path): source})
         plan = TestPlan(failing=[], others=others, failure=report)
-        verifiers = check.tools or ["the parser"]
+        verifiers = list(commands) or ["the parser"]
         goal = f"so that {_and(verifiers)} no longer report the problems below in it"
         if others:
             goal += " and its tests still pass"
@@ -441,6 +444,8 @@ class CodeActions:
             return self._refused(str(exc))
         finally:
             self.busy.discard(work.key)
+            if isinstance(work.check, _Preparing):
+                work.check.cancel()  # a run no candidate waited for (no model, cancelled)
 
     async def _refine(
         self, work: Work, progress: Progress, cancel: asyncio.Event
@@ -643,6 +648,27 @@ class CodeActions:
     def _refused(self, why: str) -> dict[str, Any]:
         self._tell(f"oci-lsp: {why}")
         return {"applied": False, "verified": False, "message": why}
+
+
+class _Preparing:
+    """A ToolCheck whose run on the original goes on in the background; the first candidate
+    waits for it. A tool that could not run is told once (the title promised its verdict)."""
+
+    def __init__(self, prepare: Awaitable[ToolCheck], tell: Callable[[str], None]) -> None:
+        self._task = asyncio.ensure_future(prepare)
+        self._tell = tell
+        self._told = False
+
+    async def __call__(self, source: str) -> CheckOutcome:
+        check = await self._task
+        if not self._told:
+            self._told = True
+            for why in check.failed.values():
+                self._tell(why)
+        return await check(source)
+
+    def cancel(self) -> None:
+        self._task.cancel()
 
 
 def _same_function(original: str, current: str, qualname: str) -> bool:
