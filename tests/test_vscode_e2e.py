@@ -61,14 +61,23 @@ def label(n: int) -> str:
     return n
 
 
+def first(names: list[str]) -> str:
+    """The first name, or "" when there is none."""
+    return names[0] if names else None
+
+
 TITLE = "Report"
 ''',
     "tests/test_labels.py": """\
-from labels import label
+from labels import first, label
 
 
 def test_label():
     assert label(3)
+
+
+def test_first():
+    assert first(["a", "b"]) == "a"
 """,
     "tests/test_calc.py": """\
 from calc import add, mul, sub
@@ -95,6 +104,8 @@ INSTRUCTION = "subtract b from a, do not add"
 RIGHT_LABEL = '```python\ndef label(n: int) -> str:\n    """The label of n, for the report."""\n    return str(n)\n```'
 # Still an int on one path: mypy says so, the test cannot.
 HALF_LABEL = '```python\ndef label(n: int) -> str:\n    """The label of n, for the report."""\n    return str(n) if n else n\n```'
+TOOL_INSTRUCTION = 'return "" when there is no name'
+FIRST = '```python\ndef first(names: list[str]) -> str:\n    """The first name, or "" when there is none."""\n    return names[0] if names else {}\n```'
 MYPY_TITLE = (
     'Fix `label`: return-value Incompatible return value type (got "int", expected "str")'
     " (OpenCodeInterpreter)"
@@ -103,20 +114,24 @@ MYPY_TITLE = (
 
 def answer(body: dict[str, Any]) -> str:
     """ANSWERS by function; for `label`, the right code only once the feedback carries
-    mypy's report on the half-right first answer (mypy's words and its code)."""
+    mypy's report on the half-right first answer (mypy's words and its code); for `first`,
+    only with mypy's report and, in a turn of its own after it, the instruction."""
     turn = str(body["messages"][-1]["content"])
     if "Reply with the complete function `label`" in json.dumps(body):
         mypy_on_half = "mypy [return-value]" in turn and "str(n) if n else n" in turn
         return RIGHT_LABEL if mypy_on_half else HALF_LABEL
+    if "Reply with the complete function `first`" in json.dumps(body):
+        instructed = "mypy [return-value]" in json.dumps(body) and TOOL_INSTRUCTION in turn
+        return FIRST.format('""' if instructed else "None")
     return answers_by_function(ANSWERS)(body)
 
 
-def label_requests(model: ScriptedOpenAIServer) -> list[str]:
-    """The last user turn of each request that asked for `label`."""
+def requests_for(model: ScriptedOpenAIServer, name: str) -> list[str]:
+    """The last user turn of each request that asked for function `name`."""
     return [
         str(body["messages"][-1]["content"])
         for body in model.requests
-        if "Reply with the complete function `label`" in json.dumps(body)
+        if f"Reply with the complete function `{name}`" in json.dumps(body)
     ]
 
 
@@ -351,12 +366,12 @@ def session(
         (mypy_vsix,),
         expectStatus="3 failed",
         expectModel="test-model",
-        expectFinalStatus="4 passed, 0 failed",
+        expectFinalStatus="5 passed, 0 failed",
         expectProblems=["test_add", "test_sub", "test_mul"],
         fixLine=1,
         fixPrefix="Fix `add` so `test_add` passes",
         expectFixed="return a + b",
-        expectFixedStatus="2 passed, 2 failed",
+        expectFixedStatus="3 passed, 2 failed",
         instructionLine=5,
         instructionPrefix="Fix `sub` with an instruction",
         instruction=INSTRUCTION,
@@ -371,6 +386,10 @@ def session(
         toolColumn=12,  # on `n` of `return n`, where mypy's diagnostic is
         toolPrefix="Fix `label`: return-value",
         expectToolFixed="    return str(n)\n",
+        toolInstructionLine=8,  # `return names[0] if names else None`
+        toolInstructionPrefix="Fix `first` with an instruction…: return-value",
+        toolInstruction=TOOL_INSTRUCTION,
+        expectToolInstructed='    return names[0] if names else ""\n',
     )
 
 
@@ -406,7 +425,7 @@ def test_the_quick_fix_menu_offers_the_actions(session: dict[str, Any]) -> None:
 def test_the_fix_changes_the_editor(session: dict[str, Any]) -> None:
     assert "return a + b" in session.get("fixedText", ""), explain(session)
     # The status bar counts the fixed test as passing without waiting for a save.
-    assert "2 passed, 2 failed" in session["fixedStatusBar"]["label"], session["fixedStatusBar"]
+    assert "3 passed, 2 failed" in session["fixedStatusBar"]["label"], session["fixedStatusBar"]
 
 
 def test_the_accepted_edits_are_saved_and_the_tests_pass(session: dict[str, Any]) -> None:
@@ -415,7 +434,7 @@ def test_the_accepted_edits_are_saved_and_the_tests_pass(session: dict[str, Any]
     assert "No problems" in session.get("finalProblems", ""), explain(session)
     disk = session.get("disk", "")
     assert "return a + b" in disk and "# as instructed" in disk and "return a * b" in disk
-    assert "4 passed, 0 failed" in session["finalStatusBar"]["label"], session["finalStatusBar"]
+    assert "5 passed, 0 failed" in session["finalStatusBar"]["label"], session["finalStatusBar"]
 
 
 def test_the_instruction_reaches_the_model(
@@ -450,7 +469,7 @@ def test_the_quick_fix_is_verified_by_mypy_and_applied(
     run on it in the sandbox, says so, and its report is the next turn; the second is right."""
     assert session.get("toolChosen") == MYPY_TITLE, explain(session)
     assert "    return str(n)\n" in session.get("toolFixedText", ""), explain(session)
-    asked = label_requests(model)
+    asked = requests_for(model, "label")
     # Round 1 (one request per candidate): the diagnostic VS Code handed over, as mypy's
     # finding with its code; round 2: mypy's verdict on the first answer, in mypy's words.
     first = [turn for turn in asked if "str(n) if n else n" not in turn]
@@ -464,6 +483,21 @@ def test_the_quick_fix_is_verified_by_mypy_and_applied(
     # Saved with the other fixes; mypy, run again on the save, leaves the Problems view empty.
     assert "    return str(n)\n" in session.get("labels_disk", "")
     assert "No problems" in session.get("finalProblems", ""), explain(session)
+
+
+def test_the_instruction_goes_with_the_tools_report(
+    session: dict[str, Any], model: ScriptedOpenAIServer
+) -> None:
+    """The instruction variant on mypy's diagnostic: the input box names the function and
+    mypy's message, and the line typed reaches the model after mypy's report."""
+    prompt = session.get("toolInputPrompt", "")
+    assert "Fix `first`: return-value Incompatible return value type" in prompt, explain(session)
+    assert "tool's report" in prompt, prompt
+    assert '    return names[0] if names else ""\n' in session.get("toolInstructedText", "")
+    # One request per candidate, each ending with the instruction after mypy's report.
+    asked = requests_for(model, "first")
+    assert asked and all(turn == TOOL_INSTRUCTION for turn in asked), asked
+    assert '    return names[0] if names else ""\n' in session.get("labels_disk", "")
 
 
 def test_the_status_bar_shows_the_backend_and_the_tests(session: dict[str, Any]) -> None:

@@ -7,7 +7,8 @@
 // CONFIG: {scenario: "trusted" | "restricted" | "pull", url, shots, chromium, source, sourcePath,
 //          fixLine, fixPrefix, instructionLine, instructionPrefix, instruction, stubLine,
 //          generateCommand, toolSource, toolSourcePath, toolLine, toolColumn, toolPrefix,
-//          pullId, expect* (texts to wait for), timeoutMs}
+//          toolInstructionLine, toolInstructionPrefix, toolInstruction, pullId,
+//          expect* (texts to wait for), timeoutMs}
 // Lines are 1-based, as VS Code's "Go to Line" takes them.
 import { readFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -340,6 +341,19 @@ async function trustedWalk() {
       return texts.find((text) => text.includes("oci-lsp: applied")) ?? { ok: false, texts };
     }, 30000);
     await shot("tool-fixed");
+
+    // The instruction variant on another of mypy's diagnostics: the extension's input box,
+    // then oci.fixDiagnostics with the line typed.
+    await goToLine(config.toolInstructionLine, config.toolColumn);
+    result.toolInstructionMenu = await quickFixMenu();
+    result.toolInstructionChosen = await chooseAction(config.toolInstructionPrefix);
+    await page.waitForSelector(".quick-input-widget input", { visible: true, timeout: 10000 });
+    result.toolInputPrompt = await page.$eval(".quick-input-widget", (e) => e.innerText.trim());
+    await shot("tool-instruction-input");
+    await page.keyboard.type(config.toolInstruction);
+    await page.keyboard.press("Enter");
+    result.toolInstructedText = await editorTextWith("the instructed mypy fix", config.expectToolInstructed);
+    await shot("tool-instructed");
   }
 
   // VS Code saves the files a code action edited (files.refactoring.autoSave, on by default);
@@ -351,7 +365,8 @@ async function trustedWalk() {
     const passed = item?.label.includes(config.expectFinalStatus) && !item.label.includes("running");
     // The tool's fix is saved too, and mypy, run again on the save, reports nothing.
     const toolDisk = config.toolSourcePath ? readFileSync(config.toolSourcePath, "utf8") : "";
-    const toolSaved = !config.toolSourcePath || toolDisk.includes(config.expectToolFixed);
+    const toolSaved =
+      !config.toolSourcePath || (toolDisk.includes(config.expectToolFixed) && toolDisk.includes(config.expectToolInstructed));
     const ok = problems.includes("No problems") && disk.includes(config.expectGenerated) && toolSaved && passed;
     return ok ? { problems, disk, item } : { ok: false, problems, disk, toolDisk, item };
   });
