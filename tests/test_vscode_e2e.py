@@ -1,6 +1,8 @@
 """The VS Code extension in real VS Code: code-server (VS Code's web build) with the packaged
 .vsix installed, driven in headless Chromium by editors/vscode/e2e/drive.mjs. The server is
 the real one, started by the extension; the model is a scripted OpenAI-compatible server.
+Another tool's diagnostics come from a second extension, editors/vscode/e2e/mypy-diagnostics,
+packaged here with the extension's vsce: it runs the real mypy on open and save.
 
 What it needs is installed by .ci/run: Debian's chromium and ripgrep, `npm run package` in
 editors/vscode (the .vsix), and editors/vscode/e2e/setup.sh (code-server, puppeteer-core).
@@ -33,6 +35,8 @@ EXTENSION = ROOT / "editors" / "vscode"
 E2E = EXTENSION / "e2e"
 VSIX = EXTENSION / "oci-lsp.vsix"
 CODE_SERVER = E2E / "node_modules" / ".bin" / "code-server"
+VSCE = EXTENSION / "node_modules" / ".bin" / "vsce"
+MYPY_EXTENSION = E2E / "mypy-diagnostics"
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("OCI_ARTIFACTS", ROOT / "artifacts")) / "vscode-e2e"
 
@@ -50,6 +54,31 @@ def mul(a, b):
     """The product of a and b."""
     ...
 ''',
+    # A defect the tests cannot see (a label is truthy either way): only mypy shows it.
+    "labels.py": '''\
+def label(n: int) -> str:
+    """The label of n, for the report."""
+    return n
+
+
+def first(names: list[str]) -> str:
+    """The first name, or "" when there is none."""
+    return names[0] if names else None
+
+
+TITLE = "Report"
+''',
+    "tests/test_labels.py": """\
+from labels import first, label
+
+
+def test_label():
+    assert label(3)
+
+
+def test_first():
+    assert first(["a", "b"]) == "a"
+""",
     "tests/test_calc.py": """\
 from calc import add, mul, sub
 
@@ -72,6 +101,38 @@ ANSWERS = {
     "mul": '```python\ndef mul(a, b):\n    """The product of a and b."""\n    return a * b\n```',
 }
 INSTRUCTION = "subtract b from a, do not add"
+RIGHT_LABEL = '```python\ndef label(n: int) -> str:\n    """The label of n, for the report."""\n    return str(n)\n```'
+# Still an int on one path: mypy says so, the test cannot.
+HALF_LABEL = '```python\ndef label(n: int) -> str:\n    """The label of n, for the report."""\n    return str(n) if n else n\n```'
+TOOL_INSTRUCTION = 'return "" when there is no name'
+FIRST = '```python\ndef first(names: list[str]) -> str:\n    """The first name, or "" when there is none."""\n    return names[0] if names else {}\n```'
+MYPY_TITLE = (
+    'Fix `label`: return-value Incompatible return value type (got "int", expected "str")'
+    " (OpenCodeInterpreter)"
+)
+
+
+def answer(body: dict[str, Any]) -> str:
+    """ANSWERS by function; for `label`, the right code only once the feedback carries
+    mypy's report on the half-right first answer (mypy's words and its code); for `first`,
+    only with mypy's report and, in a turn of its own after it, the instruction."""
+    turn = str(body["messages"][-1]["content"])
+    if "Reply with the complete function `label`" in json.dumps(body):
+        mypy_on_half = "mypy [return-value]" in turn and "str(n) if n else n" in turn
+        return RIGHT_LABEL if mypy_on_half else HALF_LABEL
+    if "Reply with the complete function `first`" in json.dumps(body):
+        instructed = "mypy [return-value]" in json.dumps(body) and TOOL_INSTRUCTION in turn
+        return FIRST.format('""' if instructed else "None")
+    return answers_by_function(ANSWERS)(body)
+
+
+def requests_for(model: ScriptedOpenAIServer, name: str) -> list[str]:
+    """The last user turn of each request that asked for function `name`."""
+    return [
+        str(body["messages"][-1]["content"])
+        for body in model.requests
+        if f"Reply with the complete function `{name}`" in json.dumps(body)
+    ]
 
 
 def missing_prerequisites() -> list[str]:
@@ -82,6 +143,8 @@ def missing_prerequisites() -> list[str]:
         missing.append("code-server (editors/vscode/e2e/setup.sh)")
     if not VSIX.exists():
         missing.append("the .vsix (cd editors/vscode && npm ci && npm run package)")
+    if not VSCE.exists():
+        missing.append("vsce (cd editors/vscode && npm ci)")
     return missing
 
 
@@ -176,8 +239,27 @@ class CodeServer:
 
 @pytest.fixture(scope="module")
 def model() -> Iterator[ScriptedOpenAIServer]:
-    with ScriptedOpenAIServer(answers_by_function(ANSWERS)) as server:
+    with ScriptedOpenAIServer(answer) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def mypy_vsix(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The mypy-diagnostics test extension, packaged by vsce from a copy (vsce writes nothing
+    there, but the checkout stays as it was whatever it does)."""
+    home = tmp_path_factory.mktemp("mypy-vsix")
+    source = shutil.copytree(MYPY_EXTENSION, home / "mypy-diagnostics")
+    vsix = home / "mypy-diagnostics.vsix"
+    done = subprocess.run(
+        [str(VSCE), "package", "--allow-missing-repository", "--skip-license", "-o", str(vsix)],
+        cwd=source,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
+    assert done.returncode == 0 and vsix.exists(), done.stdout + done.stderr
+    return vsix
 
 
 @pytest.fixture(scope="module")
@@ -194,10 +276,12 @@ def walk(
     shots: Path,
     server_settings: dict[str, Any],
     env: dict[str, str] | None = None,
+    more_extensions: tuple[Path, ...] = (),
     **expect: Any,
 ) -> dict[str, Any]:
-    """Starts code-server on a fresh copy of the workspace with the .vsix installed, runs
-    drive.mjs's `scenario` in Chromium, and returns what it saw with the logs."""
+    """Starts code-server on a fresh copy of the workspace with the .vsix (and
+    `more_extensions`) installed, runs drive.mjs's `scenario` in Chromium, and returns what it
+    saw with the logs."""
     workspace = write_files(home / "calc-project", WORKSPACE)
     server_log = home / "oci-lsp.log"
     machine = {
@@ -216,7 +300,8 @@ def walk(
         "extensions.ignoreRecommendations": True,
     }
     editor = CodeServer(home, settings, machine, trust=scenario != "restricted")
-    editor.install(VSIX)
+    for vsix in (VSIX, *more_extensions):
+        editor.install(vsix)
     editor.start(workspace, env)
     config = {
         "scenario": scenario,
@@ -244,6 +329,7 @@ def walk(
     finally:
         editor.stop()
     result["disk"] = (workspace / "calc.py").read_text()
+    result["labels_disk"] = (workspace / "labels.py").read_text()
     result["server_started"] = server_log.exists()
     result["server_log"] = server_log.read_text() if server_log.exists() else ""
     result["code_server_log"] = editor.log.read_text()
@@ -263,22 +349,29 @@ def openai_settings(model: ScriptedOpenAIServer) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def session(
-    tmp_path_factory: pytest.TempPathFactory, model: ScriptedOpenAIServer, artifacts: Path
+    tmp_path_factory: pytest.TempPathFactory,
+    model: ScriptedOpenAIServer,
+    artifacts: Path,
+    mypy_vsix: Path,
 ) -> dict[str, Any]:
     """One walk through a trusted workspace; the tests below each check one part of it."""
+    home = tmp_path_factory.mktemp("trusted")
     return walk(
-        tmp_path_factory.mktemp("trusted"),
+        home,
         "trusted",
         artifacts,
         openai_settings(model),
+        # The mypy extension runs mypy with the interpreter that has it (the server's).
+        {"OCI_E2E_MYPY_PYTHON": sys.executable},
+        (mypy_vsix,),
         expectStatus="3 failed",
         expectModel="test-model",
-        expectFinalStatus="3 passed, 0 failed",
+        expectFinalStatus="5 passed, 0 failed",
         expectProblems=["test_add", "test_sub", "test_mul"],
         fixLine=1,
         fixPrefix="Fix `add` so `test_add` passes",
         expectFixed="return a + b",
-        expectFixedStatus="1 passed, 2 failed",
+        expectFixedStatus="3 passed, 2 failed",
         instructionLine=5,
         instructionPrefix="Fix `sub` with an instruction",
         instruction=INSTRUCTION,
@@ -286,6 +379,17 @@ def session(
         stubLine=9,
         generateCommand="OpenCodeInterpreter: Generate the Function Body at the Cursor",
         expectGenerated="return a * b",
+        toolSource="labels.py",
+        toolSourcePath=str(home / "calc-project" / "labels.py"),
+        expectToolProblem="Incompatible return value type",
+        toolLine=3,
+        toolColumn=12,  # on `n` of `return n`, where mypy's diagnostic is
+        toolPrefix="Fix `label`: return-value",
+        expectToolFixed="    return str(n)\n",
+        toolInstructionLine=8,  # `return names[0] if names else None`
+        toolInstructionPrefix="Fix `first` with an instruction…: return-value",
+        toolInstruction=TOOL_INSTRUCTION,
+        expectToolInstructed='    return names[0] if names else ""\n',
     )
 
 
@@ -321,7 +425,7 @@ def test_the_quick_fix_menu_offers_the_actions(session: dict[str, Any]) -> None:
 def test_the_fix_changes_the_editor(session: dict[str, Any]) -> None:
     assert "return a + b" in session.get("fixedText", ""), explain(session)
     # The status bar counts the fixed test as passing without waiting for a save.
-    assert "1 passed, 2 failed" in session["fixedStatusBar"]["label"], session["fixedStatusBar"]
+    assert "3 passed, 2 failed" in session["fixedStatusBar"]["label"], session["fixedStatusBar"]
 
 
 def test_the_accepted_edits_are_saved_and_the_tests_pass(session: dict[str, Any]) -> None:
@@ -330,7 +434,7 @@ def test_the_accepted_edits_are_saved_and_the_tests_pass(session: dict[str, Any]
     assert "No problems" in session.get("finalProblems", ""), explain(session)
     disk = session.get("disk", "")
     assert "return a + b" in disk and "# as instructed" in disk and "return a * b" in disk
-    assert "3 passed, 0 failed" in session["finalStatusBar"]["label"], session["finalStatusBar"]
+    assert "5 passed, 0 failed" in session["finalStatusBar"]["label"], session["finalStatusBar"]
 
 
 def test_the_instruction_reaches_the_model(
@@ -346,6 +450,54 @@ def test_the_instruction_reaches_the_model(
 def test_the_stub_gets_its_body_from_the_command_palette(session: dict[str, Any]) -> None:
     assert "Generate body of `mul` (OpenCodeInterpreter)" in session.get("stubMenu", [])
     assert "return a * b" in session.get("generatedText", ""), explain(session)
+
+
+def test_another_tools_diagnostic_gets_the_quick_fix(session: dict[str, Any]) -> None:
+    """mypy's diagnostic, from another extension's collection, in the Problems view and, under
+    the cursor, in oci-lsp's Quick Fix menu: mypy is installed here, so no "unverified"."""
+    problems = session.get("toolProblems", "")
+    assert "Incompatible return value type" in problems and "mypy" in problems, explain(session)
+    menu = session.get("toolMenu", [])
+    assert MYPY_TITLE in menu, menu
+    assert any(t.startswith("Fix `label` with an instruction…: return-value") for t in menu), menu
+
+
+def test_the_quick_fix_is_verified_by_mypy_and_applied(
+    session: dict[str, Any], model: ScriptedOpenAIServer
+) -> None:
+    """The model's first answer still returns an int on one path (the test passes it); mypy,
+    run on it in the sandbox, says so, and its report is the next turn; the second is right."""
+    assert session.get("toolChosen") == MYPY_TITLE, explain(session)
+    assert "    return str(n)\n" in session.get("toolFixedText", ""), explain(session)
+    asked = requests_for(model, "label")
+    # Round 1 (one request per candidate): the diagnostic VS Code handed over, as mypy's
+    # finding with its code; round 2: mypy's verdict on the first answer, in mypy's words.
+    first = [turn for turn in asked if "str(n) if n else n" not in turn]
+    second = [turn for turn in asked if "str(n) if n else n" in turn]
+    assert first and second and asked[: len(first)] == first, asked
+    assert all("labels.py:3:12: mypy [return-value]" in t for t in first), first
+    assert all("mypy [return-value] Incompatible return value type" in t for t in second), second
+    # The notice names what verified it: mypy, and the test that exercises label.
+    notice = session.get("toolNotice", "")
+    assert "oci-lsp: applied, verified: mypy" in notice and "passed 1 test(s)" in notice, notice
+    # Saved with the other fixes; mypy, run again on the save, leaves the Problems view empty.
+    assert "    return str(n)\n" in session.get("labels_disk", "")
+    assert "No problems" in session.get("finalProblems", ""), explain(session)
+
+
+def test_the_instruction_goes_with_the_tools_report(
+    session: dict[str, Any], model: ScriptedOpenAIServer
+) -> None:
+    """The instruction variant on mypy's diagnostic: the input box names the function and
+    mypy's message, and the line typed reaches the model after mypy's report."""
+    prompt = session.get("toolInputPrompt", "")
+    assert "Fix `first`: return-value Incompatible return value type" in prompt, explain(session)
+    assert "tool's report" in prompt, prompt
+    assert '    return names[0] if names else ""\n' in session.get("toolInstructedText", "")
+    # One request per candidate, each ending with the instruction after mypy's report.
+    asked = requests_for(model, "first")
+    assert asked and all(turn == TOOL_INSTRUCTION for turn in asked), asked
+    assert '    return names[0] if names else ""\n' in session.get("labels_disk", "")
 
 
 def test_the_status_bar_shows_the_backend_and_the_tests(session: dict[str, Any]) -> None:

@@ -4,7 +4,9 @@
 --
 -- Environment: OCI_WS (workspace), OCI_PLUGIN (editors/neovim), OCI_CMD (the server's argv,
 -- JSON), OCI_BASE_URL and OCI_MODEL (the scripted model server), OCI_OUT (the JSON written at
--- the end), OCI_INSTRUCTION (what the user types when asked).
+-- the end), OCI_INSTRUCTION and OCI_TOOL_INSTRUCTION (what the user types when asked),
+-- OCI_MYPY_CMD (the argv of a second language server that publishes mypy's diagnostics),
+-- OCI_TOOLS_MYPY (the argv that runs mypy: the setting tools.mypy).
 local function env(name)
   local value = os.getenv(name)
   assert(value and value ~= "", name .. " is not set")
@@ -14,6 +16,7 @@ end
 local ws = env("OCI_WS")
 local out_path = env("OCI_OUT")
 local instruction = env("OCI_INSTRUCTION")
+local tool_instruction = env("OCI_TOOL_INSTRUCTION")
 vim.opt.runtimepath:prepend(env("OCI_PLUGIN"))
 
 local results = { ok = false, steps = {} }
@@ -144,7 +147,7 @@ local function line_of(bufnr, pattern)
 end
 
 -- The code actions Neovim offers at a line, as the user sees them in vim.ui.select; `choose`
--- picks one by title (nil: the user closes the menu).
+-- picks the first whose title starts with it (nil: the user closes the menu).
 local function code_actions_at(line, choose)
   vim.api.nvim_win_set_cursor(0, { line + 1, 4 })
   local titles
@@ -155,7 +158,7 @@ local function code_actions_at(line, choose)
     end, items)
     local chosen = nil
     for index, title in ipairs(titles) do
-      if choose and title == choose then
+      if choose and not chosen and vim.startswith(title, choose) then
         chosen = index
       end
     end
@@ -185,6 +188,8 @@ local function main()
       openai = { baseUrl = env("OCI_BASE_URL"), model = env("OCI_MODEL") },
       refine = { candidates = 1, maxRounds = 2 },
       generation = { maxNewTokens = 200 },
+      -- The project's environment has no mypy: the user names the one that checks.
+      tools = { mypy = vim.json.decode(env("OCI_TOOLS_MYPY")) },
     },
   })
   vim.cmd("OciStatus") -- the empty start buffer: says what is wrong
@@ -279,6 +284,68 @@ local function main()
     return buffer_text(calc):find("\n    return x %* 2\n") ~= nil
   end)
 
+  step("another tool's diagnostics")
+  vim.cmd.write() -- calc.py, before the next buffer takes the window
+  vim.cmd.edit(vim.fn.fnameescape(ws .. "/labels.py"))
+  local labels = vim.api.nvim_get_current_buf()
+  -- A second server, as pylsp-mypy would be: mypy's errors, published on open and save.
+  local mypy_id = vim.lsp.start({
+    name = "mypy-e2e",
+    cmd = vim.json.decode(env("OCI_MYPY_CMD")),
+    root_dir = ws,
+  }, { bufnr = labels })
+  local function mypy_diagnostics()
+    local found = {}
+    for _, d in ipairs(vim.diagnostic.get(labels)) do
+      if d.source == "mypy" then
+        table.insert(found, { lnum = d.lnum, code = d.code, message = d.message })
+      end
+    end
+    return found
+  end
+  wait("mypy's diagnostics", function()
+    return #mypy_diagnostics() == 2
+  end)
+  results.mypy_diagnostics = mypy_diagnostics()
+  results.mypy_namespace = vim.lsp.diagnostic.get_namespace(mypy_id, false)
+  local label_return = line_of(labels, "^    return n$")
+  results.actions_at_label = code_actions_at(label_return)
+
+  step("fix another tool's diagnostic")
+  code_actions_at(label_return, "Fix `label`: return-value")
+  wait("label's new body", function()
+    return vim.api.nvim_buf_get_lines(labels, label_return, label_return + 1, false)[1]
+      == "    return str(n)"
+  end)
+  -- Neovim ran the action's command itself (no answer reaches the plugin): the progress's
+  -- last line says what verified the edit.
+  wait("the end of label's fix", function()
+    local last = echoes[#echoes]
+    return last ~= nil and last.text:find("^oci%-lsp: Fixing label: mypy") ~= nil
+  end)
+  results.label_progress = echoes[#echoes].text
+  -- Saved, mypy checks the file again: the diagnostic is gone, first's stays.
+  vim.cmd.write()
+  wait("mypy to stop reporting label", function()
+    local left = mypy_diagnostics()
+    return #left == 1 and left[1].lnum ~= label_return
+  end)
+
+  step("fix another tool's diagnostic with an instruction")
+  answer_input(tool_instruction)
+  local first_return = line_of(labels, "^    return names%[0%]")
+  results.actions_at_first = code_actions_at(first_return, "Fix `first` with an instruction…")
+  wait("first's new body", function()
+    return buffer_text(labels):find('\n    return names%[0%] if names else ""\n') ~= nil
+  end)
+  results.first_note = wait_note("fix of `first`").msg
+  vim.cmd.write()
+  wait("mypy to report nothing", function()
+    return #mypy_diagnostics() == 0
+  end)
+  results.labels_text = buffer_text(labels)
+  vim.cmd.buffer(calc)
+
   step(":OciRunTests")
   vim.cmd.write()
   vim.cmd("OciRunTests")
@@ -298,7 +365,7 @@ local function main()
     return require("oci_lsp.client").for_buffer(0) ~= nil
   end)
   results.test_file_client = require("oci_lsp.client").for_buffer(0).id
-  results.clients = #vim.lsp.get_clients()
+  results.clients = #require("oci_lsp.client").all() -- oci-lsp's; mypy-e2e is another
   results.first_client = client.id
 
   step(":checkhealth")

@@ -6,7 +6,9 @@
 //
 // CONFIG: {scenario: "trusted" | "restricted" | "pull", url, shots, chromium, source, sourcePath,
 //          fixLine, fixPrefix, instructionLine, instructionPrefix, instruction, stubLine,
-//          generateCommand, pullId, expect* (texts to wait for), timeoutMs}
+//          generateCommand, toolSource, toolSourcePath, toolLine, toolColumn, toolPrefix,
+//          toolInstructionLine, toolInstructionPrefix, toolInstruction, pullId,
+//          expect* (texts to wait for), timeoutMs}
 // Lines are 1-based, as VS Code's "Go to Line" takes them.
 import { readFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -127,6 +129,11 @@ async function editorTextWith(what, needle) {
     const text = await editorText();
     return text?.includes(needle) ? text : { ok: false, text };
   });
+}
+
+// The texts of the whole status bar: window.setStatusBarMessage's messages are items too.
+async function statusBarTexts() {
+  return page.$$eval(".statusbar-item", (els) => els.map((e) => e.textContent.trim()).filter(Boolean));
 }
 
 // Waits until the status bar item passes `test`, and returns it.
@@ -312,6 +319,43 @@ async function trustedWalk() {
   result.generatedText = await editorTextWith("the generated body in the editor", config.expectGenerated);
   await shot("generated");
 
+  // Another tool's diagnostic: the e2e's mypy extension (e2e/mypy-diagnostics) runs mypy on
+  // the file it opens and puts its errors in the Problems view; oci-lsp's quick-fix on one is
+  // verified by mypy in the sandbox, then applied.
+  if (config.toolSource) {
+    await openFile(config.toolSource);
+    result.toolProblems = await until("mypy's diagnostic in the Problems view", async () => {
+      const text = await page.$eval(".markers-panel", (e) => e.innerText).catch(() => "");
+      return text.includes(config.expectToolProblem) ? text : { ok: false, text };
+    });
+    await page.click(".editor-group-container.active .monaco-editor .view-lines");
+    await goToLine(config.toolLine, config.toolColumn);
+    result.toolMenu = await quickFixMenu();
+    await shot("tool-quick-fix-menu");
+    result.toolChosen = await chooseAction(config.toolPrefix);
+    step("tool fix chosen", { title: result.toolChosen });
+    result.toolFixedText = await editorTextWith("the mypy-verified fix in the editor", config.expectToolFixed);
+    // The answer's notice, a few seconds in the status bar: what verified the edit.
+    result.toolNotice = await until("the notice of the verified fix", async () => {
+      const texts = await statusBarTexts();
+      return texts.find((text) => text.includes("oci-lsp: applied")) ?? { ok: false, texts };
+    }, 30000);
+    await shot("tool-fixed");
+
+    // The instruction variant on another of mypy's diagnostics: the extension's input box,
+    // then oci.fixDiagnostics with the line typed.
+    await goToLine(config.toolInstructionLine, config.toolColumn);
+    result.toolInstructionMenu = await quickFixMenu();
+    result.toolInstructionChosen = await chooseAction(config.toolInstructionPrefix);
+    await page.waitForSelector(".quick-input-widget input", { visible: true, timeout: 10000 });
+    result.toolInputPrompt = await page.$eval(".quick-input-widget", (e) => e.innerText.trim());
+    await shot("tool-instruction-input");
+    await page.keyboard.type(config.toolInstruction);
+    await page.keyboard.press("Enter");
+    result.toolInstructedText = await editorTextWith("the instructed mypy fix", config.expectToolInstructed);
+    await shot("tool-instructed");
+  }
+
   // VS Code saves the files a code action edited (files.refactoring.autoSave, on by default);
   // the save runs the tests, which pass now: the Problems view empties, the counts follow.
   const end = await until("the saved fixes to pass their tests", async () => {
@@ -319,8 +363,12 @@ async function trustedWalk() {
     const disk = readFileSync(config.sourcePath, "utf8");
     const item = await statusBar();
     const passed = item?.label.includes(config.expectFinalStatus) && !item.label.includes("running");
-    const ok = problems.includes("No problems") && disk.includes(config.expectGenerated) && passed;
-    return ok ? { problems, disk, item } : { ok: false, problems, disk, item };
+    // The tool's fix is saved too, and mypy, run again on the save, reports nothing.
+    const toolDisk = config.toolSourcePath ? readFileSync(config.toolSourcePath, "utf8") : "";
+    const toolSaved =
+      !config.toolSourcePath || (toolDisk.includes(config.expectToolFixed) && toolDisk.includes(config.expectToolInstructed));
+    const ok = problems.includes("No problems") && disk.includes(config.expectGenerated) && toolSaved && passed;
+    return ok ? { problems, disk, item } : { ok: false, problems, disk, toolDisk, item };
   });
   result.finalProblems = end.problems;
   result.disk = end.disk;

@@ -32,18 +32,28 @@ export function parseEditResult(value: unknown): EditResult | undefined {
   };
 }
 
-/** The notice for an edit command's answer: only the outcome of an applied edit. */
-export function editResultNotice(value: unknown): Notice {
+/**
+ * The notice for an edit command's answer: only the outcome of an applied edit. `byTools`:
+ * the answer of `oci.fixDiagnostics`, verified by a linter or type checker and the tests that
+ * exercise the function, if any: the server's message says which ("mypy: the findings are
+ * gone; no tests exercise it"), where "the tests pass" would claim what was not checked.
+ */
+export function editResultNotice(value: unknown, byTools = false): Notice {
   const result = parseEditResult(value);
   if (result === undefined || !result.applied) {
     return { kind: "none" };
   }
   if (result.verified) {
+    if (byTools) {
+      const what = result.message && result.message !== "applied" ? `: ${result.message}` : "";
+      return { kind: "status", text: `$(check) oci-lsp: applied, verified${what}` };
+    }
     return { kind: "status", text: "$(check) oci-lsp: applied, the tests pass" };
   }
   // Only with refine.verify off, or "nothing to change": say what was not checked.
   const why = result.message && result.message !== "applied" ? `: ${result.message}` : "";
-  return { kind: "info", text: `oci-lsp: applied without passing the tests${why}` };
+  const unchecked = byTools ? "unverified" : "without passing the tests";
+  return { kind: "info", text: `oci-lsp: applied ${unchecked}${why}` };
 }
 
 /** The notice for `oci.runTests`' answer `{failed, passed}`. */

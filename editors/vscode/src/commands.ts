@@ -239,9 +239,11 @@ export class Commands {
     if ((await this.requireServer()) === undefined) {
       return;
     }
+    // Named as the action is: "Fix `f`: CODE message".
     const first = argument.diagnostics[0];
+    const code = typeof first?.code === "string" || typeof first?.code === "number" ? `${first.code} ` : "";
     const instruction = await vscode.window.showInputBox({
-      title: `Fix \`${shortFunctionName(argument.function)}\`: ${first?.message ?? ""}`,
+      title: `Fix \`${shortFunctionName(argument.function)}\`: ${code}${first?.message ?? ""}`,
       prompt: "One line of guidance for the model, sent with the tool's report",
       placeHolder: "e.g. return an empty string for None; keep the signature",
       ignoreFocusOut: true,

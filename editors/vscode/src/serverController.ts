@@ -338,7 +338,7 @@ export class ServerController implements vscode.Disposable {
     try {
       const result = await next(command, args);
       if (EDITING_COMMANDS.has(command)) {
-        showNotice(editResultNotice(result));
+        showNotice(editResultNotice(result, command === SERVER.fixDiagnostics));
       } else if (command === SERVER.runTests) {
         showNotice(runTestsNotice(result));
       }

@@ -24,6 +24,19 @@ describe("editResultNotice", () => {
     });
   });
 
+  it("says what verified a fix of other tools' diagnostics, not that tests passed", () => {
+    const message = "mypy: the findings are gone; no tests exercise it";
+    assert.deepEqual(editResultNotice({ applied: true, verified: true, message }, true), {
+      kind: "status",
+      text: `$(check) oci-lsp: applied, verified: ${message}`,
+    });
+    assert.deepEqual(editResultNotice({ applied: true, verified: false, message: "applied" }, true), {
+      kind: "info",
+      text: "oci-lsp: applied unverified",
+    });
+    assert.deepEqual(editResultNotice({ applied: false, verified: false, message: "no model" }, true), { kind: "none" });
+  });
+
   it("ignores answers that are not edit results", () => {
     assert.deepEqual(editResultNotice(undefined), { kind: "none" });
     assert.deepEqual(editResultNotice({ failed: 1 }), { kind: "none" });

@@ -3,6 +3,7 @@ import { describe, it } from "node:test";
 import {
   failingTestOf,
   failingTestsAt,
+  parseDiagnosticsArgument,
   parseFixArgument,
   shortFunctionName,
   shortTestName,
@@ -125,5 +126,44 @@ describe("parseFixArgument", () => {
     assert.equal(parseFixArgument(undefined), undefined);
     assert.equal(parseFixArgument({ uri: "file:///a.py" }), undefined);
     assert.equal(parseFixArgument({ test: "t" }), undefined);
+  });
+});
+
+describe("parseDiagnosticsArgument", () => {
+  const mypy = {
+    range: { start: { line: 2, character: 11 }, end: { line: 2, character: 12 } },
+    message: 'Incompatible return value type (got "int", expected "str")',
+    source: "mypy",
+    code: "return-value",
+    severity: 1,
+  };
+
+  it("reads {uri, function, diagnostics} and keeps each diagnostic whole", () => {
+    const value = { uri: "file:///ws/labels.py", function: "labels.label", diagnostics: [mypy] };
+    const parsed = parseDiagnosticsArgument(value);
+    assert.deepEqual(parsed, value);
+    // Sent back as the server sent it: range, source, code and severity too.
+    assert.deepEqual(parsed?.diagnostics[0], mypy);
+  });
+
+  it("is not a failing test's argument, nor is that one of its", () => {
+    const test = { uri: "file:///ws/calc.py", test: "tests/test_calc.py::test_add", function: "calc.add" };
+    assert.equal(parseDiagnosticsArgument(test), undefined);
+    const findings = { uri: "file:///ws/labels.py", function: "labels.label", diagnostics: [mypy] };
+    assert.equal(parseFixArgument(findings), undefined);
+  });
+
+  it("rejects arguments without uri, function or diagnostics with messages", () => {
+    const uri = "file:///ws/labels.py";
+    assert.equal(parseDiagnosticsArgument(undefined), undefined);
+    assert.equal(parseDiagnosticsArgument("labels.label"), undefined);
+    assert.equal(parseDiagnosticsArgument({ function: "labels.label", diagnostics: [mypy] }), undefined);
+    assert.equal(parseDiagnosticsArgument({ uri, diagnostics: [mypy] }), undefined);
+    assert.equal(parseDiagnosticsArgument({ uri, function: "labels.label" }), undefined);
+    assert.equal(parseDiagnosticsArgument({ uri, function: "labels.label", diagnostics: [] }), undefined);
+    assert.equal(parseDiagnosticsArgument({ uri, function: "labels.label", diagnostics: mypy }), undefined);
+    assert.equal(parseDiagnosticsArgument({ uri, function: "labels.label", diagnostics: [mypy, null] }), undefined);
+    const noMessage = { ...mypy, message: undefined };
+    assert.equal(parseDiagnosticsArgument({ uri, function: "labels.label", diagnostics: [noMessage] }), undefined);
   });
 });

@@ -86,6 +86,17 @@ function M.setup(opts)
   commands.create_user_commands()
   require("oci_lsp.progress").enable(state.options.progress)
   local group = vim.api.nvim_create_augroup("oci_lsp", { clear = true })
+  -- However the client was started (here, vim.lsp.config, lspconfig): its code action
+  -- requests carry the other tools' diagnostics, for the fixes of those.
+  vim.api.nvim_create_autocmd("LspAttach", {
+    group = group,
+    callback = function(args)
+      local client = vim.lsp.get_client_by_id(args.data.client_id)
+      if client and require("oci_lsp.client").is_ours(client) then
+        require("oci_lsp.other_diagnostics").attach(client)
+      end
+    end,
+  })
   if not state.options.autostart then
     return
   end
