@@ -136,6 +136,10 @@ async def test_a_mypy_finding_is_fixed_when_mypy_no_longer_reports_it(
         assert text.endswith('TITLE = "Report"\n')
         # The first request: the paper's turns, the current code and the tool's report.
         first = server.requests[0]["messages"]
+        assert (
+            "Fix the function `label` in `labels.py` so that mypy no longer reports the problems"
+            " below in it and its tests still pass." in first[0]["content"]
+        )
         assert first[-2]["role"] == "assistant" and "return n" in first[-2]["content"]
         assert first[-1]["content"].startswith("Execution result:")
         assert (

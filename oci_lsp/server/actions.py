@@ -381,7 +381,8 @@ class CodeActions:
         report = render_all(findings, session.root, {Path(path): source})
         plan = TestPlan(failing=[], others=others, failure=report)
         verifiers = list(commands) or ["the parser"]
-        goal = f"so that {_and(verifiers)} no longer report the problems below in it"
+        verb = "reports" if len(verifiers) == 1 else "report"
+        goal = f"so that {_and(verifiers)} no longer {verb} the problems below in it"
         if others:
             goal += " and its tests still pass"
         work = Work(
