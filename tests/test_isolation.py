@@ -55,6 +55,32 @@ async def test_a_failure_shows_the_candidates_lines(workspace: Path) -> None:
     assert "raise ValueError('nope')" in failure.longrepr  # from the candidate, not the disk
 
 
+async def test_the_feedback_traceback_starts_at_the_tests_own_frame(workspace: Path) -> None:
+    # pytest 9 prints native tracebacks whole (its own and pluggy's frames first): the model
+    # would read thirty frames of pytest before the test's (pytest-dev/pytest#13023).
+    (workspace / "tests" / "test_fixture.py").write_text(
+        "import pytest\nfrom calc import add\n\n\n@pytest.fixture\ndef total():\n"
+        "    return add(1, None)\n\n\ndef test_total(total):\n    assert total\n"
+    )
+    box = Sandbox(workspace, sys.executable)
+    try:
+        every = CandidateRun(workspace / "calc.py", CALC, ["tests"], stop_at_first_failure=False)
+        outcome = await asyncio.wait_for(box.run(every, Limits()), WAIT)
+    finally:
+        await box.close()
+    failures = {r.test_id: r.longrepr for r in outcome.reports if r.failed}
+    for test_id, text in failures.items():
+        assert "_pytest" not in text and "pluggy" not in text, text
+        files = [line for line in text.splitlines() if line.lstrip().startswith("File ")]
+        assert files and "tests" in files[0], (test_id, text)
+    add = failures["tests/test_calc.py::test_add"]
+    assert add.splitlines()[1].strip().startswith('File "') and "test_calc.py" in add
+    assert add.rstrip().endswith("where -1 = add(1, 2)")
+    # A fixture's error: from the fixture's frame down to the candidate's line.
+    fixture = failures["tests/test_fixture.py::test_total"]
+    assert "in total" in fixture and "return a - b" in fixture
+
+
 async def test_no_network_but_loopback_inside(workspace: Path) -> None:
     server = socket.create_server(("127.0.0.1", 0))
     port = server.getsockname()[1]

@@ -248,6 +248,41 @@ def _format(value: BaseException) -> str:
     return "".join(traceback.format_exception(type(value), value, value.__traceback__))
 
 
+def _native(value: BaseException, item: pytest.Item) -> str:
+    """Python's traceback of `value` from the test function's own frame, as pytest cuts its
+    long tracebacks (`_prunetraceback`); for a fixture's error, without the leading frames of
+    pytest, pluggy and the plugins. All of it when nothing is left."""
+    import traceback
+
+    full = value.__traceback__
+    tb = full
+    function = getattr(item, "obj", None)
+    code = getattr(inspect.unwrap(function), "__code__", None) if function is not None else None
+    while tb is not None and tb.tb_frame.f_code is not code:
+        tb = tb.tb_next
+    if tb is None:
+        machinery = _plugin_files(item)
+        tb = full
+        while tb is not None and (
+            tb.tb_frame.f_code.co_filename.startswith(_MACHINERY)
+            or tb.tb_frame.f_code.co_filename in machinery
+        ):
+            tb = tb.tb_next
+    shown = value.with_traceback(tb or full)
+    return "".join(traceback.format_exception(type(shown), shown, shown.__traceback__)).rstrip()
+
+
+def _plugin_files(item: pytest.Item) -> set[str]:
+    """The source files of the pytest plugins loaded in this run (their hook wrappers are on
+    the stack of every test)."""
+    files = set()
+    for plugin in item.config.pluginmanager.get_plugins():
+        path = getattr(plugin, "__file__", None)
+        if isinstance(path, str):
+            files.add(path)
+    return files
+
+
 def _first_line(value: BaseException) -> str:
     if isinstance(value, SyntaxError):
         return f"{value.msg} ({os.path.basename(value.filename or '')}, line {value.lineno})"
@@ -401,6 +436,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         return
     value = excinfo.value
     tb = excinfo.tb
+    if item.config.option.tbstyle == "native" and not doctests.is_doctest(item):
+        # pytest 9 prints a native traceback whole, its own and pluggy's frames first
+        # (pytest-dev/pytest#13023): the sandbox's feedback to the model would open with
+        # thirty frames of pytest, and its cut to the first and last 200 characters would
+        # show little else. The traceback from the test's first frame, as Python prints it.
+        report.longrepr = _native(value, item)
     if doctests.is_doctest(item):
         found = doctests.failure_of(item, value)
         if found is not None:
