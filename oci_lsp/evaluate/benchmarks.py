@@ -210,7 +210,10 @@ def _names_used(code: str) -> set[str]:
 def _human_eval_problem(row: dict[str, Any]) -> Problem:
     """The prompt is the module; `check` and a test that calls it are the test module. The
     prompt's helpers (encode_cyclic) that `check` uses are imported beside the entry point."""
-    entry, prompt = str(row["entry_point"]), str(row["prompt"])
+    entry, prompt = (
+        str(row["entry_point"]),
+        _docstring_first(str(row["prompt"]), str(row["entry_point"])),
+    )
     module = module_name(row["task_id"])
     if entry not in _defined(prompt):
         raise ValueError(f"{row['task_id']}: the prompt does not define {entry}")
@@ -221,6 +224,37 @@ def _human_eval_problem(row: dict[str, Any]) -> Problem:
         + f"\n\n\ndef test_{entry}():\n    check({entry})\n"
     )
     return Problem(str(row["task_id"]), entry, module, prompt, test)
+
+
+def _docstring_first(prompt: str, entry: str) -> str:
+    """The prompt with imports that come before the entry point's docstring moved to the top
+    of the module, where they mean the same (HumanEval/115's `import math`; EvalPlus moves it
+    too): otherwise the docstring is not one, and the function is not a stub to write."""
+    tree = ast.parse(prompt)
+    node = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == entry), None)
+    if node is None:
+        return prompt
+    leading = []
+    for statement in node.body:
+        if not isinstance(statement, (ast.Import, ast.ImportFrom)):
+            break
+        leading.append(statement)
+    rest = node.body[len(leading) :]
+    docstring = rest and isinstance(rest[0], ast.Expr) and isinstance(rest[0].value, ast.Constant)
+    if not leading or not docstring:
+        return prompt
+    lines = prompt.splitlines(keepends=True)
+    moved = [
+        lines[i].strip() + "\n"
+        for s in leading
+        for i in range(s.lineno - 1, s.end_lineno or s.lineno)
+    ]
+    kept = [
+        line
+        for number, line in enumerate(lines, start=1)
+        if not any(s.lineno <= number <= (s.end_lineno or s.lineno) for s in leading)
+    ]
+    return "".join(moved) + "".join(kept)
 
 
 def _signature(code: str, entry: str) -> str:
