@@ -180,7 +180,7 @@ def test_resumed_after_a_kill_it_asks_only_for_the_problems_not_finished(tmp_pat
         done = run_eval(cache, *args, server=server)
         assert done.returncode == 0, done.stdout + done.stderr
         asked_again = [asked_module(body) for body in server.requests[before:]]
-        assert f"{len(finished)} finished before" in done.stderr
+        assert f"6 problem(s), {len(finished)} finished before" in done.stderr
         data = json.loads((tmp_path / "report.json").read_text())
 
         fresh = run_eval(cache, *args, "--limit", "2", "--fresh", server=server)

@@ -79,8 +79,8 @@ class EvalReport:
         """The summary printed at the end: pass@1 per round, the paper's beside it, the gap."""
         where = self.backend + (f", {self.quantization}" if self.quantization else "")
         lines = [
-            f"{self.label}: {len(self.records)} problems, {self.model} ({where} on {self.device}),"
-            f" greedy, {self.feedback} round(s) of execution feedback"
+            f"{self.label}: {_problems(len(self.records))}, {self.model} ({where} on"
+            f" {self.device}), greedy, {self.feedback} round(s) of execution feedback"
         ]
         rows = [("round", "pass@1", "paper", "gap")]
         for k, fraction in enumerate(self.pass_at_1()):
@@ -108,3 +108,7 @@ class EvalReport:
         )
         lines.append(f"data: {self.data}; {self.seconds:.1f} s")
         return "\n".join(lines)
+
+
+def _problems(count: int) -> str:
+    return f"{count} problem" + ("" if count == 1 else "s")

@@ -179,7 +179,7 @@ class _EvalRun:
         records = state.finished()
         todo = [p for p in problems if p.task_id not in records]
         self.display.say(
-            f"{benchmark.label}: {len(problems)} problems, {len(problems) - len(todo)} finished"
+            f"{benchmark.label}: {len(problems)} problem(s), {len(problems) - len(todo)} finished"
             f" before; {identity.model} ({identity.backend}); state in {state.directory}"
         )
         if todo:
@@ -429,6 +429,9 @@ def problem_record(
     }
 
 
+_BAR = 20  # characters of the progress bar on a terminal
+
+
 class _Progress:
     """One line in place on a terminal; with CI set (or in a pipe) a line per problem."""
 
@@ -450,7 +453,11 @@ class _Progress:
 
     def _count(self) -> str:
         share = 100 * self.solved / self.done if self.done else 0.0
-        return f"{self.label} {self.done}/{self.total}, {self.solved} solved ({share:.1f}%)"
+        count = f"{self.label} {self.done}/{self.total}, {self.solved} solved ({share:.1f}%)"
+        if not self.display.live:
+            return count
+        filled = round(_BAR * self.done / self.total) if self.total else _BAR
+        return f"[{'#' * filled}{'.' * (_BAR - filled)}] {count}"
 
     def working(self, what: str) -> None:
         self.display.status(f"{self._count()}: {what}", counter=True)
