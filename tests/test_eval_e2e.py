@@ -177,7 +177,7 @@ def test_resumed_after_a_kill_it_asks_only_for_the_problems_not_finished(tmp_pat
         assert 2 <= len(finished) < 6, finished
         before = len(server.requests)
 
-        done = run_eval(cache, *args, server=server)
+        done = run_eval(cache, *args, "--jobs", "2", server=server)
         assert done.returncode == 0, done.stdout + done.stderr
         asked_again = [asked_module(body) for body in server.requests[before:]]
         assert f"6 problem(s), {len(finished)} finished before" in done.stderr
