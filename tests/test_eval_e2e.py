@@ -335,3 +335,36 @@ def test_what_cannot_be_done_says_so_in_one_line_and_exits_2(
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("oci-lsp: ") and says in lines[0], lines
     assert done.stdout == ""
+
+
+def test_human_eval_plus_from_a_local_file(tmp_path: Path) -> None:
+    row = human_eval()[0]
+    plus = {  # EvalPlus's HumanEval+ row shape: the prompt is HumanEval's
+        "task_id": "HumanEval/0",
+        "prompt": row["prompt"],
+        "entry_point": row["entry_point"],
+        "canonical_solution": row["canonical_solution"],
+        "base_input": [[[1.0, 2.0, 3.0], 0.5], [[1.0, 2.8, 3.0, 4.0, 5.0, 2.0], 0.3]],
+        "plus_input": [[[1.0, 1.0], 0.0]],  # equal numbers are not closer than 0
+        "atol": 0,
+    }
+    data = tmp_path / "HumanEvalPlus.jsonl"
+    data.write_text(json.dumps(plus) + "\n", encoding="utf-8")
+    at_most = fenced(
+        "def has_close_elements(numbers, threshold):\n"
+        "    return any(abs(a - b) <= threshold for i, a in enumerate(numbers)"
+        " for b in numbers[i + 1:])\n"
+    )
+    report = tmp_path / "report.json"
+    with ScriptedOpenAIServer(scripted({"humaneval_000": [at_most, right(row)]})) as server:
+        done = run_eval(
+            tmp_path / "cache", "humaneval", "--plus", "--data", str(data),
+            "--json", str(report), server=server,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(report.read_text())
+    assert result["benchmark"] == "humaneval+"
+    assert [p["passed_round"] for p in result["problems"]] == [1]
+    feedback = result["problems"][0]["rounds"][0]["feedback"]
+    assert "Input: has_close_elements([1.0, 1.0], 0.0)" in feedback
+    assert "Expected Output: False\nActual Output: True" in feedback
