@@ -27,6 +27,7 @@ import argparse
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -84,11 +85,14 @@ def _run(server: ScriptedOpenAIServer, jobs: int, limit: int | None) -> dict[str
         check=False,
     )
     wall = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"eval exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
-    data = json.loads(report.read_text())
-    (state,) = (cache / "oci-lsp" / "eval").glob("*/problems.jsonl")
-    records = [json.loads(line) for line in state.read_text().splitlines()]
+    try:
+        if done.returncode != 0:
+            raise SystemExit(f"eval exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+        data = json.loads(report.read_text())
+        (state,) = (cache / "oci-lsp" / "eval").glob("*/problems.jsonl")
+        records = [json.loads(line) for line in state.read_text().splitlines()]
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
     sandbox = sum(r["verification_seconds"] for rec in records for r in rec["rounds"])
     generation = sum(r["generation_seconds"] for rec in records for r in rec["rounds"])
     problem_seconds = sum(rec["seconds"] for rec in records)
