@@ -77,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     fix.add_argument(
         "--allow-dirty", action="store_true", help="fix files with uncommitted changes too"
     )
+    _add_model_options(parser)
+    return parser
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    """The options shared by serving, --fix and eval: the model, and where logs go."""
     shared = parser.add_argument_group("model and backend (override settings files)")
     shared.add_argument("--model", metavar="ID|DIR")
     shared.add_argument("--backend", choices=("ctranslate2", "openai"))
@@ -86,6 +92,59 @@ def build_parser() -> argparse.ArgumentParser:
     shared.add_argument("--openai-model", metavar="NAME")
     parser.add_argument("--log-file", metavar="FILE", help="write the log here (default: stderr)")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv)")
+
+
+def _non_negative(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {number}")
+    return number
+
+
+def _seconds(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {value!r}") from None
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"expected more than 0 seconds, got {value}")
+    return number
+
+
+def build_eval_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="oci-lsp eval",
+        description="pass@1 on HumanEval or MBPP (greedy, with execution feedback), through the"
+        " editor's prompts, refinement loop and sandbox",
+    )
+    parser.add_argument("benchmark", metavar="humaneval|mbpp")
+    parser.add_argument(
+        "--plus", action="store_true", help="EvalPlus's version (HumanEval+, MBPP+; needs --data)"
+    )
+    parser.add_argument(
+        "--feedback",
+        type=_non_negative,
+        default=1,
+        metavar="N",
+        help="rounds of execution feedback after the first answer (default: 1, the paper's)",
+    )
+    parser.add_argument("--limit", type=_positive, metavar="K", help="only the first K problems")
+    parser.add_argument("--jobs", type=_positive, default=1, metavar="J", help="problems at a time")
+    parser.add_argument("--json", metavar="FILE", help="write the report here")
+    parser.add_argument(
+        "--data", metavar="FILE", help="the problems, as the benchmark ships them (JSONL, .gz)"
+    )
+    parser.add_argument("--fresh", action="store_true", help="forget what an earlier run finished")
+    parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        help="the longest a candidate's tests may run (default: 30)",
+    )
+    _add_model_options(parser)
     return parser
 
 
@@ -134,6 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["model"]:
         return _model_main(argv[1:])
+    if argv[:1] == ["eval"]:
+        return _eval_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         setup_logging(args.log_file, args.verbose)
@@ -197,6 +258,52 @@ def _fix_main(args: argparse.Namespace) -> int:
         except asyncio.CancelledError:
             print(
                 "oci-lsp: interrupted; every file is as it was or holds its verified fix",
+                file=sys.stderr,
+            )
+            return EXIT_CANNOT
+
+    return asyncio.run(run())
+
+
+def _eval_main(argv: list[str]) -> int:
+    import asyncio
+    import signal
+    from pathlib import Path
+
+    from oci_lsp.evaluate.runner import DEFAULT_TIMEOUT, EXIT_CANNOT, EvalOptions, evaluate
+
+    args = build_eval_parser().parse_args(argv)
+    try:
+        setup_logging(args.log_file, args.verbose)
+    except OSError as exc:
+        print(
+            f"oci-lsp: cannot write the log file {args.log_file}: {exc.strerror}", file=sys.stderr
+        )
+        return EXIT_USAGE
+    options = EvalOptions(
+        benchmark=args.benchmark,
+        plus=args.plus,
+        feedback=args.feedback,
+        limit=args.limit,
+        jobs=args.jobs,
+        json=Path(args.json) if args.json else None,
+        data=Path(args.data) if args.data else None,
+        fresh=args.fresh,
+        timeout=args.timeout or DEFAULT_TIMEOUT,
+        settings=command_line_settings(args),
+    )
+
+    async def run() -> int:
+        task = asyncio.ensure_future(evaluate(options))
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            print(
+                "oci-lsp: interrupted; the problems finished are kept: the same command goes on"
+                " from there",
                 file=sys.stderr,
             )
             return EXIT_CANNOT
