@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from oci_lsp import __version__
@@ -217,9 +217,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     return server.exit_code
 
 
-def _fix_main(args: argparse.Namespace) -> int:
+def _interruptible(work: Coroutine[Any, Any, int], said: str, code: int) -> int:
+    """Run a long command; Ctrl-C or SIGTERM cancels it (its own cleanup runs), then `said`
+    and the exit status `code`."""
     import asyncio
     import signal
+
+    async def run() -> int:
+        task = asyncio.ensure_future(work)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            print(said, file=sys.stderr)
+            return code
+
+    return asyncio.run(run())
+
+
+def _fix_main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from oci_lsp.fix.driver import EXIT_CANNOT, FixOptions, fix_project
@@ -248,26 +266,14 @@ def _fix_main(args: argparse.Namespace) -> int:
         tools=tools,
     )
 
-    async def run() -> int:
-        task = asyncio.ensure_future(fix_project(options))
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
-        try:
-            return await task
-        except asyncio.CancelledError:
-            print(
-                "oci-lsp: interrupted; every file is as it was or holds its verified fix",
-                file=sys.stderr,
-            )
-            return EXIT_CANNOT
-
-    return asyncio.run(run())
+    return _interruptible(
+        fix_project(options),
+        "oci-lsp: interrupted; every file is as it was or holds its verified fix",
+        EXIT_CANNOT,
+    )
 
 
 def _eval_main(argv: list[str]) -> int:
-    import asyncio
-    import signal
     from pathlib import Path
 
     from oci_lsp.evaluate.runner import DEFAULT_TIMEOUT, EXIT_CANNOT, EvalOptions, evaluate
@@ -293,22 +299,11 @@ def _eval_main(argv: list[str]) -> int:
         settings=command_line_settings(args),
     )
 
-    async def run() -> int:
-        task = asyncio.ensure_future(evaluate(options))
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
-        try:
-            return await task
-        except asyncio.CancelledError:
-            print(
-                "oci-lsp: interrupted; the problems finished are kept: the same command goes on"
-                " from there",
-                file=sys.stderr,
-            )
-            return EXIT_CANNOT
-
-    return asyncio.run(run())
+    return _interruptible(
+        evaluate(options),
+        "oci-lsp: interrupted; the problems finished are kept: the same command goes on from there",
+        EXIT_CANNOT,
+    )
 
 
 def _model_main(argv: list[str]) -> int:
