@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from oci_lsp import __version__
@@ -25,14 +25,23 @@ def _host_port(value: str) -> tuple[str, int]:
     return host or "127.0.0.1", number
 
 
-def _positive(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected 1 or more, got {number}")
-    return number
+def _whole_number(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least `minimum`."""
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+        if number < minimum:
+            raise argparse.ArgumentTypeError(f"expected {minimum} or more, got {number}")
+        return number
+
+    return parse
+
+
+_positive = _whole_number(1)
+_non_negative = _whole_number(0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,16 +101,6 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     shared.add_argument("--openai-model", metavar="NAME")
     parser.add_argument("--log-file", metavar="FILE", help="write the log here (default: stderr)")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv)")
-
-
-def _non_negative(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, got {number}")
-    return number
 
 
 def _seconds(value: str) -> float:

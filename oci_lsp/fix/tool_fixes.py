@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -104,7 +104,7 @@ async def syntax_findings(python: str, paths: Iterable[Path]) -> list[Finding]:
 
 
 def group_findings(
-    findings: Iterable[Finding], read: Any, root: Path
+    findings: Iterable[Finding], read: Callable[[str], str | None], root: Path
 ) -> tuple[list[FindingGroup], list[dict[str, Any]]]:
     """The findings by (file, innermost function, tool), and those outside any function (as
     the report's entries)."""

@@ -20,7 +20,7 @@ from pygls.workspace import PositionCodec
 from oci_lsp.code.scan import Definition, definitions, split_lines
 from oci_lsp.server.diagnostics import SOURCE, SYNTAX_CODE
 from oci_lsp.tools.findings import Finding
-from oci_lsp.tools.lsp_source import finding_from_diagnostic, verifying_tool
+from oci_lsp.tools.lsp_source import finding_from_diagnostic, tool_of_source, verifying_tool
 
 COMMAND_FIX_DIAGNOSTICS = "oci.fixDiagnostics"
 _TITLE_MESSAGE = 60  # characters of the first diagnostic's message in the title
@@ -65,8 +65,7 @@ def tool_of(diagnostic: types.Diagnostic) -> str:
     "python" for a syntax error, else its source)."""
     if diagnostic.source == SOURCE:
         return "python"
-    finding = _finding(diagnostic, Path("."))
-    return finding.tool
+    return tool_of_source(diagnostic.source)
 
 
 def title(
